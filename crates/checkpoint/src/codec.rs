@@ -1,0 +1,385 @@
+//! The versioned, self-checking binary encoding of one [`Checkpoint`] (a *snapshot*).
+//!
+//! ```text
+//! offset        size  field
+//! 0             8     MAGIC  = 89 'R' 'G' 'C' 'K' 'P' 'T' 0A
+//! 8             4     format version, u32 little endian (FORMAT_VERSION)
+//! 12            8     payload length P, u64 little endian
+//! 20            P     payload: the Checkpoint, bincode 2 `config::standard()` via serde
+//! 20 + P        32    blake3 of bytes [0, 20 + P)
+//! ```
+//!
+//! The *envelope* (magic, version, length, checksum) is the same for every format version;
+//! only the payload's schema may change. That is what lets a reader tell "a checkpoint from a
+//! newer build" ([`CheckpointError::UnsupportedVersion`]) apart from "damaged bytes"
+//! ([`CheckpointError::Corrupt`]): the version field is believed only once the checksum over
+//! it has verified, so a flipped bit in the version is reported as corruption, never as a
+//! misleading version number.
+//!
+//! The magic starts with a non-ASCII byte and ends with a newline so that a file mangled by a
+//! 7-bit or newline-translating transfer fails the magic check rather than the checksum.
+
+use crate::error::CheckpointError;
+use crate::model::Checkpoint;
+
+/// Identifies a checkpoint file (first 8 bytes).
+pub const MAGIC: [u8; 8] = *b"\x89RGCKPT\n";
+
+/// The payload schema this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Bytes before the payload: magic, version, payload length.
+pub const HEADER_LEN: usize = 8 + 4 + 8;
+
+/// Bytes of the trailing blake3 checksum.
+pub const CHECKSUM_LEN: usize = 32;
+
+/// Upper bound on what bincode may account as decoded (strings, map entries, integers).
+///
+/// Only reached by input whose checksum verified, that is, by a file crafted on purpose: it
+/// stops such a file from making the decoder allocate absurd amounts of memory for a claimed
+/// string length. 4 GiB of accounted data is roughly 89 million done parts, far beyond any
+/// real download (bincode accounts about 48 bytes per done part).
+const DECODE_LIMIT: usize = (u32::MAX as usize).saturating_add(1);
+
+fn config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+/// A snapshot decoded from the start of a byte string that may continue (with a journal).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Snapshot {
+    pub checkpoint: Checkpoint,
+    /// Number of bytes the snapshot occupies, checksum included.
+    pub len: usize,
+    /// The snapshot's own blake3 checksum (its last 32 bytes).
+    pub checksum: [u8; 32],
+}
+
+/// Encodes `checkpoint` as a complete, self-checking snapshot.
+pub fn encode(checkpoint: &Checkpoint) -> Vec<u8> {
+    encode_with_checksum(checkpoint).0
+}
+
+/// Encodes and also returns the snapshot's checksum (which keys its journal).
+pub(crate) fn encode_with_checksum(checkpoint: &Checkpoint) -> (Vec<u8>, [u8; 32]) {
+    let mut out = Vec::with_capacity(HEADER_LEN + 64 + 48 * checkpoint.done.len() + CHECKSUM_LEN);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&0u64.to_le_bytes()); // patched below
+    // Serializing plain data (strings, integers, options, a map) into a Vec cannot fail: the
+    // serde impls are derived and bincode's Vec writer never reports an error.
+    if let Err(e) = bincode::serde::encode_into_std_write(checkpoint, &mut out, config()) {
+        unreachable!("encoding a checkpoint into memory failed: {e}");
+    }
+    let payload_len = (out.len() - HEADER_LEN) as u64;
+    out[12..HEADER_LEN].copy_from_slice(&payload_len.to_le_bytes());
+    let checksum = *blake3::hash(&out).as_bytes();
+    out.extend_from_slice(&checksum);
+    (out, checksum)
+}
+
+/// Decodes a snapshot that must span all of `bytes`.
+///
+/// `location` names where the bytes came from, for the error message.
+pub fn decode(bytes: &[u8], location: &str) -> Result<Checkpoint, CheckpointError> {
+    let snapshot = decode_prefix(bytes, location)?;
+    if snapshot.len != bytes.len() {
+        return Err(corrupt(
+            location,
+            format!(
+                "{} unexpected bytes after the checkpoint's end at offset {}",
+                bytes.len() - snapshot.len,
+                snapshot.len
+            ),
+        ));
+    }
+    Ok(snapshot.checkpoint)
+}
+
+/// Decodes the snapshot at the start of `bytes`; anything after it is left to the caller.
+///
+/// Order of checks, each chosen so the message names the real problem: enough bytes for a
+/// header, magic, a length field consistent with the bytes present, the checksum, *then* the
+/// version (now known to be what the writer wrote), then the payload and its meaning.
+pub(crate) fn decode_prefix(bytes: &[u8], location: &str) -> Result<Snapshot, CheckpointError> {
+    if bytes.len() < HEADER_LEN + CHECKSUM_LEN {
+        return Err(corrupt(
+            location,
+            format!(
+                "only {} bytes, a checkpoint has at least {}",
+                bytes.len(),
+                HEADER_LEN + CHECKSUM_LEN
+            ),
+        ));
+    }
+    let (magic, rest) = bytes.split_at(MAGIC.len());
+    if magic != MAGIC {
+        return Err(corrupt(
+            location,
+            "not a checkpoint file (wrong magic bytes)".into(),
+        ));
+    }
+    let (version, rest) = rest.split_at(4);
+    let version = u32::from_le_bytes(version.try_into().unwrap_or_default());
+    let payload_len = u64::from_le_bytes(rest[..8].try_into().unwrap_or_default());
+    let available = (bytes.len() - HEADER_LEN - CHECKSUM_LEN) as u64;
+    if payload_len > available {
+        return Err(corrupt(
+            location,
+            format!(
+                "truncated: the header announces {payload_len} payload bytes, only {available} \
+                 are present"
+            ),
+        ));
+    }
+    // Lossless: payload_len <= available, which came from a usize.
+    let body_end = HEADER_LEN + payload_len as usize;
+    let len = body_end + CHECKSUM_LEN;
+    let mut checksum = [0u8; 32];
+    checksum.copy_from_slice(&bytes[body_end..len]);
+    // `blake3::Hash` compares in constant time; not needed here, but free.
+    if blake3::hash(&bytes[..body_end]) != blake3::Hash::from_bytes(checksum) {
+        return Err(corrupt(
+            location,
+            "checksum mismatch (the file was damaged or partly written)".into(),
+        ));
+    }
+    if version != FORMAT_VERSION {
+        return Err(CheckpointError::UnsupportedVersion {
+            location: location.to_owned(),
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    let payload = &bytes[HEADER_LEN..body_end];
+    let limited = config().with_limit::<DECODE_LIMIT>();
+    let (checkpoint, used): (Checkpoint, usize) =
+        bincode::serde::decode_from_slice(payload, limited)
+            .map_err(|e| corrupt(location, format!("undecodable payload: {e}")))?;
+    if used != payload.len() {
+        return Err(corrupt(
+            location,
+            format!(
+                "payload has {} unused bytes after the checkpoint",
+                payload.len() - used
+            ),
+        ));
+    }
+    validate(&checkpoint).map_err(|reason| corrupt(location, reason))?;
+    Ok(Snapshot {
+        checkpoint,
+        len,
+        checksum,
+    })
+}
+
+/// Checks what the types cannot express, so that a decoded checkpoint never makes the engine
+/// index out of range or overflow while computing part ranges.
+fn validate(checkpoint: &Checkpoint) -> Result<(), String> {
+    let layout = &checkpoint.layout;
+    if layout.part_size == 0 {
+        return Err("part size is zero".into());
+    }
+    let expected = layout.len.div_ceil(layout.part_size);
+    if layout.part_count != expected {
+        return Err(format!(
+            "part count {} does not match {} bytes in parts of {} ({expected} parts)",
+            layout.part_count, layout.len, layout.part_size
+        ));
+    }
+    if layout.start.checked_add(layout.len).is_none() {
+        return Err(format!(
+            "range start {} plus length {} overflows",
+            layout.start, layout.len
+        ));
+    }
+    if let Some((&last, _)) = checkpoint.done.last_key_value()
+        && last >= layout.part_count
+    {
+        return Err(format!(
+            "part {last} is recorded done but there are only {} parts",
+            layout.part_count
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn corrupt(location: &str, reason: String) -> CheckpointError {
+    CheckpointError::Corrupt {
+        location: location.to_owned(),
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{CheckpointId, ObjectFingerprint, PartDigest, PartLayout, RangeSpec};
+
+    fn sample(parts: u64, done: u64) -> Checkpoint {
+        let layout = PartLayout::new(0, parts * 10, 10).expect("part size is not zero");
+        let mut cp = Checkpoint::new(
+            CheckpointId {
+                source: "mem://bucket".into(),
+                key: "a/b.bin".into(),
+                version_id: None,
+                range: RangeSpec::Full,
+                destination: "/tmp/b.bin".into(),
+            },
+            ObjectFingerprint {
+                size: parts * 10,
+                etag: Some("\"etag\"".into()),
+                last_modified: None,
+                version_id: None,
+                crc64: Some(7),
+            },
+            layout,
+        );
+        for i in 0..done {
+            cp.done.insert(
+                i,
+                PartDigest {
+                    blake3: [i as u8; 32],
+                    crc64: i,
+                },
+            );
+        }
+        cp
+    }
+
+    fn is_corrupt(r: Result<Checkpoint, CheckpointError>) -> bool {
+        matches!(r, Err(CheckpointError::Corrupt { .. }))
+    }
+
+    /// Rewrites the version field and re-seals the checksum, as a newer build would.
+    fn with_version(bytes: &[u8], version: u32) -> Vec<u8> {
+        let mut out = bytes[..bytes.len() - CHECKSUM_LEN].to_vec();
+        out[8..12].copy_from_slice(&version.to_le_bytes());
+        let sum = *blake3::hash(&out).as_bytes();
+        out.extend_from_slice(&sum);
+        out
+    }
+
+    #[test]
+    fn round_trip_and_layout() {
+        let cp = sample(5, 3);
+        let bytes = encode(&cp);
+        assert_eq!(&bytes[..8], &MAGIC);
+        assert_eq!(&bytes[8..12], &FORMAT_VERSION.to_le_bytes());
+        let payload_len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
+        assert_eq!(bytes.len() as u64, 20 + payload_len + 32);
+        assert_eq!(decode(&bytes, "t").expect("decodes"), cp);
+    }
+
+    #[test]
+    fn newer_version_with_valid_checksum_is_unsupported_not_corrupt() {
+        let bytes = with_version(&encode(&sample(2, 1)), 2);
+        match decode(&bytes, "here") {
+            Err(CheckpointError::UnsupportedVersion {
+                location,
+                found,
+                supported,
+            }) => {
+                assert_eq!((location.as_str(), found, supported), ("here", 2, 1));
+            }
+            other => panic!("expected UnsupportedVersion, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn flipped_version_byte_is_corrupt_not_a_version() {
+        let mut bytes = encode(&sample(2, 1));
+        bytes[8] ^= 0x02;
+        assert!(is_corrupt(decode(&bytes, "t")));
+    }
+
+    #[test]
+    fn every_xor_at_every_position_of_small_checkpoints_is_detected() {
+        for cp in [sample(0, 0), sample(3, 2)] {
+            let bytes = encode(&cp);
+            for pos in 0..bytes.len() {
+                for x in 1..=255u8 {
+                    let mut b = bytes.clone();
+                    b[pos] ^= x;
+                    assert!(
+                        is_corrupt(decode(&b, "t")),
+                        "pos {pos} xor {x:#x} undetected"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn semantic_validation_rejects_sealed_but_inconsistent_checkpoints() {
+        let mut zero_size = sample(2, 0);
+        zero_size.layout.part_size = 0;
+        let mut wrong_count = sample(2, 0);
+        wrong_count.layout.part_count = 3;
+        let mut done_past_end = sample(2, 0);
+        done_past_end.done.insert(
+            2,
+            PartDigest {
+                blake3: [0; 32],
+                crc64: 0,
+            },
+        );
+        let mut overflow = sample(2, 0);
+        overflow.layout.start = u64::MAX - 5;
+        for (cp, what) in [
+            (zero_size, "part size is zero"),
+            (wrong_count, "part count 3"),
+            (done_past_end, "part 2 is recorded done"),
+            (overflow, "overflows"),
+        ] {
+            match decode(&encode(&cp), "t") {
+                Err(CheckpointError::Corrupt { reason, .. }) => {
+                    assert!(reason.contains(what), "{reason:?} lacks {what:?}")
+                }
+                other => panic!("expected Corrupt for {what}, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn error_messages_say_where_and_what() {
+        let err = decode(b"hello", "/x/y.rgcp").expect_err("too short");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("/x/y.rgcp") && msg.contains("only 5 bytes"),
+            "{msg}"
+        );
+        let mut bytes = encode(&sample(1, 1));
+        bytes.push(0);
+        let msg = decode(&bytes, "loc").expect_err("trailing").to_string();
+        assert!(msg.contains("1 unexpected bytes"), "{msg}");
+    }
+
+    #[test]
+    fn decode_prefix_reports_snapshot_length_and_checksum() {
+        let (bytes, sum) = encode_with_checksum(&sample(4, 4));
+        let mut longer = bytes.clone();
+        longer.extend_from_slice(&[1, 2, 3]);
+        let snap = decode_prefix(&longer, "t").expect("prefix decodes");
+        assert_eq!(snap.len, bytes.len());
+        assert_eq!(snap.checksum, sum);
+        assert_eq!(&bytes[bytes.len() - 32..], &sum);
+    }
+
+    #[test]
+    fn payload_with_unused_bytes_is_corrupt() {
+        // A valid payload followed by one extra byte inside the sealed region.
+        let bytes = encode(&sample(1, 0));
+        let mut body = bytes[..bytes.len() - CHECKSUM_LEN].to_vec();
+        body.push(0);
+        let payload_len = (body.len() - HEADER_LEN) as u64;
+        body[12..20].copy_from_slice(&payload_len.to_le_bytes());
+        let sum = *blake3::hash(&body).as_bytes();
+        body.extend_from_slice(&sum);
+        match decode(&body, "t") {
+            Err(CheckpointError::Corrupt { reason, .. }) => assert!(reason.contains("unused")),
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+}

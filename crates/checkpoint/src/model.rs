@@ -1,0 +1,140 @@
+//! The checkpoint model: what a resumable download must remember, and nothing that is not
+//! needed to decide whether remembered progress may be trusted.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The byte range a user asked for, before it is resolved against the object's size.
+///
+/// Kept unresolved in the identity so that `-N` (the last N bytes) of a grown object is not
+/// mistaken for the same request: the object's size is part of the fingerprint anyway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum RangeSpec {
+    /// The whole object.
+    #[default]
+    Full,
+    /// `bytes=a-b`, both ends inclusive.
+    Inclusive { first: u64, last: u64 },
+    /// `bytes=a-`: from `first` to the end.
+    From { first: u64 },
+    /// `bytes=-n`: the last `n` bytes.
+    Suffix { len: u64 },
+}
+
+/// Names one download: which object, from where, into which file.
+///
+/// A checkpoint is only ever applied to the download with an equal `CheckpointId`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CheckpointId {
+    /// Backend + endpoint + bucket, from `RangeSource::identity`.
+    pub source: String,
+    /// Object key.
+    pub key: String,
+    /// Version the user asked for, if any.
+    pub version_id: Option<String>,
+    /// Range the user asked for.
+    pub range: RangeSpec,
+    /// Absolute destination path, as UTF-8 (lossy for non-UTF-8 paths).
+    pub destination: String,
+}
+
+/// Seconds and nanoseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Timestamp {
+    pub secs: i64,
+    pub nanos: u32,
+}
+
+/// What identifies the object's content at the time the download started.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ObjectFingerprint {
+    pub size: u64,
+    pub etag: Option<String>,
+    pub last_modified: Option<Timestamp>,
+    pub version_id: Option<String>,
+    /// Whole-object CRC-64/XZ when the source publishes one.
+    pub crc64: Option<u64>,
+}
+
+/// How the covered byte range is cut into parts.
+///
+/// Part `i` covers `[start + i * part_size, min(start + (i + 1) * part_size, start + len))`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PartLayout {
+    /// First byte of the object covered by the download.
+    pub start: u64,
+    /// Number of bytes covered by the download (the temp file's length).
+    pub len: u64,
+    pub part_size: u64,
+    pub part_count: u64,
+}
+
+/// Digests of one part's bytes, taken as they were received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PartDigest {
+    pub blake3: [u8; 32],
+    /// CRC-64/XZ of the part alone.
+    pub crc64: u64,
+}
+
+/// Everything a resumed download needs to trust the work already on disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub id: CheckpointId,
+    pub object: ObjectFingerprint,
+    pub layout: PartLayout,
+    /// Done parts by index; a part is here only once its bytes are in the temp file.
+    pub done: BTreeMap<u64, PartDigest>,
+}
+
+impl Checkpoint {
+    /// A checkpoint with no part done yet.
+    pub fn new(id: CheckpointId, object: ObjectFingerprint, layout: PartLayout) -> Self {
+        Self {
+            id,
+            object,
+            layout,
+            done: BTreeMap::new(),
+        }
+    }
+
+    /// Bytes covered by the parts recorded as done.
+    pub fn done_bytes(&self) -> u64 {
+        self.done.keys().map(|&i| self.layout.part_len(i)).sum()
+    }
+}
+
+impl PartLayout {
+    /// Cuts `len` bytes starting at `start` into parts of `part_size` (the last may be shorter).
+    ///
+    /// Returns `None` when `part_size` is zero.
+    pub fn new(start: u64, len: u64, part_size: u64) -> Option<Self> {
+        if part_size == 0 {
+            return None;
+        }
+        Some(Self {
+            start,
+            len,
+            part_size,
+            part_count: len.div_ceil(part_size),
+        })
+    }
+
+    /// Offset of part `index` relative to the start of the download (= offset in the temp file).
+    pub fn part_offset(&self, index: u64) -> u64 {
+        index.saturating_mul(self.part_size).min(self.len)
+    }
+
+    /// Length of part `index`; zero for indices past the end.
+    pub fn part_len(&self, index: u64) -> u64 {
+        let off = self.part_offset(index);
+        (self.len - off).min(self.part_size)
+    }
+
+    /// Object byte range `[first, end)` of part `index`.
+    pub fn part_range(&self, index: u64) -> std::ops::Range<u64> {
+        let first = self.start + self.part_offset(index);
+        first..first + self.part_len(index)
+    }
+}

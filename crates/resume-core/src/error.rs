@@ -1,0 +1,241 @@
+//! The engine's one public error type. Every variant names what failed and what to do.
+
+use std::io;
+use std::ops::Range;
+use std::path::PathBuf;
+
+use checkpoint::CheckpointError;
+
+use crate::source::{SourceError, SourceErrorKind};
+
+/// Coarse classes of failure, for callers that map errors to exit codes or policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The caller asked for something impossible (bad part size, range, destination).
+    Usage,
+    NotFound,
+    Denied,
+    /// The object changed while (or since) it was being downloaded.
+    Changed,
+    /// The bytes did not verify against the object's checksum.
+    Integrity,
+    /// Local file system trouble: disk full, permissions, missing directory.
+    LocalIo,
+    /// The source kept failing (network, 5xx) and retries ran out, or it misbehaves.
+    Network,
+    /// Another download holds the destination.
+    Locked,
+    /// Stopped by the caller's cancellation token.
+    Cancelled,
+    Other,
+}
+
+/// Why a download did not complete. A failed download leaves DEST untouched and keeps the
+/// temp file and checkpoint, so running the same download again resumes it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The download was configured with values it cannot work with.
+    #[error("invalid download settings: {0}")]
+    Config(String),
+
+    /// The requested range does not fit the object.
+    #[error(
+        "cannot download {key}: range {range} is not satisfiable: {reason}; pick a range within the object's {size} bytes"
+    )]
+    InvalidRange {
+        key: String,
+        range: String,
+        size: u64,
+        reason: String,
+    },
+
+    /// Reading the object's metadata failed.
+    #[error("cannot read metadata of {key} after {attempts} attempt(s): {source}; {}", hint(source.kind))]
+    Stat {
+        key: String,
+        attempts: u32,
+        #[source]
+        source: Box<SourceError>,
+    },
+
+    /// A part could not be fetched.
+    #[error(
+        "part {part} (bytes {}-{}) of {key} failed after {attempts} request(s): {source}; {}",
+        range.start, range.end.saturating_sub(1), hint(source.kind)
+    )]
+    Part {
+        key: String,
+        part: u64,
+        range: Range<u64>,
+        attempts: u32,
+        #[source]
+        source: Box<SourceError>,
+    },
+
+    /// The object is no longer the version the download started with.
+    #[error("{key} changed {detail}; {advice}")]
+    Changed {
+        key: String,
+        detail: String,
+        advice: String,
+    },
+
+    /// The source answered in a way that can never yield correct data (e.g. it ignores ranges).
+    #[error("cannot download {key}: {detail}")]
+    BadSource { key: String, detail: String },
+
+    /// The assembled bytes do not match the object's published checksum.
+    #[error(
+        "{key} failed verification: CRC-64 of the downloaded bytes is {actual}, the source says \
+         {expected}; the partial download was discarded, run again to fetch it afresh (if it \
+         keeps failing, the object or the path to it is corrupting data)"
+    )]
+    Integrity {
+        key: String,
+        expected: u64,
+        actual: u64,
+    },
+
+    /// A local file operation failed.
+    #[error("cannot {op} {}: {source}; {}", path.display(), io_hint(source))]
+    LocalIo {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// Writing the checkpoint failed.
+    #[error("{0}")]
+    Checkpoint(#[from] CheckpointError),
+
+    /// Another download is writing the same destination.
+    #[error(
+        "another download into {} is running (it holds the lock on {}); wait for it to finish \
+         or stop it, then run again",
+        dest.display(), lock.display()
+    )]
+    Locked { dest: PathBuf, lock: PathBuf },
+
+    /// The caller cancelled; progress is saved.
+    #[error(
+        "download of {key} interrupted with {done_bytes} of {total_bytes} bytes done; progress \
+         is saved, run the same download again to resume"
+    )]
+    Cancelled {
+        key: String,
+        done_bytes: u64,
+        total_bytes: u64,
+    },
+}
+
+impl Error {
+    /// The class of this failure.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Config(_) | Error::InvalidRange { .. } => ErrorKind::Usage,
+            Error::Stat { source, .. } | Error::Part { source, .. } => match source.kind {
+                SourceErrorKind::NotFound => ErrorKind::NotFound,
+                SourceErrorKind::Denied => ErrorKind::Denied,
+                SourceErrorKind::Changed => ErrorKind::Changed,
+                SourceErrorKind::InvalidRange => ErrorKind::Usage,
+                SourceErrorKind::Transient => ErrorKind::Network,
+                _ => ErrorKind::Other,
+            },
+            Error::Changed { .. } => ErrorKind::Changed,
+            Error::BadSource { .. } => ErrorKind::Network,
+            Error::Integrity { .. } => ErrorKind::Integrity,
+            Error::LocalIo { .. } => ErrorKind::LocalIo,
+            Error::Checkpoint(CheckpointError::Io { .. }) => ErrorKind::LocalIo,
+            Error::Checkpoint(_) => ErrorKind::Other,
+            Error::Locked { .. } => ErrorKind::Locked,
+            Error::Cancelled { .. } => ErrorKind::Cancelled,
+        }
+    }
+
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::LocalIo {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+fn hint(kind: SourceErrorKind) -> &'static str {
+    match kind {
+        SourceErrorKind::NotFound => "check the bucket, the key and the version id",
+        SourceErrorKind::Denied => {
+            "check the credentials and that they are allowed to read this object"
+        }
+        SourceErrorKind::Changed => {
+            "the object was replaced; run again to download the new version"
+        }
+        SourceErrorKind::InvalidRange => "check the requested range against the object's size",
+        SourceErrorKind::Transient => {
+            "the network or server kept failing; progress is saved, run the same download again \
+             to resume"
+        }
+        _ => "progress is saved; fix the cause and run the same download again to resume",
+    }
+}
+
+fn io_hint(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded | io::ErrorKind::FileTooLarge => {
+            "free some space (progress is saved) and run again to resume"
+        }
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+            "check the permissions of the destination directory"
+        }
+        io::ErrorKind::NotFound => "check that the directory exists",
+        _ => "check the destination's file system; progress is saved, run again to resume",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_error_names_key_part_range_attempts_code_and_request_id() {
+        let e = Error::Part {
+            key: "abc/efg/123.jpg".into(),
+            part: 7,
+            range: 700..800,
+            attempts: 10,
+            source: Box::new(
+                SourceError::transient("connection reset")
+                    .with_status(503)
+                    .with_code("SlowDown")
+                    .with_request_id("REQ-1"),
+            ),
+        };
+        let m = e.to_string();
+        for needle in [
+            "abc/efg/123.jpg",
+            "part 7",
+            "700-799",
+            "10 request",
+            "SlowDown",
+            "REQ-1",
+            "resume",
+        ] {
+            assert!(m.contains(needle), "{needle:?} missing from {m:?}");
+        }
+        assert_eq!(e.kind(), ErrorKind::Network);
+    }
+
+    #[test]
+    fn disk_full_says_to_free_space() {
+        let e = Error::io(
+            "write",
+            "/tmp/x",
+            io::Error::from(io::ErrorKind::StorageFull),
+        );
+        assert!(e.to_string().contains("free some space"));
+        assert_eq!(e.kind(), ErrorKind::LocalIo);
+    }
+}

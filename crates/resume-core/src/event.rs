@@ -1,0 +1,76 @@
+//! What a download tells its observer while it runs.
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::source::ObjectMeta;
+
+/// Progress and diagnostics, in the order they happen. Delivered synchronously from the
+/// download's own task: keep handlers quick (update a bar, send on a channel).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The plan is set. `total_bytes` is what this download covers (the range's length for a
+    /// ranged download, not the object's size); `reused_bytes` of it come from a checkpoint.
+    Started {
+        key: String,
+        total_bytes: u64,
+        reused_bytes: u64,
+        part_size: u64,
+        parts: u64,
+        parts_reused: u64,
+        resumed: bool,
+    },
+    /// A checkpoint existed but was not used.
+    CheckpointDiscarded { location: String, reason: String },
+    /// The checkpoint was used, with a remark from the store (e.g. a torn tail was ignored).
+    CheckpointNote { location: String, note: String },
+    /// Done parts failed re-verification and will be fetched again.
+    PartsDamaged { parts: Vec<u64>, reason: String },
+    /// Bytes written so far (throttled).
+    Progress { done_bytes: u64, total_bytes: u64 },
+    /// A part is written and recorded.
+    PartDone { part: u64, range: Range<u64> },
+    /// A request failed and will be retried after `delay`.
+    Retry {
+        part: Option<u64>,
+        attempt: u32,
+        resume_at: u64,
+        delay: Duration,
+        cause: String,
+    },
+    /// The object changed; the download starts over against its new version.
+    Restarted { reason: String, restart: u32 },
+    /// The file is complete, verified and in place.
+    Completed(Arc<Report>),
+    /// The download stopped with this error (the same one `download` returns).
+    Failed { error: String },
+}
+
+/// What a finished download did.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Report {
+    pub key: String,
+    pub destination: PathBuf,
+    pub object: ObjectMeta,
+    /// Object bytes `[start, end)` written to the destination.
+    pub range: Range<u64>,
+    /// Bytes received from the source in this run.
+    pub fetched_bytes: u64,
+    /// Bytes taken from a checkpointed earlier run.
+    pub reused_bytes: u64,
+    pub parts: u64,
+    pub parts_reused: u64,
+    /// Requests that failed and were retried.
+    pub retries: u64,
+    /// Restarts because the object changed.
+    pub restarts: u32,
+    /// CRC-64/XZ of the written bytes.
+    pub crc64: u64,
+    /// Whether `crc64` was checked against a whole-object CRC published by the source.
+    pub crc64_verified: bool,
+    pub elapsed: Duration,
+}

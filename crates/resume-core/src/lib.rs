@@ -1,0 +1,35 @@
+//! The engine: turns any [`RangeSource`] into a verified, resumable, parallel download.
+//!
+//! A backend implements [`RangeSource`] (stat + one ranged read + an identity string); the
+//! [`Downloader`] does everything else: part planning, lazy scheduling over `concurrency`
+//! workers, retries with jittered backoff that resume a broken body where it broke,
+//! positional writes into `DEST.rgpart`, BLAKE3 + CRC-64 per part, checkpointing, end-to-end
+//! CRC-64 verification, and the final atomic rename. See `docs/ARCHITECTURE.md`.
+#![forbid(unsafe_code)]
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod digest;
+mod downloader;
+mod engine;
+mod error;
+mod event;
+mod part_file;
+mod plan;
+mod retry;
+mod source;
+
+pub use checkpoint::{self, RangeSpec};
+pub use digest::{crc64, crc64_combine};
+pub use downloader::{
+    CheckpointChoice, DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE, Downloader, OnChange,
+};
+pub use error::{Error, ErrorKind};
+pub use event::{Event, Report};
+pub use part_file::{PART_SUFFIX, with_suffix};
+pub use plan::{RangeProblem, format_range, parse_range, plan, resolve_range};
+pub use retry::RetryPolicy;
+pub use source::{
+    ByteStream, ObjectMeta, RangeRead, RangeSource, ReadConditions, SourceError, SourceErrorKind,
+};
+pub use tokio_util::sync::CancellationToken;

@@ -1,0 +1,266 @@
+//! The temp file a download writes into (`DEST.rgpart`): locked, preallocated, written at
+//! part offsets, and renamed over DEST only once complete and verified.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+
+/// Suffix of the temp file beside DEST.
+pub const PART_SUFFIX: &str = ".rgpart";
+
+/// `path` with `suffix` appended to its file name (`a.tar.gz` → `a.tar.gz.rgpart`).
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// An open, exclusively locked temp file.
+///
+/// The advisory lock lives on the temp file itself and is held until the file is renamed over
+/// DEST, so a second download into the same DEST fails fast, and the lock can never be held on
+/// a stale inode (see [`PartFile::open_locked`]).
+#[derive(Debug)]
+pub(crate) struct PartFile {
+    file: File,
+    path: PathBuf,
+}
+
+impl PartFile {
+    /// Opens (creating if needed) and locks `path`, without changing its contents.
+    pub(crate) fn open_locked(path: &Path, dest: &Path) -> Result<Self, Error> {
+        // Bounded: each retry means another process replaced the file between our open and our
+        // lock, which cannot keep happening unless something is badly wrong.
+        for _ in 0..8 {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(|e| Error::io("create temp file", path, e))?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => {
+                    return Err(Error::Locked {
+                        dest: dest.to_owned(),
+                        lock: path.to_owned(),
+                    });
+                }
+                Err(TryLockError::Error(e)) => return Err(Error::io("lock", path, e)),
+            }
+            // A previous holder may have renamed this inode over DEST after we opened it and
+            // before we locked it: the lock then guards the wrong file. Check it is still ours.
+            if same_file(&file, path) {
+                return Ok(Self {
+                    file,
+                    path: path.to_owned(),
+                });
+            }
+        }
+        Err(Error::io(
+            "lock",
+            path,
+            io::Error::other("the temp file keeps being replaced by another process"),
+        ))
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn len(&self) -> Result<u64, Error> {
+        self.file
+            .metadata()
+            .map(|m| m.len())
+            .map_err(|e| Error::io("inspect temp file", &self.path, e))
+    }
+
+    /// Empties the file and reserves `len` bytes, so a full disk fails now, before any
+    /// transfer, rather than after hours.
+    pub(crate) fn reset(&self, len: u64) -> Result<(), Error> {
+        self.file
+            .set_len(0)
+            .map_err(|e| Error::io("truncate temp file", &self.path, e))?;
+        preallocate(&self.file, len).map_err(|e| Error::io("reserve space for", &self.path, e))?;
+        self.file
+            .set_len(len)
+            .map_err(|e| Error::io("size temp file", &self.path, e))
+    }
+
+    pub(crate) fn write_all_at(&self, buf: &[u8], offset: u64) -> Result<(), Error> {
+        positional::write_all_at(&self.file, buf, offset)
+            .map_err(|e| Error::io("write temp file", &self.path, e))
+    }
+
+    pub(crate) fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<(), Error> {
+        positional::read_exact_at(&self.file, buf, offset)
+            .map_err(|e| Error::io("read temp file", &self.path, e))
+    }
+
+    pub(crate) fn sync_data(&self) -> Result<(), Error> {
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io("sync temp file", &self.path, e))
+    }
+
+    /// Makes the file durable and atomically replaces `dest` with it. The lock stays held
+    /// (same inode) until `self` is dropped.
+    pub(crate) fn commit(&self, dest: &Path) -> Result<(), Error> {
+        self.file
+            .sync_all()
+            .map_err(|e| Error::io("sync temp file", &self.path, e))?;
+        std::fs::rename(&self.path, dest)
+            .map_err(|e| Error::io("rename temp file onto", dest, e))?;
+        sync_parent_dir(dest)
+    }
+}
+
+fn same_file(file: &File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), std::fs::metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, path);
+        true
+    }
+}
+
+/// Flushes the directory entry of a rename (POSIX needs the parent fsynced).
+pub(crate) fn sync_parent_dir(path: &Path) -> Result<(), Error> {
+    #[cfg(unix)]
+    {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io("sync directory", dir, e))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(())
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn preallocate(file: &File, len: u64) -> io::Result<()> {
+    use rustix::fs::{FallocateFlags, fallocate};
+    if len == 0 {
+        return Ok(());
+    }
+    match fallocate(file, FallocateFlags::empty(), 0, len) {
+        Ok(()) => Ok(()),
+        // File systems without fallocate: a sparse file is the best we can do.
+        Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS => Ok(()),
+        Err(e) => Err(io::Error::from(e)),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn preallocate(_file: &File, _len: u64) -> io::Result<()> {
+    Ok(())
+}
+
+mod positional {
+    use std::fs::File;
+    use std::io;
+
+    #[cfg(unix)]
+    pub(super) fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+        std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+    }
+
+    #[cfg(unix)]
+    pub(super) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+    }
+
+    #[cfg(windows)]
+    pub(super) fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
+        use std::os::windows::fs::FileExt;
+        while !buf.is_empty() {
+            let n = file.seek_write(buf, offset)?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            buf = &buf[n..];
+            offset += n as u64;
+        }
+        Ok(())
+    }
+
+    #[cfg(windows)]
+    pub(super) fn read_exact_at(
+        file: &File,
+        mut buf: &mut [u8],
+        mut offset: u64,
+    ) -> io::Result<()> {
+        use std::os::windows::fs::FileExt;
+        while !buf.is_empty() {
+            let n = file.seek_read(buf, offset)?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            buf = &mut buf[n..];
+            offset += n as u64;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_open_of_a_locked_temp_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.bin");
+        let part = with_suffix(&dest, PART_SUFFIX);
+        let first = PartFile::open_locked(&part, &dest).unwrap();
+        let err = PartFile::open_locked(&part, &dest).unwrap_err();
+        assert!(matches!(err, Error::Locked { .. }), "{err}");
+        assert!(err.to_string().contains("another download"));
+        drop(first);
+        PartFile::open_locked(&part, &dest).unwrap();
+    }
+
+    #[test]
+    fn reset_truncates_a_stale_larger_file_to_exact_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.bin");
+        let part = with_suffix(&dest, PART_SUFFIX);
+        std::fs::write(&part, vec![0xAB; 10_000]).unwrap();
+        let f = PartFile::open_locked(&part, &dest).unwrap();
+        f.reset(100).unwrap();
+        assert_eq!(f.len().unwrap(), 100);
+        let mut buf = vec![1u8; 100];
+        f.read_exact_at(&mut buf, 0).unwrap();
+        assert!(buf.iter().all(|&b| b == 0), "stale bytes survived a reset");
+    }
+
+    #[test]
+    fn commit_replaces_dest_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.bin");
+        std::fs::write(&dest, b"old").unwrap();
+        let part = with_suffix(&dest, PART_SUFFIX);
+        let f = PartFile::open_locked(&part, &dest).unwrap();
+        f.reset(3).unwrap();
+        f.write_all_at(b"new", 0).unwrap();
+        f.commit(&dest).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"new");
+        assert!(!part.exists());
+    }
+}

@@ -1,0 +1,237 @@
+//! Which bytes a download covers and how they are cut into parts.
+
+use std::ops::Range;
+
+use checkpoint::{PartLayout, RangeSpec};
+
+/// Why a requested range cannot be served for an object of a given size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangeProblem(pub String);
+
+/// Resolves `spec` against an object of `size` bytes, with HTTP's rules: an end past the
+/// object is clamped, a suffix longer than the object means the whole object, a start at or
+/// past the end (or an empty suffix) is unsatisfiable.
+pub fn resolve_range(spec: RangeSpec, size: u64) -> Result<Range<u64>, RangeProblem> {
+    match spec {
+        RangeSpec::Full => Ok(0..size),
+        RangeSpec::Inclusive { first, last } => {
+            if first > last {
+                return Err(RangeProblem(format!(
+                    "the range starts at byte {first}, after its last byte {last}"
+                )));
+            }
+            check_start(first, size)?;
+            Ok(first..last.min(size - 1) + 1)
+        }
+        RangeSpec::From { first } => {
+            check_start(first, size)?;
+            Ok(first..size)
+        }
+        RangeSpec::Suffix { len } => {
+            if len == 0 {
+                return Err(RangeProblem(
+                    "a suffix range of 0 bytes selects nothing".into(),
+                ));
+            }
+            if size == 0 {
+                return Err(RangeProblem("the object is empty".into()));
+            }
+            Ok(size - len.min(size)..size)
+        }
+    }
+}
+
+fn check_start(first: u64, size: u64) -> Result<(), RangeProblem> {
+    if first >= size {
+        return Err(RangeProblem(format!(
+            "the range starts at byte {first}, but the object has {size} bytes (last byte {})",
+            size.checked_sub(1)
+                .map_or_else(|| "none".to_string(), |l| l.to_string())
+        )));
+    }
+    Ok(())
+}
+
+/// Parses the range syntax users type: `A-B` (inclusive), `A-` and `-N` (the last N bytes).
+pub fn parse_range(text: &str) -> Result<RangeSpec, RangeProblem> {
+    let t = text.trim();
+    let t = t.strip_prefix("bytes=").unwrap_or(t);
+    let bad = || {
+        RangeProblem(format!(
+            "cannot parse range {text:?}: expected A-B (inclusive), A- or -N with decimal byte \
+             offsets"
+        ))
+    };
+    let (a, b) = t.split_once('-').ok_or_else(bad)?;
+    let num = |s: &str| -> Result<u64, RangeProblem> {
+        if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+            return Err(bad());
+        }
+        s.parse().map_err(|_| bad())
+    };
+    match (a.is_empty(), b.is_empty()) {
+        (true, true) => Err(bad()),
+        (true, false) => Ok(RangeSpec::Suffix { len: num(b)? }),
+        (false, true) => Ok(RangeSpec::From { first: num(a)? }),
+        (false, false) => {
+            let (first, last) = (num(a)?, num(b)?);
+            if first > last {
+                return Err(RangeProblem(format!(
+                    "range {text:?} starts after it ends ({first} > {last})"
+                )));
+            }
+            Ok(RangeSpec::Inclusive { first, last })
+        }
+    }
+}
+
+/// Formats a spec the way [`parse_range`] reads it.
+pub fn format_range(spec: RangeSpec) -> String {
+    match spec {
+        RangeSpec::Full => "all".into(),
+        RangeSpec::Inclusive { first, last } => format!("{first}-{last}"),
+        RangeSpec::From { first } => format!("{first}-"),
+        RangeSpec::Suffix { len } => format!("-{len}"),
+    }
+}
+
+/// Cuts `range` into parts of `part_size` bytes. `None` when `part_size` is zero.
+pub fn plan(range: Range<u64>, part_size: u64) -> Option<PartLayout> {
+    PartLayout::new(range.start, range.end - range.start, part_size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn suffix_range_selects_the_last_n_bytes_not_n_plus_one() {
+        // Regression: an SDK downloaded the first N+1 bytes for `bytes=-N`.
+        assert_eq!(
+            resolve_range(RangeSpec::Suffix { len: 10 }, 100),
+            Ok(90..100)
+        );
+        assert_eq!(
+            resolve_range(RangeSpec::Suffix { len: 500 }, 100),
+            Ok(0..100)
+        );
+    }
+
+    #[test]
+    fn range_end_past_the_object_is_clamped_and_start_past_it_rejected() {
+        let r = RangeSpec::Inclusive {
+            first: 10,
+            last: 1_000,
+        };
+        assert_eq!(resolve_range(r, 100), Ok(10..100));
+        let past = RangeSpec::Inclusive {
+            first: 100,
+            last: 200,
+        };
+        assert!(resolve_range(past, 100).is_err());
+        assert!(resolve_range(RangeSpec::From { first: 100 }, 100).is_err());
+        assert!(resolve_range(RangeSpec::Suffix { len: 0 }, 100).is_err());
+        assert!(resolve_range(RangeSpec::Suffix { len: 1 }, 0).is_err());
+    }
+
+    #[test]
+    fn zero_byte_object_plans_zero_parts() {
+        let r = resolve_range(RangeSpec::Full, 0).unwrap();
+        let l = plan(r, 1).unwrap();
+        assert_eq!((l.len, l.part_count), (0, 0));
+    }
+
+    #[test]
+    fn part_size_zero_is_refused() {
+        assert!(plan(0..10, 0).is_none());
+    }
+
+    #[test]
+    fn parse_accepts_the_three_forms_and_rejects_the_rest() {
+        assert_eq!(
+            parse_range("0-99"),
+            Ok(RangeSpec::Inclusive { first: 0, last: 99 })
+        );
+        assert_eq!(parse_range("bytes=5-"), Ok(RangeSpec::From { first: 5 }));
+        assert_eq!(parse_range("-7"), Ok(RangeSpec::Suffix { len: 7 }));
+        for bad in [
+            "",
+            "-",
+            "a-b",
+            "5-3",
+            "1-2-3",
+            "+1-2",
+            " - ",
+            "0x10-",
+            "99999999999999999999-",
+        ] {
+            assert!(parse_range(bad).is_err(), "{bad:?} should be rejected");
+        }
+        for spec in [
+            RangeSpec::Inclusive { first: 3, last: 9 },
+            RangeSpec::From { first: 0 },
+            RangeSpec::Suffix { len: 12 },
+        ] {
+            assert_eq!(parse_range(&format_range(spec)), Ok(spec));
+        }
+    }
+
+    fn arb_spec() -> impl Strategy<Value = RangeSpec> {
+        prop_oneof![
+            Just(RangeSpec::Full),
+            (0u64..5000, 0u64..5000).prop_map(|(a, b)| RangeSpec::Inclusive {
+                first: a.min(b),
+                last: a.max(b)
+            }),
+            (0u64..5000).prop_map(|first| RangeSpec::From { first }),
+            (0u64..5000).prop_map(|len| RangeSpec::Suffix { len }),
+        ]
+    }
+
+    proptest! {
+        /// Parts cover the resolved range exactly once, without overlap, in order.
+        #[test]
+        fn parts_tile_the_range_exactly(
+            size in 0u64..5000,
+            spec in arb_spec(),
+            part_size in 1u64..6000,
+        ) {
+            let Ok(range) = resolve_range(spec, size) else { return Ok(()); };
+            prop_assert!(range.end <= size && range.start <= range.end);
+            let layout = plan(range.clone(), part_size).unwrap();
+            let mut next = range.start;
+            for i in 0..layout.part_count {
+                let r = layout.part_range(i);
+                prop_assert_eq!(r.start, next);
+                prop_assert!(r.end > r.start, "empty part {}", i);
+                prop_assert!(r.end - r.start <= part_size);
+                prop_assert_eq!(layout.part_offset(i), r.start - range.start);
+                next = r.end;
+            }
+            prop_assert_eq!(next, range.end);
+            prop_assert_eq!(layout.part_len(layout.part_count), 0);
+        }
+
+        /// Resolution agrees with a direct model of HTTP range semantics.
+        #[test]
+        fn resolution_matches_http_semantics(size in 0u64..5000, spec in arb_spec()) {
+            let expected: Option<Range<u64>> = match spec {
+                RangeSpec::Full => Some(0..size),
+                RangeSpec::Inclusive { first, last } =>
+                    (first < size).then(|| first..(last + 1).min(size)),
+                RangeSpec::From { first } => (first < size).then_some(first..size),
+                RangeSpec::Suffix { len } =>
+                    (len > 0 && size > 0).then(|| size.saturating_sub(len)..size),
+            };
+            prop_assert_eq!(resolve_range(spec, size).ok(), expected);
+        }
+
+        #[test]
+        fn huge_part_sizes_do_not_overflow(start in 0u64..u64::MAX / 2, len in 0u64..u64::MAX / 2) {
+            let layout = plan(start..start + len, u64::MAX).unwrap();
+            prop_assert_eq!(layout.part_count, u64::from(len > 0));
+            prop_assert_eq!(layout.part_len(0), len);
+        }
+    }
+}

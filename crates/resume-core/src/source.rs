@@ -1,0 +1,230 @@
+//! The contract every backend implements: [`RangeSource`].
+//!
+//! Backends only translate: a `stat`, a ranged read, and a mapping of their failures onto
+//! [`SourceErrorKind`]. Everything else — retries, validation of what came back, hashing,
+//! checkpoints — is the engine's job, so that every backend gets it right the same way.
+
+use std::fmt;
+use std::ops::Range;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+/// What a source knows about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub size: u64,
+    /// Opaque version tag as the source sends it (quotes included for HTTP sources).
+    pub etag: Option<String>,
+    pub last_modified: Option<SystemTime>,
+    pub version_id: Option<String>,
+    /// Whole-object CRC-64/XZ (OSS's `x-oss-hash-crc64ecma`) when published.
+    pub crc64: Option<u64>,
+}
+
+/// Preconditions every ranged read carries, so that a read never mixes object versions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadConditions {
+    /// Serve only if the object's etag still equals this (`If-Match`).
+    pub if_match: Option<String>,
+    /// Read this version of the object.
+    pub version_id: Option<String>,
+}
+
+/// A stream of body bytes; an `Err` item ends the read.
+pub type ByteStream = BoxStream<'static, Result<Bytes, SourceError>>;
+
+/// What a source says it is sending, before the body.
+///
+/// The engine compares every field with what it asked for: a different range, a whole object
+/// instead of a range, another etag or another total size is an error, never data.
+pub struct RangeRead {
+    /// The object bytes `[start, end)` the body holds, as the source declared them
+    /// (HTTP: from `Content-Range`; a `200` is declared as `0..size`).
+    pub range: Range<u64>,
+    /// Total object size the source declared alongside the range, if it did.
+    pub total_size: Option<u64>,
+    /// The etag the response carried, if any.
+    pub etag: Option<String>,
+    /// The body.
+    pub body: ByteStream,
+}
+
+impl fmt::Debug for RangeRead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RangeRead")
+            .field("range", &self.range)
+            .field("total_size", &self.total_size)
+            .field("etag", &self.etag)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The small set of failure kinds the engine acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SourceErrorKind {
+    /// The object (or its bucket) does not exist. Not retried.
+    NotFound,
+    /// Credentials are missing, wrong or insufficient. Not retried.
+    Denied,
+    /// A precondition failed: the object is not the version being downloaded (412).
+    Changed,
+    /// The range cannot be satisfied (416). Not retried.
+    InvalidRange,
+    /// Worth retrying: 5xx, 408, 429, connection reset, timeout, truncated body.
+    Transient,
+    /// Anything else. Not retried.
+    Other,
+}
+
+impl SourceErrorKind {
+    /// Whether the engine retries a request that failed this way.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, SourceErrorKind::Transient)
+    }
+}
+
+impl fmt::Display for SourceErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SourceErrorKind::NotFound => "not found",
+            SourceErrorKind::Denied => "access denied",
+            SourceErrorKind::Changed => "object changed",
+            SourceErrorKind::InvalidRange => "invalid range",
+            SourceErrorKind::Transient => "transient failure",
+            SourceErrorKind::Other => "failure",
+        })
+    }
+}
+
+/// A failure reported by a [`RangeSource`], with what the server said about it.
+///
+/// Backends build it once, at the boundary where a protocol status is mapped to a kind.
+/// It must never contain credentials.
+#[derive(Debug)]
+pub struct SourceError {
+    pub kind: SourceErrorKind,
+    /// What failed, in words (without secrets).
+    pub message: String,
+    /// Protocol status, e.g. the HTTP status code.
+    pub status: Option<u16>,
+    /// The server's error code, e.g. `NoSuchKey` or `SignatureDoesNotMatch`.
+    pub code: Option<String>,
+    /// The server's request id, for support tickets.
+    pub request_id: Option<String>,
+    /// The underlying error.
+    pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl SourceError {
+    pub fn new(kind: SourceErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            status: None,
+            code: None,
+            request_id: None,
+            source: None,
+        }
+    }
+
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
+        self.request_id = Some(request_id.into());
+        self
+    }
+
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// Shorthand for a retryable failure.
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self::new(SourceErrorKind::Transient, message)
+    }
+}
+
+impl fmt::Display for SourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)?;
+        let mut extras = Vec::new();
+        if let Some(s) = self.status {
+            extras.push(format!("status {s}"));
+        }
+        if let Some(c) = &self.code {
+            extras.push(format!("code {c}"));
+        }
+        if let Some(r) = &self.request_id {
+            extras.push(format!("request id {r}"));
+        }
+        if !extras.is_empty() {
+            write!(f, " ({})", extras.join(", "))?;
+        }
+        if let Some(src) = &self.source {
+            write!(f, ": {src}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SourceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Where object bytes come from. Implemented once per backend (OSS, `object_store`, mock…).
+///
+/// Implementations must be cheap to share (`Arc`) and safe to call concurrently: the engine
+/// issues up to `concurrency` reads at once.
+#[async_trait::async_trait]
+pub trait RangeSource: Send + Sync + fmt::Debug {
+    /// A stable string naming backend, endpoint and bucket (never credentials), so that a
+    /// checkpoint taken against one source is never applied to another.
+    fn identity(&self) -> String;
+
+    /// Size, etag and the rest of what identifies the object's current content.
+    async fn stat(&self, key: &str, version_id: Option<&str>) -> Result<ObjectMeta, SourceError>;
+
+    /// Starts reading object bytes `range` (`[start, end)`, never empty) under `conditions`.
+    /// Implementations send every condition they are given (If-Match, version) and report
+    /// honestly what the response declares; they do not retry.
+    async fn read_range(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        conditions: &ReadConditions,
+    ) -> Result<RangeRead, SourceError>;
+}
+
+#[async_trait::async_trait]
+impl<T: RangeSource + ?Sized> RangeSource for std::sync::Arc<T> {
+    fn identity(&self) -> String {
+        (**self).identity()
+    }
+    async fn stat(&self, key: &str, version_id: Option<&str>) -> Result<ObjectMeta, SourceError> {
+        (**self).stat(key, version_id).await
+    }
+    async fn read_range(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        conditions: &ReadConditions,
+    ) -> Result<RangeRead, SourceError> {
+        (**self).read_range(key, range, conditions).await
+    }
+}
