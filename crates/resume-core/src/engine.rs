@@ -551,6 +551,9 @@ impl Attempt<'_> {
                 Err(AttemptError::Source(e)) => e,
                 Err(AttemptError::Malformed(e)) => {
                     // Nothing this response delivered can be trusted: start the part over.
+                    self.counters
+                        .done_bytes
+                        .fetch_sub(pos - range.start, Ordering::Relaxed);
                     pos = range.start;
                     hasher = PartHasher::new();
                     e

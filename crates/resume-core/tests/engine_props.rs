@@ -174,6 +174,13 @@ proptest! {
         prop_assert!(run.dest_bytes().unwrap() == run.content[covered.clone()], "wrong bytes");
         prop_assert_eq!(report.range, covered.start as u64..covered.end as u64);
         prop_assert_eq!(report.crc64_verified, covered == (0..sc.size));
+        let total = covered.len() as u64;
+        let progress: Vec<(u64, u64)> = run.events.lock().unwrap().iter().filter_map(|e| match e {
+            Event::Progress { done_bytes, total_bytes } => Some((*done_bytes, *total_bytes)),
+            _ => None,
+        }).collect();
+        prop_assert!(progress.iter().all(|&(d, t)| t == total && d <= total), "progress past the total");
+        prop_assert_eq!(progress.last().copied(), Some((total, total)));
     }
 }
 
