@@ -85,6 +85,7 @@ pub struct Downloader {
     pub(crate) cancel: CancellationToken,
     pub(crate) buffer_size: usize,
     pub(crate) sync_interval: Option<Duration>,
+    pub(crate) rate_limit: Option<u64>,
 }
 
 impl fmt::Debug for Downloader {
@@ -103,6 +104,7 @@ impl fmt::Debug for Downloader {
             .field("max_restarts", &self.max_restarts)
             .field("buffer_size", &self.buffer_size)
             .field("sync_interval", &self.sync_interval)
+            .field("rate_limit", &self.rate_limit)
             .finish_non_exhaustive()
     }
 }
@@ -135,6 +137,7 @@ impl Downloader {
             cancel: CancellationToken::new(),
             buffer_size: 256 << 10,
             sync_interval: Some(Duration::from_secs(1)),
+            rate_limit: None,
         }
     }
 
@@ -242,6 +245,13 @@ impl Downloader {
         self
     }
 
+    /// Caps the download's total throughput (all workers together) at `bytes_per_sec`;
+    /// `None` for no limit.
+    pub fn rate_limit(mut self, bytes_per_sec: Option<u64>) -> Self {
+        self.rate_limit = bytes_per_sec;
+        self
+    }
+
     /// Downloads `key` into `dest`.
     ///
     /// `dest` is replaced atomically once the bytes are complete and verified; until then it is
@@ -283,6 +293,11 @@ impl Downloader {
         if self.buffer_size == 0 {
             return Err(Error::Config(
                 "buffer size is 0 bytes; use at least 1".into(),
+            ));
+        }
+        if self.rate_limit == Some(0) {
+            return Err(Error::Config(
+                "rate limit is 0 bytes/s; give a positive limit or none".into(),
             ));
         }
         if self.idle_timeout.is_zero() {

@@ -21,6 +21,7 @@ use crate::error::Error;
 use crate::event::{Event, Report};
 use crate::part_file::{PART_SUFFIX, PartFile, with_suffix};
 use crate::plan::{format_range, plan, resolve_range};
+use crate::rate::RateLimiter;
 use crate::retry::JitterRng;
 use crate::source::{ObjectMeta, RangeRead, ReadConditions, SourceError, SourceErrorKind};
 
@@ -53,6 +54,7 @@ pub(crate) async fn run(
     // Lock before reading or writing any state: a second download into DEST stops here.
     let file = PartFile::open_locked(&part_path, dest)?;
     let rng = Mutex::new(JitterRng::new(dl.retry.jitter_seed));
+    let limiter = dl.rate_limit.map(RateLimiter::new);
     let mut restarts = 0u32;
     let result = loop {
         let attempt = Attempt {
@@ -62,6 +64,7 @@ pub(crate) async fn run(
             store: store.as_deref(),
             file: &file,
             rng: &rng,
+            limiter: limiter.as_ref(),
             halt: dl.cancel.child_token(),
             counters: Counters::default(),
         };
@@ -153,6 +156,7 @@ struct Attempt<'a> {
     store: Option<&'a dyn CheckpointStore>,
     file: &'a PartFile,
     rng: &'a Mutex<JitterRng>,
+    limiter: Option<&'a RateLimiter>,
     /// Cancelled by the caller's token or by the first worker that fails.
     halt: CancellationToken,
     counters: Counters,
@@ -699,6 +703,13 @@ impl Attempt<'_> {
                 .done_bytes
                 .fetch_add(chunk.len() as u64, Ordering::Relaxed);
             self.emit_progress(t, false);
+            if let Some(limiter) = self.limiter {
+                tokio::select! {
+                    biased;
+                    _ = self.halt.cancelled() => break Err(AttemptError::Failure(Failure::Stopped)),
+                    _ = limiter.take(chunk.len() as u64) => {}
+                }
+            }
         };
         // Bytes accepted before a failure are valid: they belong to the declared range of the
         // pinned object. Keep them so the retry continues from `cur`.

@@ -16,6 +16,7 @@ mod error;
 mod event;
 mod part_file;
 mod plan;
+mod rate;
 mod retry;
 mod source;
 

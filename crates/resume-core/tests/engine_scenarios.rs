@@ -754,3 +754,44 @@ async fn bad_settings_are_rejected_before_any_request() {
     assert_eq!(err.kind(), ErrorKind::Usage, "{err}");
     assert!(err.to_string().contains("checkpoint file"), "{err}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn rate_limit_caps_the_total_of_all_workers_over_every_two_second_window() {
+    let f = Fixture::new(10_000_000, 29);
+    let times = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let t2 = times.clone();
+    let start = tokio::time::Instant::now();
+    let r = f
+        .downloader()
+        .part_size(500_000)
+        .concurrency(8)
+        .rate_limit(Some(1_000_000))
+        .progress_interval(Duration::ZERO)
+        .on_progress(move |e| {
+            if let Event::Progress { done_bytes, .. } = e {
+                t2.lock().unwrap().push((start.elapsed(), *done_bytes));
+            }
+        })
+        .download(KEY, &f.dest)
+        .await
+        .unwrap();
+    assert_eq!(f.dest_bytes(), f.content);
+    assert!(r.elapsed >= Duration::from_secs_f64(9.9), "{:?}", r.elapsed);
+    assert!(
+        r.elapsed <= Duration::from_secs_f64(10.5),
+        "too strict: {:?}",
+        r.elapsed
+    );
+    let samples = times.lock().unwrap().clone();
+    for (i, &(t0, b0)) in samples.iter().enumerate() {
+        for &(t1, b1) in &samples[i..] {
+            if t1 - t0 <= Duration::from_secs(2) {
+                assert!(
+                    b1 - b0 <= 2_200_000,
+                    "{} bytes between {t0:?} and {t1:?}: more than 10 % over the limit",
+                    b1 - b0
+                );
+            }
+        }
+    }
+}
