@@ -1,6 +1,15 @@
 #![forbid(unsafe_code)]
-//! Alibaba Cloud OSS backend: the parts that need no HTTP.
+//! Alibaba Cloud OSS backend: a [`Client`] that reads objects over HTTP(S) and a [`Bucket`]
+//! that implements [`resume_core::RangeSource`], plus the seed's `download_file` call shape.
 //!
+//! - [`client`]: [`Client`] / [`ClientBuilder`] (endpoint, region, addressing style,
+//!   credentials, signature version, timeouts), [`Bucket`] and its [`ReadOptions`] (version id,
+//!   requester pays, traffic limit, extra headers), [`ObjectInfo`].
+//! - `reader` (private): HEAD and ranged GET, mapped onto the engine's contract.
+//! - `core` (private): request building, signing (fresh on every request) and sending over
+//!   one pooled HTTP/1.1 `reqwest` client (rustls, no decompression, no retries of its own).
+//! - [`download`]: `bucket.download_file(key, path, part_size, &[options])` on top of
+//!   [`resume_core::Downloader`].
 //! - [`config`]: endpoints (virtual-hosted, path style, CNAME), region, URL building.
 //! - [`credentials`]: AccessKey / STS credentials, providers (static, environment, caching).
 //! - [`sign`]: V1 and V4 signatures, header and presigned-query forms, plus the building
@@ -34,11 +43,22 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod client;
 pub mod config;
+mod core;
 pub mod credentials;
+pub mod download;
 pub mod encode;
 pub mod error;
+mod reader;
 pub mod sign;
+
+pub use client::{
+    Bucket, Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_CREDENTIALS_HEADROOM,
+    DEFAULT_READ_TIMEOUT, Error, ObjectInfo, ReadOptions, TRAFFIC_LIMIT_MAX, TRAFFIC_LIMIT_MIN,
+};
+pub use download::{DownloadOption, ProgressListener};
+pub use reader::parse_content_range;
 
 pub use config::{AddressingStyle, ConfigError, Endpoint, Scheme};
 pub use credentials::{

@@ -1,0 +1,355 @@
+//! `object_store::Error` → the engine's [`SourceErrorKind`].
+//!
+//! object_store maps a few HTTP statuses to their own variants (404 → `NotFound`, 401 →
+//! `Unauthenticated`, 403 → `PermissionDenied`, 412 → `Precondition`, 304 → `NotModified`)
+//! and wraps everything else — other statuses after its own retries, transport failures,
+//! malformed responses — in `Generic`. `Generic` is therefore classified by what it wraps:
+//! the HTTP status in the retry error's text, a transport error (`HttpError`), an I/O error,
+//! or the range errors object_store raises itself. Anything left over is `Transient`: the
+//! engine's retries are bounded, and a persistent failure still ends with its message.
+
+use std::error::Error as StdError;
+
+use object_store::client::HttpError;
+use resume_core::{SourceError, SourceErrorKind};
+
+/// Which request failed, for the message.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Op {
+    Stat,
+    Read,
+    Body,
+}
+
+impl Op {
+    fn verb(self) -> &'static str {
+        match self {
+            Op::Stat => "stat of",
+            Op::Read => "ranged read of",
+            Op::Body => "reading the body of",
+        }
+    }
+}
+
+/// Maps `err`, raised while doing `op` on `key`, to a [`SourceError`] the engine acts on.
+/// The message is the whole error chain with query strings removed from any URL in it.
+pub(crate) fn map_error(err: &object_store::Error, op: Op, key: &str) -> SourceError {
+    let text = redact(&chain_text(err));
+    let status = find_status(&text);
+    let kind = match (op, err) {
+        // A body that fails part-way is always worth resuming where it broke.
+        (Op::Body, _) => SourceErrorKind::Transient,
+        (_, object_store::Error::NotFound { .. }) => SourceErrorKind::NotFound,
+        (
+            _,
+            object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. },
+        ) => SourceErrorKind::Denied,
+        (_, object_store::Error::Precondition { .. }) => SourceErrorKind::Changed,
+        (_, object_store::Error::Generic { .. }) => classify_generic(err, status, &text),
+        // NotModified (we never send If-None-Match), AlreadyExists, InvalidPath,
+        // NotSupported, NotImplemented, configuration and join errors: retrying won't help.
+        _ => SourceErrorKind::Other,
+    };
+    let mut message = format!("{} {key:?} failed: {text}", op.verb());
+    if text.contains(HTTP_NOT_ALLOWED) {
+        message.push_str(
+            " (a plain http:// endpoint needs allow_http: StoreOptions::allow_http(true) or \
+             the store's allow_http option)",
+        );
+    }
+    let mut e = SourceError::new(kind, message);
+    if let Some(s) = status {
+        e = e.with_status(s);
+    }
+    if let Some(code) = xml_tag(&text, "Code") {
+        e = e.with_code(code);
+    }
+    if let Some(id) = xml_tag(&text, "RequestId") {
+        e = e.with_request_id(id);
+    }
+    e
+}
+
+/// reqwest's refusal of an `http://` URL by a client built without `allow_http`.
+const HTTP_NOT_ALLOWED: &str = "URL scheme is not allowed";
+
+fn classify_generic(err: &object_store::Error, status: Option<u16>, text: &str) -> SourceErrorKind {
+    if let Some(status) = status {
+        return match status {
+            404 => SourceErrorKind::NotFound,
+            401 | 403 => SourceErrorKind::Denied,
+            412 => SourceErrorKind::Changed,
+            416 => SourceErrorKind::InvalidRange,
+            408 | 429 | 500..=599 => SourceErrorKind::Transient,
+            _ => SourceErrorKind::Other,
+        };
+    }
+    // A configuration problem surfacing at request time: retrying cannot fix it.
+    if text.contains(HTTP_NOT_ALLOWED) {
+        return SourceErrorKind::Other;
+    }
+    // object_store's own range checks (InMemory, LocalFileSystem, and a response whose
+    // Content-Range does not fit the object): "Wanted range starting at N, but object was
+    // only M bytes long" / "Requested range was invalid".
+    if text.contains("Wanted range starting at") || text.contains("Requested range was invalid") {
+        return SourceErrorKind::InvalidRange;
+    }
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if e.downcast_ref::<HttpError>().is_some() {
+            // Connect, request, timeout, interrupted, truncated or undecodable body.
+            return SourceErrorKind::Transient;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return match io.kind() {
+                std::io::ErrorKind::NotFound => SourceErrorKind::NotFound,
+                std::io::ErrorKind::PermissionDenied => SourceErrorKind::Denied,
+                _ => SourceErrorKind::Transient,
+            };
+        }
+        cur = e.source();
+    }
+    // A response without the headers object_store needs (a 206 without a usable
+    // Content-Range, a HEAD without Content-Length…) will not grow them on retry.
+    const MALFORMED: [&str; 6] = [
+        "Content-Range header",
+        "CONTENT_RANGE header",
+        "Header missing from response",
+        "Invalid content length",
+        "Invalid last modified",
+        "Received header containing non-ASCII data",
+    ];
+    if MALFORMED.iter().any(|m| text.contains(m)) {
+        return SourceErrorKind::Other;
+    }
+    SourceErrorKind::Transient
+}
+
+/// Whether `err` says the server answered a ranged GET with the whole object (HTTP 200
+/// instead of 206). object_store refuses such a response before we see it: the S3, GCS and
+/// Azure clients with "Received non-partial response when range requested", the HTTP store
+/// with `NotSupported` "Range request not supported by …".
+pub(crate) fn is_range_ignored(err: &object_store::Error) -> bool {
+    let text = chain_text(err);
+    text.contains("Received non-partial response when range requested")
+        || text.contains("Range request not supported")
+}
+
+/// The error and its sources, each once (object_store's `Display` often repeats its source).
+fn chain_text(err: &(dyn StdError + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = e.source();
+    }
+    out
+}
+
+/// The first "status code: NNN" in the text (object_store's `RequestError::Status`).
+fn find_status(text: &str) -> Option<u16> {
+    let at = text.find("status code: ")? + "status code: ".len();
+    let digits = text.get(at..at + 3)?;
+    digits
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
+/// The content of the first `<tag>…</tag>` in an XML error body (S3, Azure), if short.
+fn xml_tag(text: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let start = text.find(&open)? + open.len();
+    let len = text[start..].find(&format!("</{tag}>"))?;
+    let value = text[start..start + len].trim();
+    (!value.is_empty() && value.len() <= 200 && !value.contains('<')).then(|| value.to_owned())
+}
+
+/// Removes the query string of every URL in `text`: presigned URLs and SAS tokens carry
+/// credentials there. (object_store already hides the URL of requests it marks sensitive.)
+pub(crate) fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find("://") {
+        let (before, after) = rest.split_at(pos + 3);
+        out.push_str(before);
+        let end = after
+            .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '>' || c == '<')
+            .unwrap_or(after.len());
+        let url = &after[..end];
+        match url.find('?') {
+            Some(q) => {
+                out.push_str(&url[..q]);
+                out.push_str("?<redacted>");
+            }
+            None => out.push_str(url),
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Msg(&'static str);
+    impl std::fmt::Display for Msg {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl StdError for Msg {}
+
+    fn generic(msg: &'static str) -> object_store::Error {
+        object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(Msg(msg)),
+        }
+    }
+
+    #[test]
+    fn generic_errors_are_classified_by_the_status_they_carry() {
+        let cases = [
+            (
+                "Error performing GET http://h/b/k in 3ms - Server returned non-2xx status code: 503 Service Unavailable: <Error><Code>SlowDown</Code><RequestId>r-1</RequestId></Error>",
+                SourceErrorKind::Transient,
+                Some(503),
+            ),
+            (
+                "Server returned non-2xx status code: 416 Range Not Satisfiable: <Code>InvalidRange</Code>",
+                SourceErrorKind::InvalidRange,
+                Some(416),
+            ),
+            (
+                "Server returned non-2xx status code: 429 Too Many Requests: ",
+                SourceErrorKind::Transient,
+                Some(429),
+            ),
+            (
+                "Server returned non-2xx status code: 400 Bad Request: ",
+                SourceErrorKind::Other,
+                Some(400),
+            ),
+            (
+                "Server returned non-2xx status code: 412 Precondition Failed: ",
+                SourceErrorKind::Changed,
+                Some(412),
+            ),
+            (
+                "Wanted range starting at 10, but object was only 5 bytes long",
+                SourceErrorKind::InvalidRange,
+                None,
+            ),
+            (
+                "Content-Range header not present in partial response",
+                SourceErrorKind::Other,
+                None,
+            ),
+            (
+                "Content-Length Header missing from response",
+                SourceErrorKind::Other,
+                None,
+            ),
+            ("something unexpected", SourceErrorKind::Transient, None),
+        ];
+        for (msg, kind, status) in cases {
+            let e = map_error(&generic(msg), Op::Read, "k");
+            assert_eq!((e.kind, e.status), (kind, status), "{msg}");
+        }
+        let e = map_error(&generic(cases[0].0), Op::Stat, "k");
+        assert_eq!(e.code.as_deref(), Some("SlowDown"));
+        assert_eq!(e.request_id.as_deref(), Some("r-1"));
+    }
+
+    #[test]
+    fn typed_variants_map_directly_and_body_errors_are_always_transient() {
+        let boxed = || Box::new(Msg("x")) as Box<dyn StdError + Send + Sync>;
+        let p = || "k".to_string();
+        let cases = [
+            (
+                object_store::Error::NotFound {
+                    path: p(),
+                    source: boxed(),
+                },
+                SourceErrorKind::NotFound,
+            ),
+            (
+                object_store::Error::PermissionDenied {
+                    path: p(),
+                    source: boxed(),
+                },
+                SourceErrorKind::Denied,
+            ),
+            (
+                object_store::Error::Unauthenticated {
+                    path: p(),
+                    source: boxed(),
+                },
+                SourceErrorKind::Denied,
+            ),
+            (
+                object_store::Error::Precondition {
+                    path: p(),
+                    source: boxed(),
+                },
+                SourceErrorKind::Changed,
+            ),
+            (
+                object_store::Error::NotModified {
+                    path: p(),
+                    source: boxed(),
+                },
+                SourceErrorKind::Other,
+            ),
+        ];
+        for (err, kind) in &cases {
+            assert_eq!(map_error(err, Op::Read, "k").kind, *kind, "{err}");
+            assert_eq!(
+                map_error(err, Op::Body, "k").kind,
+                SourceErrorKind::Transient
+            );
+        }
+        let io = object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(std::io::Error::from(std::io::ErrorKind::PermissionDenied)),
+        };
+        assert_eq!(map_error(&io, Op::Stat, "k").kind, SourceErrorKind::Denied);
+    }
+
+    #[test]
+    fn query_strings_are_removed_from_urls_in_messages() {
+        let text = "GET https://acct.blob.core.windows.net/c/k?sv=2020&sig=SECRET failed; \
+                    also http://h:1/p?X-Amz-Signature=abc\"";
+        let r = redact(text);
+        assert!(!r.contains("SECRET") && !r.contains("abc"), "{r}");
+        assert!(r.contains("https://acct.blob.core.windows.net/c/k?<redacted> failed"));
+        assert!(r.contains("http://h:1/p?<redacted>\""));
+        let e = map_error(
+            &generic("Error performing GET http://h/b/k?sig=SECRET in 1ms"),
+            Op::Read,
+            "k",
+        );
+        assert!(!e.to_string().contains("SECRET"), "{e}");
+    }
+
+    #[test]
+    fn ignored_range_is_recognised_in_both_wordings() {
+        assert!(is_range_ignored(&generic(
+            "Received non-partial response when range requested"
+        )));
+        let ns = object_store::Error::NotSupported {
+            source: Box::new(Msg("Range request not supported by k")),
+        };
+        assert!(is_range_ignored(&ns));
+        assert!(!is_range_ignored(&generic("status code: 500")));
+    }
+}

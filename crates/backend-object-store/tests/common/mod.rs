@@ -1,0 +1,242 @@
+//! Shared by the integration tests: fixtures that write into a store, and the real servers
+//! (moto's S3, nginx) started on 127.0.0.1 for the duration of one test.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backend_object_store::object_store::path::Path as StorePath;
+use backend_object_store::object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use backend_object_store::{ObjectStoreSource, StoreOptions, from_url};
+use bytes::Bytes;
+use resume_core::conformance::{Fixture, Report};
+use test_support::{ChildGuard, find_program, free_port, python_with, wait_for_port};
+
+/// The moto release the S3 tests run against (PyPI `moto[server]`).
+pub const MOTO: &str = "moto[server]==5.2.5";
+
+/// Writes through the same `ObjectStore` the source reads.
+pub struct StoreFixture(pub Arc<dyn ObjectStore>);
+
+#[async_trait::async_trait]
+impl Fixture for StoreFixture {
+    async fn put(&self, key: &str, content: Bytes) -> Result<(), String> {
+        let path = StorePath::parse(key).map_err(|e| e.to_string())?;
+        self.0
+            .put(&path, PutPayload::from(content))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Writes files under a directory a web server serves (temp file + rename, so the server
+/// never serves a half-written object).
+pub struct DirFixture(pub PathBuf);
+
+#[async_trait::async_trait]
+impl Fixture for DirFixture {
+    async fn put(&self, key: &str, content: Bytes) -> Result<(), String> {
+        let path = self.0.join(key);
+        let dir = path.parent().ok_or("key without a parent")?;
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let tmp = dir.join(".incoming");
+        std::fs::write(&tmp, &content).map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, &path).map_err(|e| e.to_string())
+    }
+}
+
+/// Prints what a conformance run did (visible with `--nocapture`) and fails on any failure.
+pub fn assert_report(store: &str, report: &Report, expect_skipped: &[&str]) {
+    println!(
+        "{store}: {} passed, {} skipped {:?}",
+        report.passed.len(),
+        report.skipped.len(),
+        report.skipped
+    );
+    report.assert_clean();
+    let mut skipped: Vec<&str> = report.skipped.iter().map(String::as_str).collect();
+    skipped.sort_unstable();
+    let mut want = expect_skipped.to_vec();
+    want.sort_unstable();
+    assert_eq!(skipped, want, "{store}: skipped checks");
+}
+
+/// A moto S3 server on 127.0.0.1, killed when dropped.
+pub struct Moto {
+    pub endpoint: String,
+    pub addr: SocketAddr,
+    _guard: ChildGuard,
+}
+
+impl Moto {
+    /// Starts `moto_server` from the shared test venv (installed from PyPI on first use; no
+    /// PyPI fails the test) on an ephemeral port and waits until it accepts connections.
+    pub fn start() -> Self {
+        let python = python_with(&[MOTO]);
+        let bin = python.parent().expect("venv bin dir").join("moto_server");
+        let port = free_port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut cmd = Command::new(&bin);
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let guard = ChildGuard::spawn(&mut cmd, "moto_server");
+        wait_for_port(addr, Duration::from_secs(60), "moto_server");
+        Self {
+            endpoint: format!("http://{addr}"),
+            addr,
+            _guard: guard,
+        }
+    }
+
+    /// Options for a source on this server: path-style, plain HTTP, fake credentials,
+    /// nothing from the process environment.
+    pub fn options(&self) -> StoreOptions {
+        StoreOptions::new()
+            .no_env()
+            .endpoint(&self.endpoint)
+            .allow_http(true)
+            .path_style()
+            .region("us-east-1")
+            .config("aws_access_key_id", "testing")
+            .config("aws_secret_access_key", "testing")
+    }
+
+    /// A source for `bucket`, built from an `s3://` URL as a user would.
+    pub fn source(&self, bucket: &str) -> ObjectStoreSource {
+        from_url(&format!("s3://{bucket}/any"), &self.options())
+            .expect("S3 source")
+            .0
+    }
+
+    /// Creates a bucket (moto accepts unsigned requests).
+    pub fn create_bucket(&self, bucket: &str) {
+        self.raw("PUT", &format!("/{bucket}"), b"");
+    }
+
+    /// Turns on versioning for a bucket.
+    pub fn enable_versioning(&self, bucket: &str) {
+        self.raw(
+            "PUT",
+            &format!("/{bucket}?versioning"),
+            b"<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+              <Status>Enabled</Status></VersioningConfiguration>",
+        );
+    }
+
+    fn raw(&self, method: &str, target: &str, body: &[u8]) {
+        let mut s = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(
+            s,
+            "{method} {target} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.addr,
+            body.len()
+        )
+        .unwrap();
+        s.write_all(body).unwrap();
+        let mut response = String::new();
+        let _ = s.read_to_string(&mut response);
+        assert!(
+            response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200"),
+            "{method} {target} on moto: {response}"
+        );
+    }
+}
+
+/// An nginx on 127.0.0.1 serving `root` (a tempdir the test writes into), killed when
+/// dropped. Locations: `/etag/…` plain static files (ETag, ranges, If-Match); `/noetag/…`
+/// with `etag off`; `/norange/…` with `max_ranges 0` (ignores Range: 200, whole file);
+/// `/denied/…` 403; `/unavailable/…` 503.
+pub struct Nginx {
+    pub base: String,
+    pub root: PathBuf,
+    _dir: tempfile::TempDir,
+    _guard: ChildGuard,
+}
+
+impl Nginx {
+    pub fn start() -> Self {
+        let nginx = find_program("nginx").unwrap_or_else(|| {
+            panic!(
+                "nginx is not installed (looked on PATH and in /usr/sbin). The HTTP conformance \
+                 tests need it and do not skip: `.ci/run` installs it (`apt-get install -y \
+                 nginx-light`); on a developer machine run that command."
+            )
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let root = d.join("root");
+        for sub in ["etag", "noetag", "norange", "denied", "tmp"] {
+            std::fs::create_dir_all(if sub == "tmp" {
+                d.join(sub)
+            } else {
+                root.join(sub)
+            })
+            .unwrap();
+        }
+        let port = free_port();
+        let conf = format!(
+            r#"daemon off;
+master_process off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 128; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/tmp/body;
+    proxy_temp_path {d}/tmp/proxy;
+    fastcgi_temp_path {d}/tmp/fastcgi;
+    uwsgi_temp_path {d}/tmp/uwsgi;
+    scgi_temp_path {d}/tmp/scgi;
+    default_type application/octet-stream;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        location /noetag/ {{ etag off; }}
+        location /norange/ {{ max_ranges 0; }}
+        location /denied/ {{ deny all; }}
+        location /unavailable/ {{ return 503; }}
+    }}
+}}
+"#,
+            d = d.display(),
+            root = root.display(),
+        );
+        let conf_path = d.join("nginx.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let mut cmd = Command::new(nginx);
+        cmd.arg("-p")
+            .arg(d)
+            .arg("-c")
+            .arg(&conf_path)
+            .arg("-e")
+            .arg(d.join("error.log"));
+        let guard = ChildGuard::spawn(&mut cmd, "nginx");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        wait_for_port(addr, Duration::from_secs(20), "nginx");
+        Self {
+            base: format!("http://{addr}"),
+            root,
+            _dir: dir,
+            _guard: guard,
+        }
+    }
+
+    /// A source for this server, built from an `http://` URL as a user would.
+    pub fn source(&self) -> ObjectStoreSource {
+        from_url(&format!("{}/any", self.base), &StoreOptions::new().no_env())
+            .expect("HTTP source")
+            .0
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
