@@ -256,7 +256,7 @@ mod tests {
     #[test]
     fn first_line_of_a_child_is_read_and_the_child_killed_on_drop() {
         let (mut guard, line) = ChildGuard::spawn_reading_first_line(
-            Command::new("sh").args(["-c", "echo 127.0.0.1:1234; sleep 30"]),
+            Command::new("sh").args(["-c", "echo 127.0.0.1:1234; exec sleep 30"]),
             "sh",
             Duration::from_secs(10),
         );
