@@ -111,8 +111,9 @@ pub(crate) async fn run(
             Ok(report) => break Ok(report),
         }
     };
-    if result.is_err() && store.is_none() {
-        // Without a checkpoint nothing can resume from the temp file; don't leave it behind.
+    // Without a checkpoint, or with nothing written yet (e.g. the stat was refused), nothing
+    // can resume from the temp file: don't leave it behind.
+    if result.is_err() && (store.is_none() || file.len().is_ok_and(|n| n == 0)) {
         let _ = std::fs::remove_file(file.path());
     }
     result

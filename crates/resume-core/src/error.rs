@@ -52,7 +52,7 @@ pub enum Error {
     },
 
     /// Reading the object's metadata failed.
-    #[error("cannot read metadata of {key} after {attempts} attempt(s): {source}; {}", hint(source.kind))]
+    #[error("cannot read metadata of {key} after {attempts} attempt(s): {source}; {}", stat_hint(source.kind))]
     Stat {
         key: String,
         attempts: u32,
@@ -179,6 +179,16 @@ fn hint(kind: SourceErrorKind) -> &'static str {
              to resume"
         }
         _ => "progress is saved; fix the cause and run the same download again to resume",
+    }
+}
+
+fn stat_hint(kind: SourceErrorKind) -> &'static str {
+    match kind {
+        SourceErrorKind::Transient => {
+            "the endpoint could not be reached or kept failing; check the endpoint and the \
+             network, then run again"
+        }
+        other => hint(other),
     }
 }
 

@@ -203,6 +203,13 @@ async fn denied_and_not_found_are_not_retried() {
         assert_eq!(err.kind(), kind, "{err}");
         assert_eq!(f.source.read_requests(), 1);
     }
+    // Refused at the stat: nothing was written, so nothing is left behind.
+    let f = Fixture::new(10_000, 7);
+    f.source
+        .set_fault_plan(FaultPlan::new().on_stat(0, Fault::http(403)));
+    let err = f.downloader().download(KEY, &f.dest).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Denied, "{err}");
+    assert!(f.files().is_empty(), "{:?}", f.files());
     let f = Fixture::new(10, 7);
     let err = f
         .downloader()

@@ -1,0 +1,41 @@
+//! Exit codes, one per class of failure, so scripts can react without parsing messages.
+
+use resume_core::ErrorKind;
+
+pub const OK: u8 = 0;
+pub const USAGE: u8 = 2;
+pub const NOT_FOUND: u8 = 3;
+pub const DENIED: u8 = 4;
+pub const CHANGED: u8 = 5;
+pub const INTEGRITY: u8 = 6;
+pub const LOCAL_IO: u8 = 7;
+pub const NETWORK: u8 = 8;
+pub const INTERRUPTED: u8 = 130;
+
+/// The table printed in `--help`.
+pub const TABLE: &str = "\
+Exit codes:
+  0    downloaded and verified
+  2    usage: bad arguments, options or range
+  3    not found: no such bucket, key or version
+  4    access denied or bad credentials
+  5    the object changed while downloading (with --on-change fail)
+  6    integrity failure: the bytes did not verify against the object's checksum
+  7    local I/O: disk full, permissions, missing directory, DEST locked by another download
+  8    network: the source kept failing and retries ran out
+  130  interrupted (Ctrl-C / SIGTERM); progress is saved, run the same command to resume";
+
+/// The exit code for an engine error.
+pub fn for_kind(kind: ErrorKind) -> u8 {
+    match kind {
+        ErrorKind::Usage => USAGE,
+        ErrorKind::NotFound => NOT_FOUND,
+        ErrorKind::Denied => DENIED,
+        ErrorKind::Changed => CHANGED,
+        ErrorKind::Integrity => INTEGRITY,
+        ErrorKind::LocalIo | ErrorKind::Locked => LOCAL_IO,
+        ErrorKind::Network => NETWORK,
+        ErrorKind::Cancelled => INTERRUPTED,
+        _ => NETWORK,
+    }
+}

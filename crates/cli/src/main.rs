@@ -1,0 +1,255 @@
+//! `resume-get`: parallel, verified, resumable downloads from object storage.
+#![forbid(unsafe_code)]
+
+mod args;
+mod demo;
+mod exit;
+mod output;
+mod size;
+mod sources;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use resume_core::{CancellationToken, CheckpointChoice, Downloader, OnChange, RetryPolicy};
+
+use args::{Cli, Command, DownloadOpts, OnChangeArg};
+use output::{Mode, Output};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("resume-get: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::LOCAL_IO);
+        }
+    };
+    let code = match cli.command {
+        Some(Command::Demo(args)) => {
+            init_logging(args.opts.verbose);
+            demo::run(&runtime, args)
+        }
+        None => {
+            init_logging(cli.opts.verbose);
+            let (Some(source), Some(dest)) = (cli.source, cli.dest) else {
+                eprintln!("resume-get: error: SOURCE and DEST are required (see --help)");
+                return ExitCode::from(exit::USAGE);
+            };
+            runtime.block_on(download(&source, &dest, &cli.opts))
+        }
+    };
+    ExitCode::from(code)
+}
+
+/// Logs go to stderr; `-v` info, `-vv` debug, `-vvv` trace; `RUST_LOG` wins when set.
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Checks what clap cannot; returns a usage message.
+pub(crate) fn validate(opts: &DownloadOpts) -> Result<(), String> {
+    if opts.part_size == 0 {
+        return Err("--part-size must be at least 1 byte (e.g. 8MiB)".into());
+    }
+    if opts.jobs == 0 {
+        return Err("--jobs must be at least 1".into());
+    }
+    if opts.retries == 0 {
+        return Err("--retries must be at least 1 (1 = no retry)".into());
+    }
+    if opts.limit_rate == Some(0) {
+        return Err("--limit-rate must be more than 0 bytes per second".into());
+    }
+    Ok(())
+}
+
+/// The engine configured from the command line; `on_event` sees every event.
+pub(crate) fn downloader(
+    source: Arc<dyn resume_core::RangeSource>,
+    opts: &DownloadOpts,
+    cancel: CancellationToken,
+    on_event: impl Fn(&resume_core::Event) + Send + Sync + 'static,
+) -> Downloader {
+    let mut dl = Downloader::from_arc(source)
+        .part_size(opts.part_size)
+        .concurrency(opts.jobs)
+        .retry(RetryPolicy {
+            max_attempts: opts.retries,
+            ..RetryPolicy::default()
+        })
+        .idle_timeout(opts.timeout)
+        .verify_on_resume(opts.verify_on_resume)
+        .on_change(match opts.on_change {
+            OnChangeArg::Restart => OnChange::Restart,
+            OnChangeArg::Fail => OnChange::Fail,
+        })
+        .rate_limit(opts.limit_rate)
+        .cancel_token(cancel)
+        .on_progress(on_event);
+    if let Some(range) = opts.range {
+        dl = dl.range(range);
+    }
+    if let Some(v) = &opts.version_id {
+        dl = dl.version_id(v.clone());
+    }
+    if opts.no_checkpoint {
+        dl = dl.no_checkpoint();
+    } else if let Some(dir) = &opts.checkpoint_dir {
+        dl = dl.checkpoint_choice(CheckpointChoice::InDir(dir.clone()));
+    }
+    dl
+}
+
+pub(crate) fn output_mode(opts: &DownloadOpts) -> Mode {
+    if opts.json {
+        Mode::Json
+    } else if opts.quiet {
+        Mode::Quiet
+    } else {
+        Mode::Bar {
+            force: opts.progress,
+        }
+    }
+}
+
+/// Cancels `token` on the first SIGINT or SIGTERM (a second one kills the process the usual
+/// way, since the handler is gone).
+pub(crate) fn cancel_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return;
+            };
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        token.cancel();
+    });
+}
+
+async fn download(source_url: &str, dest: &Path, opts: &DownloadOpts) -> u8 {
+    if let Err(msg) = validate(opts) {
+        eprintln!("resume-get: error: {msg}");
+        return exit::USAGE;
+    }
+    let (source, key) = match sources::open(source_url, opts) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("resume-get: error: {}", e.message);
+            return e.exit_code;
+        }
+    };
+    let dest = match resolve_dest(dest, &key) {
+        Ok(d) => d,
+        Err(msg) => {
+            eprintln!("resume-get: error: {msg}");
+            return exit::USAGE;
+        }
+    };
+    let out = Arc::new(Output::new(output_mode(opts)));
+    let cancel = CancellationToken::new();
+    cancel_on_signals(cancel.clone());
+    let sink = out.clone();
+    let result = downloader(source, opts, cancel, move |e| sink.handle(e))
+        .download(&key, &dest)
+        .await;
+    out.finish();
+    match result {
+        Ok(report) => {
+            if out.mode() != Mode::Json && out.mode() != Mode::Quiet {
+                eprintln!("{}", output::summary(&report));
+            }
+            exit::OK
+        }
+        Err(e) => {
+            let code = exit::for_kind(e.kind());
+            if code == exit::INTERRUPTED {
+                eprintln!("resume-get: interrupted: {e}");
+            } else {
+                eprintln!("resume-get: error: {e}");
+            }
+            code
+        }
+    }
+}
+
+/// DEST as given, or, when it is an existing directory (or ends with a separator), the
+/// key's last segment inside it.
+fn resolve_dest(dest: &Path, key: &str) -> Result<PathBuf, String> {
+    let names_dir = dest
+        .as_os_str()
+        .to_string_lossy()
+        .ends_with(std::path::MAIN_SEPARATOR);
+    if !(dest.is_dir() || names_dir) {
+        return Ok(dest.to_path_buf());
+    }
+    if names_dir && !dest.is_dir() {
+        return Err(format!(
+            "destination directory {} does not exist; create it first",
+            dest.display()
+        ));
+    }
+    let name = key.rsplit('/').find(|s| !s.is_empty()).unwrap_or("");
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(format!(
+            "the key {key:?} has no file name to use inside directory {}; give a file path as DEST",
+            dest.display()
+        ));
+    }
+    Ok(dest.join(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dest_directory_takes_the_keys_file_name() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            resolve_dest(dir.path(), "a/b/c.bin").unwrap(),
+            dir.path().join("c.bin")
+        );
+        assert_eq!(
+            resolve_dest(dir.path(), "a/b/dir/").unwrap(),
+            dir.path().join("dir")
+        );
+        assert!(resolve_dest(dir.path(), "a/..").is_err());
+        let file = dir.path().join("x.bin");
+        assert_eq!(resolve_dest(&file, "a/b/c.bin").unwrap(), file);
+        let missing = format!("{}/missing/", dir.path().display());
+        assert!(
+            resolve_dest(Path::new(&missing), "k")
+                .unwrap_err()
+                .contains("does not exist")
+        );
+    }
+}

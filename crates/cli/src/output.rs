@@ -1,0 +1,271 @@
+//! What the user sees: a progress bar on a terminal, newline-delimited JSON for scripts, and
+//! one summary line.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use resume_core::{Event, Report};
+use serde_json::{Value, json};
+
+use crate::size::format_bytes;
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A bar on stderr (only when stderr is a terminal, unless forced).
+    Bar { force: bool },
+    /// One JSON object per event on stdout.
+    Json,
+    /// Nothing but errors.
+    Quiet,
+}
+
+/// Turns engine events into output. Shared by the engine's callback (any thread).
+#[derive(Debug)]
+pub struct Output {
+    mode: Mode,
+    bar: Option<ProgressBar>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    parts: u64,
+    parts_done: u64,
+    retries: u64,
+    last_line: Option<Instant>,
+}
+
+impl Output {
+    pub fn new(mode: Mode) -> Self {
+        let bar = match mode {
+            Mode::Bar { .. } if std::io::stderr().is_terminal() => {
+                let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{bar:30} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+                bar.enable_steady_tick(Duration::from_millis(200));
+                Some(bar)
+            }
+            _ => None,
+        };
+        Self {
+            mode,
+            bar,
+            state: Mutex::default(),
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    pub fn handle(&self, event: &Event) {
+        if self.mode == Mode::Json {
+            let line = event_json(event).to_string();
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+            return;
+        }
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(bar) = &self.bar else {
+            if self.mode == (Mode::Bar { force: true }) {
+                plain_line(&mut st, event);
+            }
+            return;
+        };
+        match event {
+            Event::Started {
+                total_bytes,
+                reused_bytes,
+                parts,
+                parts_reused,
+                ..
+            } => {
+                bar.set_length(*total_bytes);
+                bar.set_position(*reused_bytes);
+                bar.reset_eta();
+                st.parts = *parts;
+                st.parts_done = *parts_reused;
+            }
+            Event::Progress { done_bytes, .. } => bar.set_position(*done_bytes),
+            Event::PartDone { .. } => st.parts_done += 1,
+            Event::Retry { cause, .. } => {
+                st.retries += 1;
+                bar.println(format!("retrying: {cause}"));
+            }
+            Event::CheckpointDiscarded { reason, .. } => {
+                bar.println(format!("checkpoint discarded: {reason}"));
+            }
+            Event::CheckpointNote { note, .. } => bar.println(format!("checkpoint: {note}")),
+            Event::PartsDamaged { parts, reason } => {
+                bar.println(format!(
+                    "re-fetching {} damaged part(s): {reason}",
+                    parts.len()
+                ));
+            }
+            Event::Restarted { reason, .. } => bar.println(format!("restarting: {reason}")),
+            Event::Completed(_) | Event::Failed { .. } => bar.finish_and_clear(),
+            _ => {}
+        }
+        bar.set_message(format!(
+            "parts {}/{} retries {}",
+            st.parts_done, st.parts, st.retries
+        ));
+    }
+
+    /// Clears the bar (before an error or summary is printed).
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Progress as plain lines (at most one a second), for `--progress` when stderr is a file or
+/// a pipe: a log keeps a readable record where a bar would be a mess of control codes.
+fn plain_line(st: &mut State, event: &Event) {
+    let line = match event {
+        Event::Started {
+            total_bytes,
+            reused_bytes,
+            parts,
+            parts_reused,
+            ..
+        } => {
+            st.parts = *parts;
+            st.parts_done = *parts_reused;
+            format!(
+                "started: {} to download, {} reused from a checkpoint",
+                format_bytes(*total_bytes),
+                format_bytes(*reused_bytes)
+            )
+        }
+        Event::PartDone { .. } => {
+            st.parts_done += 1;
+            return;
+        }
+        Event::Progress {
+            done_bytes,
+            total_bytes,
+        } => {
+            if st
+                .last_line
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+            {
+                return;
+            }
+            let pct = if *total_bytes == 0 {
+                100
+            } else {
+                done_bytes * 100 / total_bytes
+            };
+            format!(
+                "{} / {} ({pct}%), parts {}/{}, retries {}",
+                format_bytes(*done_bytes),
+                format_bytes(*total_bytes),
+                st.parts_done,
+                st.parts,
+                st.retries
+            )
+        }
+        Event::Retry { cause, .. } => {
+            st.retries += 1;
+            format!("retrying: {cause}")
+        }
+        _ => return,
+    };
+    st.last_line = Some(Instant::now());
+    eprintln!("{line}");
+}
+
+/// The final one-line summary.
+pub fn summary(r: &Report) -> String {
+    let bytes = r.range.end - r.range.start;
+    let secs = r.elapsed.as_secs_f64().max(1e-9);
+    let mut s = format!(
+        "downloaded {} to {}: {} in {:.1} s ({}/s)",
+        r.key,
+        r.destination.display(),
+        format_bytes(bytes),
+        r.elapsed.as_secs_f64(),
+        format_bytes((r.fetched_bytes as f64 / secs) as u64)
+    );
+    if r.reused_bytes > 0 {
+        s.push_str(&format!(
+            ", {} reused from the checkpoint",
+            format_bytes(r.reused_bytes)
+        ));
+    }
+    s.push_str(&format!(", {} retries", r.retries));
+    if r.restarts > 0 {
+        s.push_str(&format!(
+            ", {} restart(s) after the object changed",
+            r.restarts
+        ));
+    }
+    s.push_str(if r.crc64_verified {
+        ", CRC-64 verified"
+    } else {
+        ", per-part digests verified (no whole-object CRC-64 to check)"
+    });
+    s
+}
+
+/// The JSON form of an event; field names are stable (documented in the README).
+pub fn event_json(event: &Event) -> Value {
+    match event {
+        Event::Started {
+            key,
+            total_bytes,
+            reused_bytes,
+            part_size,
+            parts,
+            parts_reused,
+            resumed,
+        } => json!({"event": "started", "key": key, "total_bytes": total_bytes,
+            "reused_bytes": reused_bytes, "part_size": part_size, "parts": parts,
+            "parts_reused": parts_reused, "resumed": resumed}),
+        Event::CheckpointDiscarded { location, reason } => {
+            json!({"event": "checkpoint_discarded", "location": location, "reason": reason})
+        }
+        Event::CheckpointNote { location, note } => {
+            json!({"event": "checkpoint_note", "location": location, "note": note})
+        }
+        Event::PartsDamaged { parts, reason } => {
+            json!({"event": "parts_damaged", "parts": parts, "reason": reason})
+        }
+        Event::Progress {
+            done_bytes,
+            total_bytes,
+        } => json!({"event": "progress", "done_bytes": done_bytes, "total_bytes": total_bytes}),
+        Event::PartDone { part, range } => {
+            json!({"event": "part_done", "part": part, "start": range.start, "end": range.end})
+        }
+        Event::Retry {
+            part,
+            attempt,
+            resume_at,
+            delay,
+            cause,
+        } => json!({"event": "retry", "part": part, "attempt": attempt,
+            "resume_at": resume_at, "delay_ms": delay.as_millis() as u64, "cause": cause}),
+        Event::Restarted { reason, restart } => {
+            json!({"event": "restarted", "reason": reason, "restart": restart})
+        }
+        Event::Completed(r) => json!({"event": "completed", "key": r.key,
+            "destination": r.destination, "start": r.range.start, "end": r.range.end,
+            "fetched_bytes": r.fetched_bytes, "reused_bytes": r.reused_bytes, "parts": r.parts,
+            "parts_reused": r.parts_reused, "retries": r.retries, "restarts": r.restarts,
+            "crc64": r.crc64, "crc64_verified": r.crc64_verified,
+            "elapsed_ms": r.elapsed.as_millis() as u64}),
+        Event::Failed { error } => json!({"event": "failed", "error": error}),
+        _ => json!({"event": "other", "debug": format!("{event:?}")}),
+    }
+}

@@ -1,0 +1,155 @@
+//! SOURCE URL → a backend's `RangeSource` and the object key.
+//!
+//! `oss://` goes to backend-oss; every other scheme to backend-object-store. This module only
+//! chooses and configures a backend; it never talks to a store itself.
+
+use std::sync::Arc;
+
+use backend_object_store::{StoreOptions, from_url};
+use backend_oss::{Client, EnvCredentials, SignatureVersion};
+use resume_core::RangeSource;
+
+use crate::args::{DownloadOpts, SignatureArg};
+use crate::exit;
+
+/// A source that cannot be opened, with the exit code it deserves.
+#[derive(Debug)]
+pub struct OpenError {
+    pub message: String,
+    pub exit_code: u8,
+}
+
+fn usage(message: String) -> OpenError {
+    OpenError {
+        message,
+        exit_code: exit::USAGE,
+    }
+}
+
+pub type Opened = (Arc<dyn RangeSource>, String);
+
+/// Opens `url` with the command line's options.
+pub fn open(url: &str, opts: &DownloadOpts) -> Result<Opened, OpenError> {
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("oss") => open_oss(url, opts),
+        Some(
+            "s3" | "s3a" | "gs" | "az" | "azure" | "abfs" | "abfss" | "adl" | "http" | "https"
+            | "file",
+        ) => open_object_store(url, opts),
+        Some(other) => Err(usage(format!(
+            "unsupported source scheme {other:?} in {url:?}; use oss://, s3://, gs://, az://, \
+             http(s):// or file://"
+        ))),
+        None => Err(usage(format!(
+            "source {url:?} is not a URL; use e.g. oss://bucket/key, s3://bucket/key, \
+             https://host/path or file:///path"
+        ))),
+    }
+}
+
+/// Splits `oss://bucket/key` (the key taken verbatim: OSS keys are not URL-encoded here).
+pub fn split_oss_url(url: &str) -> Result<(&str, &str), String> {
+    let rest = url
+        .get(6..)
+        .filter(|_| url[..6].eq_ignore_ascii_case("oss://"))
+        .ok_or_else(|| format!("{url:?} is not an oss:// URL"))?;
+    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(format!("{url:?} names no bucket; use oss://BUCKET/KEY"));
+    }
+    if key.is_empty() {
+        return Err(format!("{url:?} names no object key; use oss://BUCKET/KEY"));
+    }
+    Ok((bucket, key))
+}
+
+fn open_oss(url: &str, opts: &DownloadOpts) -> Result<Opened, OpenError> {
+    let (bucket, key) = split_oss_url(url).map_err(usage)?;
+    let endpoint = opts
+        .endpoint
+        .clone()
+        .or_else(|| std::env::var("OSS_ENDPOINT").ok().filter(|s| !s.is_empty()))
+        .ok_or_else(|| {
+            usage(
+                "no OSS endpoint: pass --endpoint (e.g. https://oss-cn-hangzhou.aliyuncs.com) \
+                 or set OSS_ENDPOINT"
+                    .into(),
+            )
+        })?;
+    // Fail before any request when the credentials are not there at all.
+    let env = EnvCredentials::new();
+    env.load().map_err(|e| OpenError {
+        message: format!(
+            "{e}; set OSS_ACCESS_KEY_ID and OSS_ACCESS_KEY_SECRET (and OSS_SESSION_TOKEN for STS)"
+        ),
+        exit_code: exit::DENIED,
+    })?;
+    let mut builder = Client::builder()
+        .endpoint(endpoint)
+        .env_credentials_from(env)
+        .read_timeout(Some(opts.timeout))
+        .signature_version(match opts.signature {
+            SignatureArg::V1 => SignatureVersion::V1,
+            SignatureArg::V4 => SignatureVersion::V4,
+        });
+    let region = opts
+        .region
+        .clone()
+        .or_else(|| std::env::var("OSS_REGION").ok().filter(|s| !s.is_empty()));
+    if let Some(region) = region {
+        builder = builder.region(region);
+    }
+    let client = builder
+        .build()
+        .map_err(|e| usage(format!("cannot use OSS settings: {e}")))?;
+    let bucket = client
+        .bucket(bucket)
+        .map_err(|e| usage(format!("cannot use bucket {bucket:?}: {e}")))?;
+    Ok((Arc::new(bucket), key.to_owned()))
+}
+
+fn open_object_store(url: &str, opts: &DownloadOpts) -> Result<Opened, OpenError> {
+    let mut options = StoreOptions::new();
+    if let Some(endpoint) = &opts.endpoint {
+        // S3-compatible servers behind a custom endpoint (MinIO, moto) want path-style.
+        options = options
+            .endpoint(endpoint.clone())
+            .allow_http(endpoint.starts_with("http://"))
+            .path_style();
+    }
+    if let Some(region) = &opts.region {
+        options = options.region(region.clone());
+    }
+    let (source, key) = from_url(url, &options).map_err(|e| usage(e.to_string()))?;
+    Ok((Arc::new(source), key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oss_urls_split_into_bucket_and_verbatim_key() {
+        assert_eq!(
+            split_oss_url("oss://b/abc/efg/123.jpg"),
+            Ok(("b", "abc/efg/123.jpg"))
+        );
+        assert_eq!(
+            split_oss_url("OSS://b/a b+c%20.txt"),
+            Ok(("b", "a b+c%20.txt"))
+        );
+        assert!(
+            split_oss_url("oss://b")
+                .unwrap_err()
+                .contains("no object key")
+        );
+        assert!(
+            split_oss_url("oss://b/")
+                .unwrap_err()
+                .contains("no object key")
+        );
+        assert!(split_oss_url("oss:///k").unwrap_err().contains("no bucket"));
+        assert!(split_oss_url("s3://b/k").is_err());
+    }
+}
