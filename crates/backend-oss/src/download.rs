@@ -52,9 +52,8 @@ pub enum DownloadOption<'a> {
     /// Parts fetched at once (≥ 1). Default: 1, as in the seed.
     Routines(usize),
     /// `Checkpoint(true, "")`: checkpoint beside the file (`FILE.rgcp`), the default.
-    /// `Checkpoint(true, path)`: a checkpoint file of your choosing: `path` itself when it
-    /// ends in `.rgcp`, otherwise `path.rgcp` (the checkpoint store appends its extension);
-    /// a directory (existing, or ending in `/`) holds it as with `CheckpointDir`.
+    /// `Checkpoint(true, path)`: the checkpoint file is exactly `path`; a directory
+    /// (existing, or ending in `/`) holds it as with `CheckpointDir`.
     /// `Checkpoint(false, _)`: no checkpoint, an interrupted download starts over.
     Checkpoint(bool, &'a str),
     /// `CheckpointDir(true, dir)`: the checkpoint lives in `dir`, named after the download
@@ -114,23 +113,14 @@ impl fmt::Debug for DownloadOption<'_> {
     }
 }
 
-/// The checkpoint `Checkpoint(true, path)` asks for; see [`DownloadOption::Checkpoint`].
-///
-/// The checkpoint store has no constructor for an arbitrary file name: `beside(x)` keeps the
-/// checkpoint in exactly `x.rgcp`. So a path ending in `.rgcp` is used as is, a directory
-/// (an existing one, or a path ending in `/`) holds the checkpoint like `CheckpointDir`, and
-/// any other path gets `.rgcp` appended.
+/// The checkpoint `Checkpoint(true, path)` asks for; see [`DownloadOption::Checkpoint`]:
+/// a directory (an existing one, or a path ending in `/`) holds it like `CheckpointDir`,
+/// anything else is the checkpoint file itself.
 fn checkpoint_at(path: &str) -> CheckpointChoice {
-    // The file store's extension (`checkpoint`'s `EXTENSION`, not exported).
-    let suffix = ".rgcp";
     if path.ends_with(std::path::MAIN_SEPARATOR) || Path::new(path).is_dir() {
         return CheckpointChoice::InDir(PathBuf::from(path));
     }
-    let store = match path.strip_suffix(suffix).filter(|b| !b.is_empty()) {
-        Some(base) => FileCheckpointStore::beside(base),
-        None => FileCheckpointStore::beside(path),
-    };
-    CheckpointChoice::Store(Arc::new(store))
+    CheckpointChoice::Store(Arc::new(FileCheckpointStore::at(path)))
 }
 
 impl Bucket {
@@ -229,10 +219,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn checkpoint_path_ending_in_rgcp_is_used_as_is() {
-        let CheckpointChoice::Store(store) = checkpoint_at("/tmp/x/my.rgcp") else {
-            panic!("a store")
-        };
+    fn checkpoint_path_is_the_checkpoint_file_and_a_directory_holds_one() {
         let id = resume_core::checkpoint::CheckpointId {
             source: "s".into(),
             key: "k".into(),
@@ -240,15 +227,12 @@ mod tests {
             range: RangeSpec::Full,
             destination: "/tmp/d".into(),
         };
-        assert_eq!(store.path(&id), Some(PathBuf::from("/tmp/x/my.rgcp")));
-        let CheckpointChoice::Store(store) = checkpoint_at("/tmp/x/my.cp") else {
-            panic!("a store")
-        };
-        assert_eq!(store.path(&id), Some(PathBuf::from("/tmp/x/my.cp.rgcp")));
-        let CheckpointChoice::Store(store) = checkpoint_at(".rgcp") else {
-            panic!("a store")
-        };
-        assert_eq!(store.path(&id), Some(PathBuf::from(".rgcp.rgcp")));
+        for path in ["/tmp/x/my.rgcp", "/tmp/x/my.cp", ".rgcp"] {
+            let CheckpointChoice::Store(store) = checkpoint_at(path) else {
+                panic!("a store for {path}")
+            };
+            assert_eq!(store.path(&id), Some(PathBuf::from(path)));
+        }
         let dir = std::env::temp_dir();
         assert!(matches!(
             checkpoint_at(dir.to_str().unwrap()),

@@ -219,13 +219,14 @@ async fn checkpoint_dir_explicit_checkpoint_file_and_disabled_checkpoints() {
     assert!(!rgcp(&dest).exists());
 
     fail(vec![Checkpoint(true, to_str(&cp_file))]).await;
-    assert!(cp_file.exists(), "a path ending in .rgcp is used as is");
+    assert!(
+        cp_file.exists(),
+        "the checkpoint file is exactly the path given"
+    );
 
     fail(vec![Checkpoint(true, to_str(&cp_other))]).await;
-    assert!(
-        rgcp(&cp_other).exists(),
-        "other paths get the .rgcp extension"
-    );
+    assert!(cp_other.exists(), "any file name is used exactly as given");
+    assert!(!rgcp(&cp_other).exists());
 
     fail(vec![Checkpoint(false, "")]).await;
     fail(vec![CheckpointDir(false, "")]).await;

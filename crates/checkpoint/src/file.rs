@@ -112,6 +112,13 @@ impl FileCheckpointStore {
         Self::with(Placement::Beside(PathBuf::from(name)))
     }
 
+    /// Keeps the checkpoint in exactly the file `path`, whatever the download (like
+    /// [`beside`](Self::beside), one store per destination). For callers that let users
+    /// name the checkpoint file, as the OSS SDKs' `Checkpoint(true, path)` does.
+    pub fn at(path: impl AsRef<Path>) -> Self {
+        Self::with(Placement::Beside(normalize(path.as_ref())))
+    }
+
     /// Keeps checkpoints in `dir` (created on the first `save`), one file per download:
     /// `<last key segment, sanitized>-<32 hex digits of blake3(id)>.rgcp`.
     ///
@@ -579,6 +586,24 @@ mod tests {
         let name = a.file_name().and_then(|n| n.to_str()).expect("UTF-8");
         assert!(name.len() <= 255, "{}", name.len());
         assert!(name.starts_with(&temp_prefix(&long)));
+    }
+
+    #[test]
+    fn at_uses_exactly_the_given_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("my checkpoint.state");
+        let store = FileCheckpointStore::at(&path);
+        let cp = checkpoint("k", 3);
+        assert_eq!(store.path(&cp.id), path);
+        store.save(&cp).expect("save");
+        store.record(&cp.id, 1, digest(1)).expect("record");
+        store.flush(&cp.id).expect("flush");
+        assert!(path.is_file());
+        let loaded = FileCheckpointStore::at(&path)
+            .load(&cp.id)
+            .expect("load")
+            .expect("some");
+        assert_eq!(loaded.checkpoint.done.len(), 1);
     }
 
     #[test]
