@@ -163,14 +163,20 @@ async fn download(source_url: &str, dest: &Path, opts: &DownloadOpts) -> u8 {
     let (source, key) = match sources::open(source_url, opts) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("resume-get: error: {}", e.message);
+            eprintln!(
+                "resume-get: error: {}",
+                naming_source(e.message, source_url, "")
+            );
             return e.exit_code;
         }
     };
     let dest = match resolve_dest(dest, &key) {
         Ok(d) => d,
         Err(msg) => {
-            eprintln!("resume-get: error: {msg}");
+            eprintln!(
+                "resume-get: error: {}",
+                naming_source(msg, source_url, &key)
+            );
             return exit::USAGE;
         }
     };
@@ -191,13 +197,25 @@ async fn download(source_url: &str, dest: &Path, opts: &DownloadOpts) -> u8 {
         }
         Err(e) => {
             let code = exit::for_kind(e.kind());
+            let msg = naming_source(e.to_string(), source_url, &key);
             if code == exit::INTERRUPTED {
-                eprintln!("resume-get: interrupted: {e}");
+                eprintln!("resume-get: interrupted: {msg}");
             } else {
-                eprintln!("resume-get: error: {e}");
+                eprintln!("resume-get: error: {msg}");
             }
             code
         }
+    }
+}
+
+/// `msg`, prefixed with the source URL unless it already names the source or the key: every
+/// error names the object, and some (local I/O, the lock, missing credentials or endpoint)
+/// otherwise name only a path or a setting.
+fn naming_source(msg: String, source_url: &str, key: &str) -> String {
+    if msg.contains(source_url) || (!key.is_empty() && msg.contains(key)) {
+        msg
+    } else {
+        format!("{source_url}: {msg}")
     }
 }
 
@@ -230,6 +248,23 @@ fn resolve_dest(dest: &Path, key: &str) -> Result<PathBuf, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_messages_name_the_source() {
+        let url = "oss://b/data/x.bin";
+        assert_eq!(
+            naming_source(
+                "cannot create /d/out.rgpart: denied".into(),
+                url,
+                "data/x.bin"
+            ),
+            "oss://b/data/x.bin: cannot create /d/out.rgpart: denied"
+        );
+        let named = "part 3 of data/x.bin failed".to_string();
+        assert_eq!(naming_source(named.clone(), url, "data/x.bin"), named);
+        let named = format!("{url:?} names no object key");
+        assert_eq!(naming_source(named.clone(), url, ""), named);
+    }
 
     #[test]
     fn dest_directory_takes_the_keys_file_name() {

@@ -26,6 +26,9 @@ pub enum Mode {
 #[derive(Debug)]
 pub struct Output {
     mode: Mode,
+    /// When the command started: JSON events carry milliseconds since then (`t_ms`), taken
+    /// as the engine emits them, so scripts can compute rates without pipe delays.
+    start: Instant,
     bar: Option<ProgressBar>,
     state: Mutex<State>,
 }
@@ -56,6 +59,7 @@ impl Output {
         };
         Self {
             mode,
+            start: Instant::now(),
             bar,
             state: Mutex::default(),
         }
@@ -67,7 +71,9 @@ impl Output {
 
     pub fn handle(&self, event: &Event) {
         if self.mode == Mode::Json {
-            let line = event_json(event).to_string();
+            let mut value = event_json(event);
+            value["t_ms"] = json!(self.start.elapsed().as_millis() as u64);
+            let line = value.to_string();
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{line}");
             let _ = out.flush();

@@ -81,7 +81,8 @@ fn open_oss(url: &str, opts: &DownloadOpts) -> Result<Opened, OpenError> {
     let env = EnvCredentials::new();
     env.load().map_err(|e| OpenError {
         message: format!(
-            "{e}; set OSS_ACCESS_KEY_ID and OSS_ACCESS_KEY_SECRET (and OSS_SESSION_TOKEN for STS)"
+            "{e}; OSS sources need OSS_ACCESS_KEY_ID and OSS_ACCESS_KEY_SECRET (plus \
+             OSS_SESSION_TOKEN for STS credentials)"
         ),
         exit_code: exit::DENIED,
     })?;

@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -50,11 +50,22 @@ pub(crate) async fn run(
             dest.display()
         )));
     }
+    // A DEST holding a checkpoint (e.g. `out.bin.rgcp` typed for `out.bin`) is another
+    // download's saved progress: replacing it would silently lose that progress.
+    if is_checkpoint_file(dest) {
+        return Err(Error::Config(format!(
+            "destination {} is a checkpoint file (the saved progress of another download); \
+             choose another destination, or delete it if that download is abandoned",
+            dest.display()
+        )));
+    }
 
     // Lock before reading or writing any state: a second download into DEST stops here.
     let file = PartFile::open_locked(&part_path, dest)?;
     let rng = Mutex::new(JitterRng::new(dl.retry.jitter_seed));
     let limiter = dl.rate_limit.map(RateLimiter::new);
+    // Whether the checkpoint holds at least one done part (reused or recorded in this run).
+    let recorded = AtomicBool::new(false);
     let mut restarts = 0u32;
     let result = loop {
         let attempt = Attempt {
@@ -65,6 +76,7 @@ pub(crate) async fn run(
             file: &file,
             rng: &rng,
             limiter: limiter.as_ref(),
+            recorded: &recorded,
             halt: dl.cancel.child_token(),
             counters: Counters::default(),
         };
@@ -111,10 +123,19 @@ pub(crate) async fn run(
             Ok(report) => break Ok(report),
         }
     };
-    // Without a checkpoint, or with nothing written yet (e.g. the stat was refused), nothing
-    // can resume from the temp file: don't leave it behind.
-    if result.is_err() && (store.is_none() || file.len().is_ok_and(|n| n == 0)) {
-        let _ = std::fs::remove_file(file.path());
+    // Leave state behind only if a later run can resume from it: not without a checkpoint,
+    // not when no part was ever recorded (e.g. the stat was refused, every request failed),
+    // and not the old version's bytes after the object changed.
+    if let Err(e) = &result {
+        let resumable = store.is_some()
+            && recorded.load(Ordering::Relaxed)
+            && !matches!(e, Error::Changed { .. } | Error::Integrity { .. });
+        if !resumable {
+            if let Some(s) = &store {
+                let _ = s.delete(&id);
+            }
+            let _ = std::fs::remove_file(file.path());
+        }
     }
     result
 }
@@ -158,6 +179,7 @@ struct Attempt<'a> {
     file: &'a PartFile,
     rng: &'a Mutex<JitterRng>,
     limiter: Option<&'a RateLimiter>,
+    recorded: &'a AtomicBool,
     /// Cancelled by the caller's token or by the first worker that fails.
     halt: CancellationToken,
     counters: Counters,
@@ -222,6 +244,8 @@ impl Attempt<'_> {
         }
 
         let reused_parts: Vec<u64> = checkpoint.done.keys().copied().collect();
+        self.recorded
+            .store(!reused_parts.is_empty(), Ordering::Relaxed);
         let reused_bytes = checkpoint.done_bytes();
         self.counters
             .done_bytes
@@ -500,6 +524,7 @@ impl Attempt<'_> {
         if let Some(store) = self.store {
             store.record(self.id, part, digest)?;
             store.flush(self.id)?;
+            self.recorded.store(true, Ordering::Relaxed);
         }
         lock(&t.digests)[part as usize] = Some(digest);
         self.dl.emit(&Event::PartDone {
@@ -680,6 +705,15 @@ impl Attempt<'_> {
                     want.end - want.start
                 ))));
             }
+            if let Some(limiter) = self.limiter {
+                // Reserve before accepting: a chunk counts (hashed, written, reported) only
+                // once the shared bucket has paid for it, so accepted bytes follow the limit.
+                tokio::select! {
+                    biased;
+                    _ = self.halt.cancelled() => break Err(AttemptError::Failure(Failure::Stopped)),
+                    _ = limiter.take(chunk.len() as u64) => {}
+                }
+            }
             hasher.update(&chunk);
             if buf.len() + chunk.len() > dl.buffer_size && !buf.is_empty() {
                 if let Err(e) = self.file.write_all_at(buf, buf_start - file_base) {
@@ -704,13 +738,6 @@ impl Attempt<'_> {
                 .done_bytes
                 .fetch_add(chunk.len() as u64, Ordering::Relaxed);
             self.emit_progress(t, false);
-            if let Some(limiter) = self.limiter {
-                tokio::select! {
-                    biased;
-                    _ = self.halt.cancelled() => break Err(AttemptError::Failure(Failure::Stopped)),
-                    _ = limiter.take(chunk.len() as u64) => {}
-                }
-            }
         };
         // Bytes accepted before a failure are valid: they belong to the declared range of the
         // pinned object. Keep them so the retry continues from `cur`.
@@ -887,6 +914,15 @@ fn usize_of(n: u64) -> Result<usize, Failure> {
             "{n} parts do not fit in memory on this platform; use a larger part size"
         )))
     })
+}
+
+/// Whether `path` is an existing file that starts with the checkpoint format's magic bytes.
+fn is_checkpoint_file(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; checkpoint::codec::MAGIC.len()];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok_and(|()| magic == checkpoint::codec::MAGIC)
 }
 
 fn strip_etag(e: &str) -> &str {

@@ -201,7 +201,11 @@ fn io_hint(e: &io::Error) -> &'static str {
             "check the permissions of the destination directory"
         }
         io::ErrorKind::NotFound => "check that the directory exists",
-        _ => "check the destination's file system; progress is saved, run again to resume",
+        io::ErrorKind::NotADirectory => "a part of the destination path is not a directory",
+        _ => {
+            "check the destination path and its file system, then run again (progress already \
+             recorded is kept)"
+        }
     }
 }
 

@@ -8,10 +8,11 @@ use tokio::time::Instant;
 
 /// Caps throughput at `rate` bytes/s with bursts of at most `burst` bytes.
 ///
-/// Received bytes are paid for after they arrive: a worker that overdraws the bucket sleeps
-/// until the debt is repaid before reading more, and TCP flow control slows the sender. Over
-/// any window of `w` seconds the bytes taken are at most `rate × w + burst + one chunk per
-/// worker` (each worker pays for a chunk after receiving it).
+/// A worker reserves a received chunk before accepting it: the reservation may put the
+/// bucket in debt, and the worker sleeps until its share of the debt is repaid, so reserved
+/// bytes never run ahead of `burst + rate × t`, however many workers share the bucket. While
+/// a worker sleeps it reads nothing more, and TCP flow control slows the sender. Over any
+/// window of `w` seconds the bytes accepted are at most `rate × w + burst + one chunk`.
 #[derive(Debug)]
 pub(crate) struct RateLimiter {
     rate: f64,
@@ -22,9 +23,10 @@ pub(crate) struct RateLimiter {
 impl RateLimiter {
     pub(crate) fn new(bytes_per_sec: u64) -> Self {
         let rate = bytes_per_sec.max(1) as f64;
-        // A tenth of a second of traffic: smooth enough for a 2 s window to stay within 10 %
-        // of the limit, large enough not to wake workers for every small chunk.
-        let burst = (rate / 10.0).max(1.0);
+        // A twentieth of a second of traffic: small enough that a 2 s window stays within
+        // 10 % of the limit even with one large chunk in it, large enough not to wake workers
+        // for every small chunk.
+        let burst = (rate / 20.0).max(1.0);
         Self {
             rate,
             burst,
@@ -33,7 +35,7 @@ impl RateLimiter {
         }
     }
 
-    /// Takes `n` bytes from the bucket, waiting as long as the bucket is in debt.
+    /// Reserves `n` bytes, waiting until the bucket has paid for them.
     pub(crate) async fn take(&self, n: u64) {
         let wait = {
             let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -74,9 +76,10 @@ mod tests {
         futures::join!(worker(), worker(), worker(), worker());
         let secs = start.elapsed().as_secs_f64();
         let total = taken.load(std::sync::atomic::Ordering::Relaxed) as f64;
-        // 819 200 bytes at 100 kB/s with a 10 kB burst: at least 8.09 s.
+        // 819 200 bytes at 100 kB/s: a take returns only once the bucket has paid for it, so
+        // the last one returns no earlier than 8.19 s.
         assert!(
-            secs >= (total - 10_000.0) / 100_000.0 - 0.001,
+            secs >= total / 100_000.0 - 0.001,
             "{secs} s for {total} bytes"
         );
         assert!(

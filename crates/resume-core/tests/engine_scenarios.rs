@@ -236,10 +236,47 @@ async fn a_source_that_ignores_range_is_an_error_and_writes_nothing() {
         err.to_string().contains("does not support ranged reads"),
         "{err}"
     );
-    assert!(!f.dest.exists());
-    // Not a byte of the ignored response was accepted.
-    let part = std::fs::read(f.part_path()).unwrap();
-    assert!(part.iter().all(|&b| b == 0));
+    // Not a byte of the ignored response was accepted, and with no part done there is
+    // nothing to resume: nothing is left behind.
+    assert!(f.files().is_empty(), "{:?}", f.files());
+    assert!(f.store.ids().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn state_is_kept_only_when_a_later_run_can_resume_from_it() {
+    // Every request fails before any part is done: no temp file, no checkpoint.
+    let f = Fixture::new(50_000, 30);
+    let mut plan = FaultPlan::new();
+    for n in 0..10 {
+        plan = plan.on_request(n, Fault::http(503));
+    }
+    f.source.set_fault_plan(plan);
+    let err = f
+        .downloader()
+        .part_size(10_000)
+        .concurrency(1)
+        .retry(RetryPolicy {
+            max_attempts: 3,
+            ..quick_retry(5)
+        })
+        .download(KEY, &f.dest)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Network);
+    assert!(f.files().is_empty(), "{:?}", f.files());
+    assert!(f.store.ids().is_empty());
+    // One part done, then a refusal: the temp file and checkpoint stay for the resume.
+    f.source.set_fault_plan(
+        FaultPlan::new().on_request(f.source.read_requests() + 1, Fault::http(403)),
+    );
+    f.downloader()
+        .part_size(10_000)
+        .concurrency(1)
+        .download(KEY, &f.dest)
+        .await
+        .unwrap_err();
+    assert_eq!(f.files(), vec!["out.bin.rgpart"]);
+    assert_eq!(f.store.ids().len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -299,6 +336,11 @@ async fn object_overwritten_with_fail_policy_stops_and_discards_the_stale_checkp
     assert!(
         f.store.ids().is_empty(),
         "the old version's checkpoint must go"
+    );
+    assert!(
+        f.files().is_empty(),
+        "the old version's bytes must go: {:?}",
+        f.files()
     );
     // Running again fetches the current version.
     f.downloader().download(KEY, &f.dest).await.unwrap();

@@ -1,0 +1,10 @@
+//! Process-level tests of the `resume-get` binary against the in-process OSS emulator
+//! (strict V4/V1 signatures, seeded fault injection).
+
+mod common;
+mod exit_codes;
+mod json;
+mod output;
+mod rate_limit;
+mod resume;
+mod success;
