@@ -3,6 +3,9 @@
 //! Plain std on purpose: xtask must build fast on a clean machine and never be the reason CI
 //! is red.
 
+mod bench;
+mod soak;
+
 use std::env;
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -13,6 +16,8 @@ usage: cargo xtask <command>
 commands:
   ci      format check, clippy (-D warnings), all tests (nextest if installed), doc tests
   test    all tests and doc tests only
+  bench   benchmarks vs curl, aria2c, cp, the OSS SDKs; writes BENCHMARKS.md (--quick: 64 MiB)
+  soak    the end-to-end crash test with 200 SIGKILLs (release; --kills N, --debug)
   help    this text
 
 environment:
@@ -23,6 +28,8 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("test") => test(),
+        Some("bench") => bench::run(&args[1..]),
+        Some("soak") => soak::run(&args[1..]),
         Some("help" | "-h" | "--help") | None => {
             println!("{USAGE}");
             Ok(())
@@ -56,11 +63,24 @@ fn ci() -> Result<(), String> {
         ]),
     )?;
     test()?;
+    // The benchmark harness on 64 MiB objects, so it never rots: every scenario runs every
+    // contender; figures are reported, not asserted. The dev binaries test() just built keep
+    // it to about a minute (`cargo xtask bench --quick` alone uses a release build).
+    let t_bench = Instant::now();
+    bench::run(&["--quick".into(), "--profile".into(), "dev".into()])
+        .map_err(|e| format!("bench --quick: {e}"))?;
+    eprintln!("xtask: == bench --quick: ok in {:.1?}", t_bench.elapsed());
     eprintln!("xtask ci: all steps passed in {:.0?}", t.elapsed());
     Ok(())
 }
 
 fn test() -> Result<(), String> {
+    // The end-to-end tests (tests/) run the resume-get and oss-emulator binaries, which cargo
+    // does not build for another package's tests: build them first, in the tests' profile.
+    run(
+        "binaries for the end-to-end tests",
+        cargo(&["build", "-p", "resume-cli", "-p", "oss-emulator"]),
+    )?;
     if has_nextest() {
         run(
             "tests (nextest)",

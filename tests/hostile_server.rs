@@ -1,0 +1,531 @@
+//! A hostile or changing server, through the emulator's fault plans (and, where the emulator
+//! cannot misbehave that way by itself, a header-rewriting / stalling proxy in front of it):
+//! `resume-get` must end with exactly the object's bytes, or fail with the documented exit
+//! code and a message naming the request, never with a wrong or mixed file.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use e2e_tests::support::*;
+
+const KEY: &str = "hostile/object.bin";
+
+struct Case {
+    server: Server,
+    content: Vec<u8>,
+    dir: tempfile::TempDir,
+    dest: PathBuf,
+}
+
+fn case(size: usize, seed: u64) -> Case {
+    let server = Server::start();
+    let content = data(seed, size);
+    server.put(KEY, &content);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest = dir.path().join("object.bin");
+    Case {
+        server,
+        content,
+        dir,
+        dest,
+    }
+}
+
+impl Case {
+    fn get(&self) -> Get {
+        self.server.get(KEY, &self.dest)
+    }
+
+    fn faults(&self, rules: Vec<FaultRule>) {
+        let mut plan = FaultPlan::new(0xFA17);
+        for r in rules {
+            plan = plan.rule(r);
+        }
+        self.server.set_faults(plan);
+    }
+
+    fn new_version(&self) -> Vec<u8> {
+        self.server
+            .emu
+            .get_object(BUCKET, KEY)
+            .expect("current version")
+    }
+}
+
+fn error(status: u16, code: &str) -> Fault {
+    Fault::Error {
+        status,
+        code: code.into(),
+        message: None,
+    }
+}
+
+fn strip_crc() -> Vec<Rewrite> {
+    vec![Rewrite::Remove("x-oss-hash-crc64ecma")]
+}
+
+/// The overwrite happens right after the 3rd part request is served (one job, so requests are
+/// strictly ordered: the emulator finishes the change before that response's head goes out);
+/// later requests carry `If-Match` with the old ETag and get 412.
+fn overwrite_mid_download(c: &Case, endpoint: Option<&str>, extra: &[&str]) -> Outcome {
+    c.faults(vec![
+        FaultRule::on("GET", KEY, Fault::ChangeObject { size: None }).nth(3),
+    ]);
+    let args = ["--part-size", "64KiB", "--jobs", "1"];
+    let out = match endpoint {
+        Some(ep) => Get::new(ep, &oss_url(KEY), &c.dest),
+        None => c.get(),
+    }
+    .args(args)
+    .args(extra)
+    .run();
+    c.server.emu.clear_fault_plan();
+    let statuses: Vec<Option<u16>> = c.server.gets(KEY).iter().map(|r| r.status).collect();
+    assert!(
+        statuses.contains(&Some(412)),
+        "requests after the overwrite must be refused by If-Match: {statuses:?}"
+    );
+    out
+}
+
+fn restart_yields_only_the_new_version(with_crc: bool) {
+    let c = case(1 << 20, 1);
+    let proxy = (!with_crc).then(|| HeaderProxy::start(c.server.emu.addr(), strip_crc()));
+    let out = overwrite_mid_download(&c, proxy.as_ref().map(|p| p.endpoint()).as_deref(), &[]);
+    out.expect_ok();
+    let new = c.new_version();
+    assert_ne!(new, c.content);
+    assert_file_is(&c.dest, &new, "after an overwrite (restart policy)");
+    let restarted = out.must_event("restarted");
+    assert!(
+        restarted["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("changed"),
+        "{restarted}"
+    );
+    assert_eq!(out.completed()["crc64_verified"], with_crc);
+    assert_eq!(out.num("completed", "restarts"), 1);
+}
+
+#[test]
+fn object_overwritten_mid_download_with_crc_header_restarts_and_yields_only_the_new_version() {
+    restart_yields_only_the_new_version(true);
+}
+
+#[test]
+fn object_overwritten_mid_download_without_crc_header_restarts_and_yields_only_the_new_version() {
+    restart_yields_only_the_new_version(false);
+}
+
+fn fail_policy_exits_5(with_crc: bool) {
+    let c = case(1 << 20, 2);
+    let proxy = (!with_crc).then(|| HeaderProxy::start(c.server.emu.addr(), strip_crc()));
+    let ep = proxy.as_ref().map(|p| p.endpoint());
+    let out = overwrite_mid_download(&c, ep.as_deref(), &["--on-change", "fail"]);
+    out.expect_code(EXIT_CHANGED)
+        .expect_stderr(&[KEY, "changed", "run again"]);
+    assert!(
+        !c.dest.exists(),
+        "no DEST after a change with --on-change fail"
+    );
+    assert!(
+        !rgcp(&c.dest).exists(),
+        "the stale checkpoint is deleted so the next run starts afresh"
+    );
+    // Running again downloads the new version.
+    let mut g = c.get();
+    if let Some(ep) = &ep {
+        g = Get::new(ep, &oss_url(KEY), &c.dest);
+    }
+    let out = g.args(["--part-size", "64KiB"]).run();
+    out.expect_ok();
+    assert_eq!(out.num("started", "reused_bytes"), 0);
+    assert_file_is(&c.dest, &c.new_version(), "the new version");
+}
+
+#[test]
+fn object_overwritten_with_on_change_fail_exits_5_with_crc_header() {
+    fail_policy_exits_5(true);
+}
+
+#[test]
+fn object_overwritten_with_on_change_fail_exits_5_without_crc_header() {
+    fail_policy_exits_5(false);
+}
+
+#[test]
+fn object_replaced_by_one_of_another_size_mid_download_never_mixes() {
+    let c = case(1 << 20, 3);
+    c.faults(vec![
+        FaultRule::on(
+            "GET",
+            KEY,
+            Fault::ChangeObject {
+                size: Some(700_001),
+            },
+        )
+        .nth(2),
+    ]);
+    let out = c.get().args(["--part-size", "64KiB", "--jobs", "1"]).run();
+    out.expect_ok();
+    let new = c.new_version();
+    assert_eq!(new.len(), 700_001);
+    assert_file_is(&c.dest, &new, "after a change of size");
+}
+
+#[test]
+fn server_ignoring_range_is_an_error_and_no_object_byte_is_written() {
+    let c = case(256 << 10, 4);
+    c.faults(vec![FaultRule::always(Fault::IgnoreRange).method("GET")]);
+    let out = c.get().args(["--part-size", "64KiB"]).run();
+    out.expect_code(EXIT_NETWORK)
+        .expect_stderr(&["ignored the request for bytes", "200 instead of 206"]);
+    assert!(!c.dest.exists());
+    if let Ok(tmp) = std::fs::read(rgpart(&c.dest)) {
+        assert!(
+            tmp.iter().all(|&b| b == 0),
+            "the temp file holds bytes from a response that ignored Range"
+        );
+    }
+    c.server.emu.clear_fault_plan();
+    let out = c.get().args(["--part-size", "64KiB"]).run();
+    out.expect_ok();
+    assert_eq!(
+        out.num("started", "reused_bytes"),
+        0,
+        "no part was recorded"
+    );
+    assert_file_is(&c.dest, &c.content, "after the server honours Range again");
+}
+
+/// `-j 1`, parts of 64 KiB, the 3rd GET answered with `fault`: parts 0 and 1 are done.
+fn fail_third_get(c: &Case, fault: Fault, extra: &[&str]) -> Outcome {
+    c.faults(vec![FaultRule::on("GET", KEY, fault).nth(3)]);
+    let out = c
+        .get()
+        .args(["--part-size", "64KiB", "--jobs", "1"])
+        .args(extra)
+        .run();
+    c.server.emu.clear_fault_plan();
+    out
+}
+
+/// The request id the server gave the `nth` GET.
+fn request_id_of_get(c: &Case, nth: usize) -> String {
+    c.server.gets(KEY)[nth - 1].request_id.clone()
+}
+
+/// After a failure with parts 0 and 1 done: the next run reuses them and finishes.
+fn resumes_with_two_parts(c: &Case) {
+    let out = c.get().args(["--part-size", "64KiB"]).run();
+    out.expect_ok();
+    assert_eq!(out.num("started", "parts_reused"), 2);
+    assert_file_is(&c.dest, &c.content, "resumed");
+}
+
+#[test]
+fn range_not_satisfiable_mid_run_stops_with_exit_2_naming_the_part_and_resumes_later() {
+    let c = case(512 << 10, 5);
+    let out = fail_third_get(&c, error(416, "InvalidRange"), &[]);
+    let id = request_id_of_get(&c, 3);
+    out.expect_code(EXIT_USAGE)
+        .expect_stderr(&["part 2", "131072-196607", "InvalidRange", &id]);
+    assert!(!c.dest.exists());
+    resumes_with_two_parts(&c);
+}
+
+#[test]
+fn precondition_failed_mid_run_restarts_by_default_and_exits_5_with_on_change_fail() {
+    let c = case(512 << 10, 6);
+    let out = fail_third_get(&c, error(412, "PreconditionFailed"), &[]);
+    out.expect_ok();
+    assert!(out.event("restarted").is_some());
+    assert_file_is(&c.dest, &c.content, "after a 412 and a restart");
+    std::fs::remove_file(&c.dest).expect("remove DEST");
+    let out = fail_third_get(
+        &c,
+        error(412, "PreconditionFailed"),
+        &["--on-change", "fail"],
+    );
+    out.expect_code(EXIT_CHANGED)
+        .expect_stderr(&["PreconditionFailed"]);
+    assert!(!c.dest.exists());
+}
+
+#[test]
+fn access_denied_mid_run_exits_4_with_the_code_and_request_id_and_resumes_later() {
+    let c = case(512 << 10, 7);
+    let out = fail_third_get(&c, error(403, "AccessDenied"), &[]);
+    let id = request_id_of_get(&c, 3);
+    out.expect_code(EXIT_DENIED)
+        .expect_stderr(&["part 2", "AccessDenied", &id, "credentials"]);
+    assert_eq!(
+        c.server.gets(KEY).len(),
+        3,
+        "a 403 is not retried: exactly one request for part 2"
+    );
+    assert!(!c.dest.exists());
+    resumes_with_two_parts(&c);
+}
+
+#[test]
+fn bursts_of_503_on_metadata_and_parts_are_retried_and_the_file_is_exact() {
+    let c = case(1 << 20, 8);
+    c.faults(vec![
+        FaultRule::always(Fault::slow_down())
+            .method("HEAD")
+            .times(2),
+        FaultRule::on("GET", KEY, Fault::slow_down()).times(6),
+        FaultRule::on("GET", KEY, Fault::internal_error())
+            .from_request(12)
+            .times(2),
+    ]);
+    let out = c.get().args(["--part-size", "128KiB", "--jobs", "3"]).run();
+    out.expect_ok();
+    assert_file_is(&c.dest, &c.content, "after 503 bursts");
+    let retries = out.events_named("retry");
+    assert_eq!(retries.len(), 10, "every injected error is retried once");
+    assert_eq!(out.num("completed", "retries"), 10);
+    assert_eq!(
+        out.num("completed", "fetched_bytes"),
+        c.content.len() as u64
+    );
+    assert!(
+        retries
+            .iter()
+            .any(|r| r["cause"].as_str().unwrap_or("").contains("SlowDown")),
+        "{retries:?}"
+    );
+}
+
+#[test]
+fn connection_resets_after_k_bytes_resume_at_the_byte_where_they_broke() {
+    let c = case(1 << 20, 9);
+    c.faults(vec![
+        FaultRule::on("GET", KEY, Fault::ResetAfterBytes { bytes: 10_000 })
+            .probability(0.5)
+            .times(8),
+    ]);
+    let out = c.get().args(["--part-size", "128KiB", "--jobs", "4"]).run();
+    out.expect_ok();
+    assert_file_is(&c.dest, &c.content, "after resets");
+    let resets = c.server.emu.fault_log().len();
+    assert!(
+        resets >= 2,
+        "the plan should reset a few requests: {resets}"
+    );
+    assert_eq!(out.events_named("retry").len(), resets);
+    assert_eq!(
+        out.num("completed", "fetched_bytes"),
+        c.content.len() as u64,
+        "bytes received before a reset are kept, never fetched twice"
+    );
+    let mid_part = c
+        .server
+        .gets(KEY)
+        .iter()
+        .filter(|r| !range_of(r).start.is_multiple_of(128 << 10))
+        .count();
+    assert_eq!(
+        mid_part, resets,
+        "every retry asks for the rest of its part, from the byte where the reset hit"
+    );
+}
+
+#[test]
+fn short_bodies_without_an_error_are_retried_from_where_they_ended() {
+    let c = case(1 << 20, 10);
+    c.faults(vec![
+        FaultRule::on("GET", KEY, Fault::ShortBody { bytes: 5_000 }).times(4),
+    ]);
+    let out = c.get().args(["--part-size", "128KiB", "--jobs", "2"]).run();
+    out.expect_ok();
+    assert_file_is(&c.dest, &c.content, "after short bodies");
+    let retries = out.events_named("retry");
+    assert_eq!(retries.len(), 4);
+    for r in &retries {
+        let cause = r["cause"].as_str().unwrap_or("");
+        assert!(
+            cause.contains("body ended after 5000") || cause.contains("cut short"),
+            "{r}"
+        );
+        // Each cut body delivered 5 000 bytes (a retry may be cut again, further on).
+        let into_part = num(r, "resume_at") % (128 << 10);
+        assert!(into_part > 0 && into_part.is_multiple_of(5_000), "{r}");
+    }
+    assert_eq!(
+        out.num("completed", "fetched_bytes"),
+        c.content.len() as u64
+    );
+}
+
+#[test]
+fn stalled_response_hits_the_idle_timeout_and_the_part_is_retried() {
+    let c = case(256 << 10, 11);
+    c.faults(vec![
+        FaultRule::on("GET", KEY, Fault::DelayFirstByte { millis: 20_000 }).nth(2),
+    ]);
+    let t = Instant::now();
+    let out = c
+        .get()
+        .args(["--part-size", "64KiB", "--jobs", "2", "--timeout", "2s"])
+        .run();
+    out.expect_ok();
+    assert_file_is(&c.dest, &c.content, "after a stalled response");
+    let retry = out.must_event("retry");
+    let cause = retry["cause"].as_str().unwrap_or("");
+    assert!(
+        cause.contains("idle timeout") || cause.contains("timed out"),
+        "{retry}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "the stall must be cut by the 2 s idle timeout, not waited out ({:?})",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn connection_stalled_mid_body_hits_the_idle_timeout_and_the_part_resumes() {
+    let c = case(512 << 10, 12);
+    let proxy = HeaderProxy::with_stall(
+        c.server.emu.addr(),
+        vec![],
+        Some(Stall {
+            nth: 2,
+            after_bytes: 20_000,
+        }),
+    );
+    let t = Instant::now();
+    let out = Get::new(&proxy.endpoint(), &oss_url(KEY), &c.dest)
+        .args(["--part-size", "128KiB", "--jobs", "2", "--timeout", "2s"])
+        .run();
+    out.expect_ok();
+    assert_file_is(&c.dest, &c.content, "after a stall mid-body");
+    let retry = out.must_event("retry");
+    let cause = retry["cause"].as_str().unwrap_or("");
+    assert!(
+        cause.contains("idle timeout") || cause.contains("timed out"),
+        "{retry}"
+    );
+    assert_eq!(num(retry, "resume_at") % (128 << 10), 20_000, "{retry}");
+    assert_eq!(
+        out.num("completed", "fetched_bytes"),
+        c.content.len() as u64
+    );
+    assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+}
+
+/// Downloads an object of `size` bytes with `args` and checks the bytes, the parts and the
+/// requests.
+fn exact(size: usize, args: &[&str], expect_parts: u64) -> (Case, Outcome) {
+    let c = case(size, size as u64 ^ 0xABCD);
+    let out = c.get().args(args).run();
+    out.expect_ok();
+    assert_file_is(&c.dest, &c.content, &format!("{size} bytes with {args:?}"));
+    assert_eq!(out.num("started", "parts"), expect_parts, "parts");
+    let names = listing(c.dir.path());
+    assert_eq!(names.len(), 1, "nothing but DEST is left: {names:?}");
+    (c, out)
+}
+
+#[test]
+fn zero_byte_object_downloads_to_an_empty_file() {
+    let (c, out) = exact(0, &[], 0);
+    assert_eq!(out.completed()["crc64_verified"], true);
+    assert!(c.server.gets(KEY).is_empty(), "no GET for an empty object");
+}
+
+#[test]
+fn one_byte_object() {
+    let (c, _) = exact(1, &["--part-size", "1MiB"], 1);
+    assert_eq!(range_of(&c.server.gets(KEY)[0]), 0..1);
+}
+
+#[test]
+fn size_not_a_multiple_of_the_part_size_ends_with_a_short_part() {
+    let (c, out) = exact(1_000_003, &["--part-size", "64KiB", "--jobs", "4"], 16);
+    let last = out
+        .events_named("part_done")
+        .into_iter()
+        .find(|e| num(e, "part") == 15)
+        .cloned()
+        .expect("the last part");
+    assert_eq!(
+        (num(&last, "start"), num(&last, "end")),
+        (15 * 65_536, 1_000_003)
+    );
+    let asked: u64 = c
+        .server
+        .gets(KEY)
+        .iter()
+        .map(|r| range_of(r).end - range_of(r).start)
+        .sum();
+    assert_eq!(asked, 1_000_003, "every byte asked for exactly once");
+}
+
+#[test]
+fn part_size_of_one_byte_on_a_small_object() {
+    let (c, _) = exact(300, &["--part-size", "1", "--jobs", "8"], 300);
+    let mut starts: Vec<u64> = c
+        .server
+        .gets(KEY)
+        .iter()
+        .map(|r| range_of(r).start)
+        .collect();
+    starts.sort_unstable();
+    assert_eq!(
+        starts,
+        (0..300).collect::<Vec<_>>(),
+        "one 1-byte request per byte"
+    );
+}
+
+#[test]
+fn part_size_larger_than_the_object_is_a_single_request() {
+    let (c, _) = exact(5_000, &["--part-size", "1GiB", "--jobs", "8"], 1);
+    let gets = c.server.gets(KEY);
+    assert_eq!(gets.len(), 1);
+    assert_eq!(range_of(&gets[0]), 0..5_000);
+}
+
+#[test]
+fn ten_thousand_parts_with_a_failure_in_the_middle_resume_from_the_journal() {
+    const PARTS: u64 = 10_240;
+    let c = case(PARTS as usize * 16, 13);
+    c.faults(vec![FaultRule::on("GET", KEY, denied()).nth(5_000)]);
+    let args = ["--part-size", "16", "--jobs", "16"];
+    let first = c.get().args(args).run();
+    first.expect_code(EXIT_DENIED);
+    c.server.emu.clear_fault_plan();
+    // The 15 other workers each had at most one part in flight when request 5 000 failed,
+    // which they may or may not have finished.
+    let done = first.events_named("part_done").len() as u64;
+    assert!(
+        (5_000 - 16..=5_000 + 15).contains(&done),
+        "parts done before the failure: {done}"
+    );
+    let cp_len = std::fs::metadata(rgcp(&c.dest)).expect("checkpoint").len();
+    assert!(
+        cp_len < 400 + done * checkpoint::RECORD_LEN as u64,
+        "checkpoint of {cp_len} bytes for {done} parts: not O(parts)"
+    );
+    let before = c.server.emu.request_count();
+    let out = c.get().args(args).run();
+    out.expect_ok();
+    assert_file_is(&c.dest, &c.content, "10 240 parts, resumed");
+    assert_eq!(out.num("started", "parts"), PARTS);
+    assert_eq!(out.num("started", "parts_reused"), done);
+    let second: Vec<RequestRecord> = c
+        .server
+        .gets(KEY)
+        .into_iter()
+        .filter(|r| r.number > before)
+        .collect();
+    assert_eq!(
+        second.len() as u64,
+        PARTS - done,
+        "the resume requests exactly the parts not done"
+    );
+}
