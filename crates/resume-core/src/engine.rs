@@ -15,7 +15,7 @@ use futures::stream::FuturesUnordered;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::digest::{PartHasher, crc64_combine};
+use crate::digest::{Crc64Appender, PartHasher, crc64_combine};
 use crate::downloader::{Downloader, OnChange};
 use crate::error::Error;
 use crate::event::{Event, Report};
@@ -66,6 +66,7 @@ pub(crate) async fn run(
     let limiter = dl.rate_limit.map(RateLimiter::new);
     // Whether the checkpoint holds at least one done part (reused or recorded in this run).
     let recorded = AtomicBool::new(false);
+    let background = BackgroundSync::default();
     let mut restarts = 0u32;
     let result = loop {
         let attempt = Attempt {
@@ -73,6 +74,8 @@ pub(crate) async fn run(
             key,
             id: &id,
             store: store.as_deref(),
+            shared_store: store.clone(),
+            background: &background,
             file: &file,
             rng: &rng,
             limiter: limiter.as_ref(),
@@ -140,6 +143,18 @@ pub(crate) async fn run(
     result
 }
 
+/// Start a background sync after this many bytes, so the final fsync has only the tail to
+/// write instead of the whole file (on a fast link, seconds of dirty pages).
+const SYNC_EVERY_BYTES: u64 = 64 << 20;
+
+/// At most one fsync of the temp file and checkpoint runs on the blocking pool while the
+/// download goes on; its failure stops the download at the next part.
+#[derive(Debug, Default, Clone)]
+struct BackgroundSync {
+    in_flight: Arc<AtomicBool>,
+    error: Arc<Mutex<Option<Error>>>,
+}
+
 /// Why an attempt stopped early.
 #[derive(Debug)]
 enum Failure {
@@ -176,6 +191,9 @@ struct Attempt<'a> {
     key: &'a str,
     id: &'a CheckpointId,
     store: Option<&'a dyn CheckpointStore>,
+    /// The same store, for the background sync (which outlives a borrow).
+    shared_store: Option<Arc<dyn CheckpointStore>>,
+    background: &'a BackgroundSync,
     file: &'a PartFile,
     rng: &'a Mutex<JitterRng>,
     limiter: Option<&'a RateLimiter>,
@@ -193,6 +211,8 @@ struct Transfer<'a> {
     digests: Mutex<Vec<Option<PartDigest>>>,
     last_progress: Mutex<Option<Instant>>,
     last_sync: Mutex<Instant>,
+    /// Bytes of parts done since the last sync started.
+    unsynced: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -282,6 +302,7 @@ impl Attempt<'_> {
             digests: Mutex::new(digests),
             last_progress: Mutex::new(None),
             last_sync: Mutex::new(Instant::now()),
+            unsynced: AtomicU64::new(0),
         };
 
         let missing: Vec<u64> = {
@@ -532,19 +553,43 @@ impl Attempt<'_> {
             range: t.layout.part_range(part),
         });
         if let Some(interval) = self.dl.sync_interval {
-            let due = {
-                let mut last = lock(&t.last_sync);
-                let due = last.elapsed() >= interval;
-                if due {
-                    *last = Instant::now();
-                }
-                due
-            };
-            if due {
-                self.sync(t)?;
+            if let Some(e) = lock(&self.background.error).take() {
+                return Err(e.into());
+            }
+            let len = t.layout.part_len(part);
+            let unsynced = t.unsynced.fetch_add(len, Ordering::Relaxed) + len;
+            let due = unsynced >= SYNC_EVERY_BYTES || lock(&t.last_sync).elapsed() >= interval;
+            if due && !self.background.in_flight.swap(true, Ordering::AcqRel) {
+                t.unsynced.store(0, Ordering::Relaxed);
+                *lock(&t.last_sync) = Instant::now();
+                self.sync_in_background();
             }
         }
         Ok(())
+    }
+
+    /// Group commit off the download's thread: data first, then the records that claim it.
+    ///
+    /// The temp file is opened anew (read-only): the sync must not share the download's
+    /// lock, so a download dropped while a sync runs does not hold its DEST any longer.
+    fn sync_in_background(&self) {
+        let path = self.file.path().to_owned();
+        let store = self.shared_store.clone();
+        let id = self.id.clone();
+        let background = self.background.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = std::fs::File::open(&path)
+                .and_then(|f| f.sync_data())
+                .map_err(|e| Error::io("sync temp file", &path, e))
+                .and_then(|()| match &store {
+                    Some(s) => s.sync(&id).map_err(Error::from),
+                    None => Ok(()),
+                });
+            if let Err(e) = result {
+                *lock(&background.error) = Some(e);
+            }
+            background.in_flight.store(false, Ordering::Release);
+        });
     }
 
     /// Group commit for power-loss durability: data first, then the records that claim it.
@@ -879,6 +924,7 @@ impl Attempt<'_> {
 
     fn combined_crc(&self, t: &Transfer<'_>) -> Result<u64, Failure> {
         let d = lock(&t.digests);
+        let full = Crc64Appender::new(t.layout.part_size);
         let mut crc = 0u64;
         for (i, digest) in d.iter().enumerate() {
             let digest = digest.ok_or_else(|| {
@@ -886,7 +932,12 @@ impl Attempt<'_> {
                     "internal error: part {i} finished without a digest; please report this"
                 )))
             })?;
-            crc = crc64_combine(crc, digest.crc64, t.layout.part_len(i as u64));
+            let len = t.layout.part_len(i as u64);
+            crc = if len == t.layout.part_size {
+                full.append(crc, digest.crc64)
+            } else {
+                crc64_combine(crc, digest.crc64, len)
+            };
         }
         Ok(crc)
     }
