@@ -3,53 +3,14 @@
 //! `resume-get` must end with exactly the object's bytes, or fail with the documented exit
 //! code and a message naming the request, never with a wrong or mixed file.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use e2e_tests::support::*;
 
 const KEY: &str = "hostile/object.bin";
 
-struct Case {
-    server: Server,
-    content: Vec<u8>,
-    dir: tempfile::TempDir,
-    dest: PathBuf,
-}
-
 fn case(size: usize, seed: u64) -> Case {
-    let server = Server::start();
-    let content = data(seed, size);
-    server.put(KEY, &content);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let dest = dir.path().join("object.bin");
-    Case {
-        server,
-        content,
-        dir,
-        dest,
-    }
-}
-
-impl Case {
-    fn get(&self) -> Get {
-        self.server.get(KEY, &self.dest)
-    }
-
-    fn faults(&self, rules: Vec<FaultRule>) {
-        let mut plan = FaultPlan::new(0xFA17);
-        for r in rules {
-            plan = plan.rule(r);
-        }
-        self.server.set_faults(plan);
-    }
-
-    fn new_version(&self) -> Vec<u8> {
-        self.server
-            .emu
-            .get_object(BUCKET, KEY)
-            .expect("current version")
-    }
+    e2e_tests::support::case(KEY, size, seed)
 }
 
 fn error(status: u16, code: &str) -> Fault {
@@ -93,7 +54,7 @@ fn restart_yields_only_the_new_version(with_crc: bool) {
     let proxy = (!with_crc).then(|| HeaderProxy::start(c.server.emu.addr(), strip_crc()));
     let out = overwrite_mid_download(&c, proxy.as_ref().map(|p| p.endpoint()).as_deref(), &[]);
     out.expect_ok();
-    let new = c.new_version();
+    let new = c.current_content();
     assert_ne!(new, c.content);
     assert_file_is(&c.dest, &new, "after an overwrite (restart policy)");
     let restarted = out.must_event("restarted");
@@ -141,7 +102,7 @@ fn fail_policy_exits_5(with_crc: bool) {
     let out = g.args(["--part-size", "64KiB"]).run();
     out.expect_ok();
     assert_eq!(out.num("started", "reused_bytes"), 0);
-    assert_file_is(&c.dest, &c.new_version(), "the new version");
+    assert_file_is(&c.dest, &c.current_content(), "the new version");
 }
 
 #[test]
@@ -169,7 +130,7 @@ fn object_replaced_by_one_of_another_size_mid_download_never_mixes() {
     ]);
     let out = c.get().args(["--part-size", "64KiB", "--jobs", "1"]).run();
     out.expect_ok();
-    let new = c.new_version();
+    let new = c.current_content();
     assert_eq!(new.len(), 700_001);
     assert_file_is(&c.dest, &new, "after a change of size");
 }

@@ -5,47 +5,14 @@
 //! The engine-level twins of these tests live in
 //! `crates/resume-core/tests/engine_scenarios.rs`.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use e2e_tests::support::*;
 
 const KEY: &str = "sdk/object.bin";
 
-struct Case {
-    server: Server,
-    content: Vec<u8>,
-    dir: tempfile::TempDir,
-    dest: PathBuf,
-}
-
 fn case(size: usize, seed: u64) -> Case {
-    let server = Server::start();
-    let content = data(seed, size);
-    server.put(KEY, &content);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let dest = dir.path().join("object.bin");
-    Case {
-        server,
-        content,
-        dir,
-        dest,
-    }
-}
-
-impl Case {
-    fn get(&self) -> Get {
-        self.server.get(KEY, &self.dest)
-    }
-
-    /// GETs the server answered after request number `after`.
-    fn gets_after(&self, after: u64) -> Vec<RequestRecord> {
-        self.server
-            .gets(KEY)
-            .into_iter()
-            .filter(|r| r.number > after)
-            .collect()
-    }
+    e2e_tests::support::case(KEY, size, seed)
 }
 
 /// Go SDK v1: `Checkpoint(true, "")` silently disabled checkpointing, so nothing resumed.

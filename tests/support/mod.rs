@@ -834,3 +834,63 @@ pub fn snapshot_len(cp: &[u8]) -> usize {
     let payload = u64::from_le_bytes(cp[12..20].try_into().expect("8 bytes"));
     HEADER_LEN + payload as usize + CHECKSUM_LEN
 }
+
+/// One object on its own server and a destination for it: the fixture most end-to-end tests
+/// start from.
+#[derive(Debug)]
+pub struct Case {
+    pub server: Server,
+    pub key: &'static str,
+    pub content: Vec<u8>,
+    pub dir: tempfile::TempDir,
+    pub dest: PathBuf,
+}
+
+/// A server holding `key` with `size` seeded bytes, and a DEST in a fresh directory.
+pub fn case(key: &'static str, size: usize, seed: u64) -> Case {
+    let server = Server::start();
+    let content = data(seed, size);
+    server.put(key, &content);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest = dir.path().join("object.bin");
+    Case {
+        server,
+        key,
+        content,
+        dir,
+        dest,
+    }
+}
+
+impl Case {
+    /// `resume-get` for this object into DEST.
+    pub fn get(&self) -> Get {
+        self.server.get(self.key, &self.dest)
+    }
+
+    /// Installs these fault rules (seeded plan).
+    pub fn faults(&self, rules: Vec<oss_emulator::FaultRule>) {
+        let mut plan = oss_emulator::FaultPlan::new(0xFA17);
+        for r in rules {
+            plan = plan.rule(r);
+        }
+        self.server.set_faults(plan);
+    }
+
+    /// The object's current content on the server.
+    pub fn current_content(&self) -> Vec<u8> {
+        self.server
+            .emu
+            .get_object(BUCKET, self.key)
+            .expect("current version")
+    }
+
+    /// GETs of this object the server answered after request number `after`.
+    pub fn gets_after(&self, after: u64) -> Vec<oss_emulator::RequestRecord> {
+        self.server
+            .gets(self.key)
+            .into_iter()
+            .filter(|r| r.number > after)
+            .collect()
+    }
+}
