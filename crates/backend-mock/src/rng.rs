@@ -1,50 +1,11 @@
-//! Tiny deterministic randomness: SplitMix64 and helpers built on it.
+//! Tiny deterministic randomness: helpers on the engine's SplitMix64.
 //!
 //! The mock needs reproducible "random" decisions and contents, and nothing more; a
 //! 20-line generator keeps the crate free of `rand` and its version churn.
 
 use bytes::Bytes;
 
-/// The SplitMix64 generator (Steele, Lea, Flood 2014).
-///
-/// Exists so that fault plans and generated object contents are a pure function of a seed:
-/// the same seed always yields the same sequence, on every platform and Rust version.
-/// Not cryptographic, not meant to be.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SplitMix64 {
-    state: u64,
-}
-
-impl SplitMix64 {
-    /// A generator whose sequence is fully determined by `seed`.
-    pub const fn new(seed: u64) -> Self {
-        Self { state: seed }
-    }
-
-    /// The next 64 pseudo-random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        mix64(self.state)
-    }
-
-    /// A value uniformly (up to a negligible bias) drawn from `0..bound`; `0` when `bound` is 0.
-    pub fn below(&mut self, bound: u64) -> u64 {
-        ((u128::from(self.next_u64()) * u128::from(bound)) >> 64) as u64
-    }
-
-    /// A value drawn from `[0, 1)` with 53 bits of precision, for comparing with probabilities.
-    pub fn unit_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-
-    /// Fills `buf` with pseudo-random bytes.
-    pub fn fill_bytes(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            let word = self.next_u64().to_le_bytes();
-            chunk.copy_from_slice(&word[..chunk.len()]);
-        }
-    }
-}
+pub use resume_core::{SplitMix64, mix64};
 
 /// `len` pseudo-random bytes determined by `seed`.
 ///
@@ -57,13 +18,6 @@ pub fn pseudo_random_bytes(seed: u64, len: usize) -> Bytes {
     let mut buf = vec![0u8; len];
     SplitMix64::new(seed).fill_bytes(&mut buf);
     Bytes::from(buf)
-}
-
-/// SplitMix64's output function: a strong 64-bit bit mixer.
-pub(crate) fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// FNV-1a over `data`: a cheap, stable content hash for etags.

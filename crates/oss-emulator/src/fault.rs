@@ -259,28 +259,7 @@ pub struct FaultEvent {
     pub fault: Fault,
 }
 
-/// SplitMix64: small, seeded, good enough for fault draws and keystreams.
-#[derive(Debug, Clone)]
-pub(crate) struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+pub(crate) use resume_core::SplitMix64;
 
 /// The request facts rules are matched against.
 #[derive(Debug, Clone, Copy)]
@@ -373,7 +352,7 @@ impl Faults {
                 continue;
             }
             if let Some(p) = rule.probability
-                && rng.next_f64() >= p
+                && rng.unit_f64() >= p
             {
                 continue;
             }

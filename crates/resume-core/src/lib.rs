@@ -18,6 +18,7 @@ mod part_file;
 mod plan;
 mod rate;
 mod retry;
+mod rng;
 mod source;
 
 pub use checkpoint::{self, RangeSpec};
@@ -30,6 +31,7 @@ pub use event::{Event, Report};
 pub use part_file::{PART_SUFFIX, with_suffix};
 pub use plan::{RangeProblem, format_range, parse_range, plan, resolve_range};
 pub use retry::RetryPolicy;
+pub use rng::{SplitMix64, mix64};
 pub use source::{
     ByteStream, ObjectMeta, RangeRead, RangeSource, ReadConditions, SourceError, SourceErrorKind,
 };

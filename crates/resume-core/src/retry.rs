@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::rng::SplitMix64;
+
 /// How hard the engine tries before giving up on a request.
 ///
 /// A request that made progress (received at least one byte) resets the count of consecutive
@@ -59,9 +61,9 @@ impl RetryPolicy {
     }
 }
 
-/// SplitMix64: tiny, seedable, good enough to decorrelate retry storms.
+/// Jitter for backoff delays: seeded when the policy says so, from the clock otherwise.
 #[derive(Debug, Clone)]
-pub(crate) struct JitterRng(u64);
+pub(crate) struct JitterRng(SplitMix64);
 
 impl JitterRng {
     pub(crate) fn new(seed: Option<u64>) -> Self {
@@ -71,15 +73,11 @@ impl JitterRng {
                 .unwrap_or_default();
             (t.as_nanos() as u64) ^ u64::from(std::process::id()).rotate_left(32)
         });
-        Self(seed)
+        Self(SplitMix64::new(seed))
     }
 
     pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 }
 
