@@ -1402,6 +1402,22 @@ impl Bench {
                     Expect::SameAs(self.data.clone()),
                 )
             },
+            {
+                // The floor of the durability resume-get always has, with no network at all:
+                // the bytes copied from the page cache into a fresh file and synced to disk.
+                let dest = self.out_file("cp-sync.bin");
+                let d = dest.display().to_string();
+                Contender::new(
+                    "cp, then sync FILE (floor)",
+                    args([
+                        "sh".to_string(),
+                        "-c".into(),
+                        format!("cp {} {d} && sync {d}", self.data.display()),
+                    ]),
+                    Some(dest),
+                    Expect::SameAs(self.data.clone()),
+                )
+            },
         ];
         let rows = self.measure(1, &contenders)?;
         let (rg, curl, aria, null) = (&rows[0], &rows[1], &rows[2], &rows[3]);
@@ -1436,13 +1452,14 @@ impl Bench {
                 "A {} object from nginx (sendfile, loopback) into a fresh file in `$W/out` ({} \
                  jobs × {} parts for resume-get, its defaults; CRC-64 and BLAKE3 of every byte, \
                  fsync before the rename, as always). The floors only receive the bytes (`curl \
-                 -o /dev/null`) or copy the file (`cp`); `curl -o, then sync FILE` is curl with \
-                 the same durability as resume-get (a reference, not a target).",
+                 -o /dev/null`), copy the file (`cp`), or copy it with resume-get's durability \
+                 (`cp, then sync FILE`: no network, no hashing); `curl -o, then sync FILE` is \
+                 curl with the same durability as resume-get (a reference, not a target).",
                 bytes(self.size),
                 8,
                 bytes(8 * MIB)
             ),
-            table: table(&rows, self.size, &[1, 2, 3, 5]),
+            table: table(&rows, self.size, &[1, 2, 3, 5, 6]),
             commands: commands(&rows),
             notes: vec![],
             conditions: String::new(),

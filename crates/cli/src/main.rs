@@ -41,7 +41,20 @@ fn main() -> ExitCode {
                 eprintln!("resume-get: error: SOURCE and DEST are required (see --help)");
                 return ExitCode::from(exit::USAGE);
             };
-            runtime.block_on(download(&source, &dest, &cli.opts))
+            // Run the download as a task on the runtime's workers, beside the tasks of its
+            // connections, not on this thread: a body chunk then reaches the download without a
+            // cross-thread wake-up (per GiB from nginx, measured: futex calls ~2 700 → ~100,
+            // context switches ~8 200 → ~4 500, wall time 3-5 % lower on 2 cores).
+            let opts = cli.opts;
+            let task = runtime.spawn(async move { download(&source, &dest, &opts).await });
+            match runtime.block_on(task) {
+                Ok(code) => code,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => {
+                    eprintln!("resume-get: internal error: the download task stopped: {e}");
+                    exit::LOCAL_IO
+                }
+            }
         }
     };
     ExitCode::from(code)
