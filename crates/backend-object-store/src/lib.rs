@@ -83,6 +83,7 @@
 
 mod config;
 mod error;
+mod local;
 mod source;
 
 pub use config::{

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use futures::StreamExt;
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, GetResult, ObjectStore};
+use object_store::{GetOptions, GetRange, GetResult, GetResultPayload, ObjectStore};
 use resume_core::{
     ObjectMeta, RangeRead, RangeSource, ReadConditions, SourceError, SourceErrorKind,
 };
@@ -108,11 +108,15 @@ fn into_read(result: GetResult, key: &str) -> RangeRead {
     let range = result.range.clone();
     let total_size = Some(result.meta.size);
     let etag = result.meta.e_tag.clone();
-    let key = key.to_owned();
-    let body = result
-        .into_stream()
-        .map(move |chunk| chunk.map_err(|e| map_error(&e, Op::Body, &key)))
-        .boxed();
+    let body = match result.payload {
+        GetResultPayload::File(file, _) => crate::local::body(file, range.clone(), key),
+        GetResultPayload::Stream(stream) => {
+            let key = key.to_owned();
+            stream
+                .map(move |chunk| chunk.map_err(|e| map_error(&e, Op::Body, &key)))
+                .boxed()
+        }
+    };
     RangeRead {
         range,
         total_size,
