@@ -22,7 +22,8 @@ Exit codes:
   5    the object changed while downloading (with --on-change fail)
   6    integrity failure: the bytes did not verify against the object's checksum
   7    local I/O: disk full, permissions, missing directory, DEST locked by another download
-  8    network: the source kept failing and retries ran out
+  8    network: the source kept failing and retries ran out, or answered inconsistently
+       (ignored Range, refused a range inside the object)
   130  interrupted (Ctrl-C / SIGTERM); progress is saved, run the same command to resume";
 
 /// The exit code for an engine error.

@@ -136,6 +136,11 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Config(_) | Error::InvalidRange { .. } => ErrorKind::Usage,
+            // A part's range lies inside the size the source itself reported: refusing it is
+            // the source's inconsistency, not a bad argument.
+            Error::Part { source, .. } if source.kind == SourceErrorKind::InvalidRange => {
+                ErrorKind::Network
+            }
             Error::Stat { source, .. } | Error::Part { source, .. } => match source.kind {
                 SourceErrorKind::NotFound => ErrorKind::NotFound,
                 SourceErrorKind::Denied => ErrorKind::Denied,
@@ -173,7 +178,11 @@ fn hint(kind: SourceErrorKind) -> &'static str {
         SourceErrorKind::Changed => {
             "the object was replaced; run again to download the new version"
         }
-        SourceErrorKind::InvalidRange => "check the requested range against the object's size",
+        SourceErrorKind::InvalidRange => {
+            "the source refused bytes inside the size it reported for the object, so it \
+             answers inconsistently (or the object is being replaced); progress is saved, run \
+             the same download again to resume"
+        }
         SourceErrorKind::Transient => {
             "the network or server kept failing; progress is saved, run the same download again \
              to resume"
@@ -188,6 +197,7 @@ fn stat_hint(kind: SourceErrorKind) -> &'static str {
             "the endpoint could not be reached or kept failing; check the endpoint and the \
              network, then run again"
         }
+        SourceErrorKind::InvalidRange => "check the requested range against the object's size",
         other => hint(other),
     }
 }
@@ -240,6 +250,29 @@ mod tests {
             assert!(m.contains(needle), "{needle:?} missing from {m:?}");
         }
         assert_eq!(e.kind(), ErrorKind::Network);
+    }
+
+    #[test]
+    fn a_refused_part_range_is_the_sources_inconsistency_not_a_usage_error() {
+        let refused =
+            || Box::new(SourceError::new(SourceErrorKind::InvalidRange, "416").with_status(416));
+        let part = Error::Part {
+            key: "k".into(),
+            part: 2,
+            range: 20..30,
+            attempts: 1,
+            source: refused(),
+        };
+        assert_eq!(part.kind(), ErrorKind::Network);
+        let m = part.to_string();
+        assert!(m.contains("inconsistently") && m.contains("resume"), "{m}");
+        let stat = Error::Stat {
+            key: "k".into(),
+            attempts: 1,
+            source: refused(),
+        };
+        assert_eq!(stat.kind(), ErrorKind::Usage);
+        assert!(stat.to_string().contains("check the requested range"));
     }
 
     #[test]
