@@ -342,10 +342,8 @@ fn stalled_response_hits_the_idle_timeout_and_the_part_is_retried() {
     assert_file_is(&c.dest, &c.content, "after a stalled response");
     let retry = out.must_event("retry");
     let cause = retry["cause"].as_str().unwrap_or("");
-    assert!(
-        cause.contains("idle timeout") || cause.contains("timed out"),
-        "{retry}"
-    );
+    // The engine's own message (it names the byte), not the transport's backstop.
+    assert!(cause.contains("idle timeout"), "{retry}");
     assert!(
         t.elapsed() < Duration::from_secs(15),
         "the stall must be cut by the 2 s idle timeout, not waited out ({:?})",
@@ -372,10 +370,8 @@ fn connection_stalled_mid_body_hits_the_idle_timeout_and_the_part_resumes() {
     assert_file_is(&c.dest, &c.content, "after a stall mid-body");
     let retry = out.must_event("retry");
     let cause = retry["cause"].as_str().unwrap_or("");
-    assert!(
-        cause.contains("idle timeout") || cause.contains("timed out"),
-        "{retry}"
-    );
+    // The engine's own message (it names the byte), not the transport's backstop.
+    assert!(cause.contains("idle timeout"), "{retry}");
     assert_eq!(num(retry, "resume_at") % (128 << 10), 20_000, "{retry}");
     assert_eq!(
         out.num("completed", "fetched_bytes"),

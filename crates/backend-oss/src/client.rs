@@ -24,6 +24,12 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default longest wait for the next bytes of an answer (headers or body). Not a
 /// whole-request timeout: a multi-GB body takes as long as it keeps moving.
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The HTTP transport's read timeout for a client whose [`ClientBuilder::read_timeout`] is
+/// `t`: `t` plus a quarter (at least 1 s), so the engine's idle timeout of `t` fires first.
+pub fn transport_read_timeout(t: Duration) -> Duration {
+    t.saturating_add((t / 4).max(Duration::from_secs(1)))
+}
 /// Default margin: credentials expiring within it are refreshed (or refused) before signing.
 pub const DEFAULT_CREDENTIALS_HEADROOM: Duration = Duration::from_secs(5 * 60);
 
@@ -204,8 +210,10 @@ impl ClientBuilder {
 
     /// Longest wait for the next bytes of an answer (`None`: wait forever). It resets on
     /// every read, so it never limits how long a moving body may take. Downloads through
-    /// [`Bucket::download_file`] and [`Bucket::downloader`] also use it as the engine's idle
-    /// timeout. Default: 60 s.
+    /// [`Bucket::download_file`] and [`Bucket::downloader`] use it as the engine's idle
+    /// timeout; the HTTP transport's own read timeout is then a backstop set a little later
+    /// ([`transport_read_timeout`]), so that a stall is reported by the engine, which names
+    /// the part and the byte it stalled at. Default: 60 s.
     pub fn read_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.read_timeout = timeout;
         self
@@ -265,7 +273,7 @@ impl ClientBuilder {
             .pool_idle_timeout(Duration::from_secs(90))
             .user_agent(self.user_agent.clone());
         if let Some(t) = self.read_timeout {
-            http = http.read_timeout(t);
+            http = http.read_timeout(transport_read_timeout(t));
         }
         let http = http.build().map_err(Error::Http)?;
         Ok(Client {
@@ -557,5 +565,18 @@ impl From<ObjectInfo> for ObjectMeta {
             version_id: info.version_id,
             crc64: info.crc64,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_transport_read_timeout_backs_the_engine_idle_timeout_up_later() {
+        let s = Duration::from_secs;
+        assert_eq!(transport_read_timeout(s(2)), s(3));
+        assert_eq!(transport_read_timeout(s(60)), s(75));
+        assert_eq!(transport_read_timeout(Duration::MAX), Duration::MAX);
     }
 }

@@ -56,6 +56,7 @@ pub mod sign;
 pub use client::{
     Bucket, Client, ClientBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_CREDENTIALS_HEADROOM,
     DEFAULT_READ_TIMEOUT, Error, ObjectInfo, ReadOptions, TRAFFIC_LIMIT_MAX, TRAFFIC_LIMIT_MIN,
+    transport_read_timeout,
 };
 pub use download::{DownloadOption, ProgressListener};
 pub use reader::parse_content_range;
