@@ -10,7 +10,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::Stream;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
@@ -18,7 +18,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::auth::{AuthMethod, Incoming as SignedParts, Verifier};
@@ -1370,8 +1370,18 @@ struct BodyPlan {
 
 enum Source {
     Memory(Bytes),
-    File(tokio::fs::File),
+    /// A stored file read ahead in large blocks: one blocking-pool round trip per
+    /// [`READ_AHEAD`] bytes instead of one per frame. `file` is `None` only while a read is
+    /// in flight (it moves to the blocking pool and back).
+    File {
+        file: Option<std::fs::File>,
+        seeked: bool,
+        ahead: Bytes,
+    },
 }
+
+/// Bytes a file-backed body reads per blocking call (then sent in [`CHUNK`]-sized frames).
+const READ_AHEAD: usize = 1 << 20;
 
 struct StreamState {
     source: Option<Source>,
@@ -1384,15 +1394,17 @@ struct StreamState {
 impl StreamState {
     async fn read(&mut self, n: usize) -> io::Result<Bytes> {
         let offset = self.plan.start + self.sent;
+        // Never read past what this response will send (a cut response sends less).
+        let remaining = usize::try_from(self.plan.send - self.sent).unwrap_or(usize::MAX);
         if self.source.is_none() {
             self.source = Some(
                 match std::mem::replace(&mut self.plan.data, OpenData::Memory(Bytes::new())) {
                     OpenData::Memory(b) => Source::Memory(b),
-                    OpenData::File(f) => {
-                        let mut f = tokio::fs::File::from_std(f);
-                        f.seek(io::SeekFrom::Start(offset)).await?;
-                        Source::File(f)
-                    }
+                    OpenData::File(f) => Source::File {
+                        file: Some(f),
+                        seeked: false,
+                        ahead: Bytes::new(),
+                    },
                 },
             );
         }
@@ -1406,10 +1418,28 @@ impl StreamState {
                     )
                 })
             }
-            Source::File(f) => {
-                let mut buf = BytesMut::zeroed(n);
-                f.read_exact(&mut buf).await?;
-                Ok(buf.freeze())
+            Source::File {
+                file,
+                seeked,
+                ahead,
+            } => {
+                if ahead.len() < n {
+                    let want = n.max(READ_AHEAD).min(remaining.max(n));
+                    let mut f = file.take().ok_or_else(|| {
+                        io::Error::other("a previous read of this body was abandoned")
+                    })?;
+                    let (leftover, seek_to) = (std::mem::take(ahead), (!*seeked).then_some(offset));
+                    let (f, block) = tokio::task::spawn_blocking(move || {
+                        let block = read_block(&mut f, seek_to, leftover, want);
+                        (f, block)
+                    })
+                    .await
+                    .map_err(io::Error::other)?;
+                    *file = Some(f);
+                    *seeked = true;
+                    *ahead = block?;
+                }
+                Ok(ahead.split_to(n))
             }
         }
     }
@@ -1467,6 +1497,31 @@ impl StreamState {
         self.done = true;
         Some((Err(BodyError::Injected), self))
     }
+}
+
+/// `leftover` followed by the next bytes of `f` (from `seek_to`, if given), `want` in all.
+fn read_block(
+    f: &mut std::fs::File,
+    seek_to: Option<u64>,
+    leftover: Bytes,
+    want: usize,
+) -> io::Result<Bytes> {
+    use std::io::{Read, Seek};
+    if let Some(pos) = seek_to {
+        f.seek(io::SeekFrom::Start(pos))?;
+    }
+    let mut block = Vec::with_capacity(want);
+    block.extend_from_slice(&leftover);
+    let more = want.saturating_sub(leftover.len()) as u64;
+    // `read_to_end` fills the spare capacity without zeroing it first.
+    f.by_ref().take(more).read_to_end(&mut block)?;
+    if block.len() < want {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "object data is shorter than its size",
+        ));
+    }
+    Ok(Bytes::from(block))
 }
 
 type FrameStream = Pin<Box<dyn Stream<Item = Result<Frame<Bytes>, BodyError>> + Send>>;

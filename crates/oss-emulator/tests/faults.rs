@@ -367,3 +367,68 @@ async fn plans_change_at_runtime_and_the_json_form_works() {
     assert_eq!(emu.request_count(), 4);
     assert_eq!(emu.fault_log().len(), 2);
 }
+
+/// Bodies of objects stored in a directory are read ahead 1 MiB per blocking call and sent in
+/// smaller frames: exact across block boundaries, when cut short, and when throttled into
+/// frames that do not divide a block.
+#[tokio::test]
+async fn file_backed_bodies_are_exact_across_read_ahead_blocks_cuts_and_throttling() {
+    const BIG: usize = (5 << 20) / 2 + 12_345; // 2.5 MiB and a bit: three read-ahead blocks
+    let root = tempfile::tempdir().unwrap();
+    let cut = (1 << 20) + 4_321;
+    let plan = FaultPlan::new(1)
+        .rule(FaultRule::on("GET", KEY, Fault::ShortBody { bytes: cut }).nth(3))
+        .rule(
+            FaultRule::on(
+                "GET",
+                KEY,
+                Fault::Throttle {
+                    // 60 000-byte frames: a block is not a whole number of them.
+                    bytes_per_second: 600_000,
+                },
+            )
+            .nth(4),
+        );
+    let emu = Emulator::start(
+        config()
+            .directory(root.path())
+            .anonymous_read(true)
+            .faults(plan),
+    )
+    .unwrap();
+    emu.create_bucket("bkt").unwrap();
+    let data = bytes(21, BIG);
+    emu.put_object("bkt", KEY, &data).unwrap();
+    let c = client();
+
+    let whole = get(&emu, &c, "bkt", KEY, &[]).await.bytes().await.unwrap();
+    same_bytes(&whole, &data);
+
+    let (a, b) = (1_000_001usize, 2_200_000usize);
+    let r = get(
+        &emu,
+        &c,
+        "bkt",
+        KEY,
+        &[("range", &format!("bytes={a}-{b}"))],
+    )
+    .await;
+    assert_eq!(r.status(), 206);
+    same_bytes(&r.bytes().await.unwrap(), &data[a..=b]);
+
+    let (got, err) = read_all(get(&emu, &c, "bkt", KEY, &[]).await).await;
+    assert!(err.is_some(), "a cut body is an error for the client");
+    same_bytes(&got, &data[..cut as usize]);
+
+    let (a, b) = (77usize, 77 + 1_100_000usize);
+    let r = get(
+        &emu,
+        &c,
+        "bkt",
+        KEY,
+        &[("range", &format!("bytes={a}-{b}"))],
+    )
+    .await;
+    same_bytes(&r.bytes().await.unwrap(), &data[a..=b]);
+    assert_eq!(emu.fault_log().len(), 2, "both faults fired");
+}
