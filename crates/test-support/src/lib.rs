@@ -76,6 +76,47 @@ pub fn python_with(packages: &[&str]) -> PathBuf {
     python
 }
 
+/// The executable `bin` of the npm package `package` (an exact `name@version`), installed
+/// into `target/test-node` with the machine's npm.
+///
+/// Installed once and reused; concurrent test processes serialise on a file lock. Panics with
+/// a clear message if npm or the npm registry is unavailable.
+pub fn npm_bin(package: &str, bin: &str) -> PathBuf {
+    let prefix = target_dir().join("test-node");
+    fs::create_dir_all(&prefix).expect("create target/test-node");
+    let lock = File::create(prefix.join(".lock")).expect("create npm lock file");
+    lock.lock().expect("lock target/test-node");
+    let marker = prefix.join(format!(".installed-{}", sanitize(package)));
+    let path = prefix.join("node_modules").join(".bin").join(bin);
+    if !marker.exists() || !path.exists() {
+        let npm = find_program("npm").unwrap_or_else(|| {
+            panic!(
+                "cannot install {package}: npm is not on PATH (install Debian's nodejs and npm); \
+                 this test needs it and does not skip without it"
+            )
+        });
+        run_checked(
+            Command::new(npm)
+                .args([
+                    "install",
+                    "--no-audit",
+                    "--no-fund",
+                    "--no-save",
+                    "--prefix",
+                ])
+                .arg(&prefix)
+                .arg(package),
+            &format!(
+                "install {package} from the npm registry (is it reachable? this test needs it \
+                 and does not skip without it)"
+            ),
+        );
+        File::create(&marker).expect("write npm marker");
+    }
+    assert!(path.exists(), "{package} has no executable {bin}");
+    path
+}
+
 fn sanitize(s: &str) -> String {
     s.chars()
         .map(|c| {

@@ -240,3 +240,86 @@ http {{
         &self.root
     }
 }
+
+/// The Azurite release the Azure tests run against (npm `azurite`).
+pub const AZURITE: &str = "azurite@3.35.0";
+/// The Python SDK that creates containers on it (PyPI `azure-storage-blob`).
+pub const AZURE_BLOB_SDK: &str = "azure-storage-blob==12.26.0";
+/// Azurite's fixed development account and its published key (not a secret).
+pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// Azurite's blob service on 127.0.0.1 (in memory, no telemetry), killed when dropped.
+pub struct Azurite {
+    /// The account's base URL, path-style: `http://127.0.0.1:PORT/devstoreaccount1`.
+    pub endpoint: String,
+    pub addr: SocketAddr,
+    _guard: ChildGuard,
+}
+
+impl Azurite {
+    /// Starts `azurite-blob` (installed from npm on first use; no npm fails the test) on an
+    /// ephemeral port and waits until it accepts connections.
+    pub fn start() -> Self {
+        let bin = test_support::npm_bin(AZURITE, "azurite-blob");
+        let port = free_port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut cmd = Command::new(&bin);
+        cmd.args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            // Memory only, nothing sent to Microsoft, no access log.
+            .args(["--inMemoryPersistence", "--disableTelemetry", "--silent"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let guard = ChildGuard::spawn(&mut cmd, "azurite-blob");
+        wait_for_port(addr, Duration::from_secs(60), "azurite-blob");
+        Self {
+            endpoint: format!("http://{addr}/{AZURITE_ACCOUNT}"),
+            addr,
+            _guard: guard,
+        }
+    }
+
+    /// Options for a source on this server: the development account and key, plain HTTP,
+    /// nothing from the process environment.
+    pub fn options(&self) -> StoreOptions {
+        StoreOptions::new()
+            .no_env()
+            .endpoint(&self.endpoint)
+            .allow_http(true)
+            .config("azure_storage_account_name", AZURITE_ACCOUNT)
+            .config("azure_storage_account_key", AZURITE_KEY)
+    }
+
+    /// A source for `container`, built from an `az://` URL as a user would.
+    pub fn source(&self, container: &str) -> ObjectStoreSource {
+        from_url(&format!("az://{container}/any"), &self.options())
+            .expect("Azure source")
+            .0
+    }
+
+    /// Creates a container with Microsoft's Python SDK (object_store cannot).
+    pub fn create_container(&self, container: &str) {
+        let python = python_with(&[AZURE_BLOB_SDK]);
+        let conn = format!(
+            "DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};\
+             BlobEndpoint={};",
+            self.endpoint
+        );
+        let out = Command::new(python)
+            .args([
+                "-c",
+                "import sys\nfrom azure.storage.blob import BlobServiceClient\n\
+                 BlobServiceClient.from_connection_string(sys.argv[1]).create_container(sys.argv[2])",
+                &conn,
+                container,
+            ])
+            .output()
+            .expect("run python");
+        assert!(
+            out.status.success(),
+            "creating container {container} on Azurite failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
