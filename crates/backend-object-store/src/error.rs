@@ -58,6 +58,12 @@ pub(crate) fn map_error(err: &object_store::Error, op: Op, key: &str) -> SourceE
              the store's allow_http option)",
         );
     }
+    if status == Some(501) {
+        message.push_str(
+            " (the server does not implement this request, e.g. HEAD or a ranged GET, so it \
+             cannot serve a resumable download)",
+        );
+    }
     let mut e = SourceError::new(kind, message);
     if let Some(s) = status {
         e = e.with_status(s);
@@ -81,6 +87,9 @@ fn classify_generic(err: &object_store::Error, status: Option<u16>, text: &str) 
             401 | 403 => SourceErrorKind::Denied,
             412 => SourceErrorKind::Changed,
             416 => SourceErrorKind::InvalidRange,
+            // 501 Not Implemented and 505 HTTP Version Not Supported describe the server, not
+            // a moment of it: asking again gets the same answer.
+            501 | 505 => SourceErrorKind::Other,
             408 | 429 | 500..=599 => SourceErrorKind::Transient,
             _ => SourceErrorKind::Other,
         };
@@ -217,6 +226,21 @@ mod tests {
     }
 
     #[test]
+    fn not_implemented_is_not_retried_and_says_the_server_cannot_serve_it() {
+        let e = map_error(
+            &generic(
+                "Error performing HEAD http://h/b/k in 1ms - Server returned non-2xx status code: \
+                 501 Not Implemented: ",
+            ),
+            Op::Stat,
+            "k",
+        );
+        assert_eq!(e.kind, SourceErrorKind::Other);
+        assert!(!e.kind.is_retryable());
+        assert!(e.to_string().contains("does not implement"), "{e}");
+    }
+
+    #[test]
     fn generic_errors_are_classified_by_the_status_they_carry() {
         let cases = [
             (
@@ -238,6 +262,16 @@ mod tests {
                 "Server returned non-2xx status code: 400 Bad Request: ",
                 SourceErrorKind::Other,
                 Some(400),
+            ),
+            (
+                "Error performing HEAD http://h/b/k in 1ms - Server returned non-2xx status code: 501 Not Implemented: ",
+                SourceErrorKind::Other,
+                Some(501),
+            ),
+            (
+                "Server returned non-2xx status code: 502 Bad Gateway: ",
+                SourceErrorKind::Transient,
+                Some(502),
             ),
             (
                 "Server returned non-2xx status code: 412 Precondition Failed: ",
