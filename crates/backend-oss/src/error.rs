@@ -176,14 +176,16 @@ fn truncate(s: &str, max: usize) -> &str {
 /// The engine's error kind for an OSS answer with `status` and error `code`.
 ///
 /// 404 → `NotFound`; 401/403 → `Denied` (wrong or insufficient credentials, and Archive
-/// objects that are not restored); 412 → `Changed`; 416 → `InvalidRange`; 408, 429, 5xx and
-/// a 400 `RequestTimeout` → `Transient`; everything else → `Other`.
+/// objects that are not restored); 412 → `Changed`; 416 → `InvalidRange`; 408, 429, 5xx
+/// (except 501 and 505, which describe the server and would be answered again) and a 400
+/// `RequestTimeout` → `Transient`; everything else → `Other`.
 pub fn error_kind(status: u16, code: Option<&str>) -> SourceErrorKind {
     match status {
         404 => SourceErrorKind::NotFound,
         401 | 403 => SourceErrorKind::Denied,
         412 => SourceErrorKind::Changed,
         416 => SourceErrorKind::InvalidRange,
+        501 | 505 => SourceErrorKind::Other,
         408 | 429 | 500..=599 => SourceErrorKind::Transient,
         400 if code == Some("RequestTimeout") => SourceErrorKind::Transient,
         _ => SourceErrorKind::Other,
@@ -232,6 +234,9 @@ pub fn advice(status: u16, code: Option<&str>, message: Option<&str>) -> &'stati
         (416, _) => "the requested byte range lies outside the object",
         (400, Some("RequestTimeout")) | (408, _) => "the request timed out; it will be retried",
         (429, _) | (503, _) => "OSS is throttling requests; they will be retried with backoff",
+        (501 | 505, _) => {
+            "the server (or a proxy in front of it) does not implement this request; check the endpoint"
+        }
         (500..=599, _) => "OSS failed temporarily; the request will be retried",
         _ => "the request failed",
     }

@@ -149,6 +149,8 @@ fn status_and_code_map_to_the_engine_taxonomy() {
         (502, None, Transient),
         (503, Some("ServiceUnavailable"), Transient),
         (504, None, Transient),
+        (501, Some("NotImplemented"), Other),
+        (505, None, Other),
         (400, Some("RequestTimeout"), Transient),
         (400, Some("InvalidArgument"), Other),
         (409, None, Other),
