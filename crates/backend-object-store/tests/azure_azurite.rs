@@ -5,10 +5,7 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use common::{AZURITE_ACCOUNT, Azurite, StoreFixture, assert_report};
-use resume_core::conformance::{self, Capabilities};
+use common::{AZURITE_ACCOUNT, Azurite};
 use resume_core::{RangeSource, SourceErrorKind};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,24 +17,7 @@ async fn azurite_passes_the_conformance_suite() {
         source.identity(),
         format!("az://{AZURITE_ACCOUNT}/conformance@{}", az.endpoint)
     );
-    let scratch = tempfile::tempdir().unwrap();
-    let report = conformance::run(
-        Arc::new(source.clone()),
-        &StoreFixture(source.store().clone()),
-        Capabilities {
-            etag: true,
-            crc64: false,
-            overwrite: true,
-        },
-        "",
-        scratch.path(),
-    )
-    .await;
-    assert_report(
-        "Azure (Azurite)",
-        &report,
-        &["stat_reports_the_whole_object_crc64"],
-    );
+    common::assert_store_conforms("Azure (Azurite)", &source).await;
 
     // A container that does not exist is NotFound, and a wrong key is Denied: both named.
     let nowhere = az.source("no-such-container");

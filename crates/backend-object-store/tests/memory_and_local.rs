@@ -7,31 +7,13 @@ use std::sync::Arc;
 
 use backend_object_store::object_store::memory::InMemory;
 use backend_object_store::{ObjectStoreSource, StoreOptions, from_url};
-use common::{StoreFixture, assert_report};
-use resume_core::conformance::{self, Capabilities};
+use resume_core::conformance;
 use resume_core::{Downloader, RangeSource, ReadConditions, SourceErrorKind};
-
-const ALL: Capabilities = Capabilities {
-    etag: true,
-    crc64: false,
-    overwrite: true,
-};
-const NO_CRC: &[&str] = &["stat_reports_the_whole_object_crc64"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_memory_store_passes_the_conformance_suite() {
-    let store = Arc::new(InMemory::new());
-    let source = ObjectStoreSource::new(store.clone(), "memory://conformance");
-    let scratch = tempfile::tempdir().unwrap();
-    let report = conformance::run(
-        Arc::new(source),
-        &StoreFixture(store),
-        ALL,
-        "",
-        scratch.path(),
-    )
-    .await;
-    assert_report("InMemory", &report, NO_CRC);
+    let source = ObjectStoreSource::new(Arc::new(InMemory::new()), "memory://conformance");
+    common::assert_store_conforms("InMemory", &source).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,16 +24,7 @@ async fn local_file_system_passes_the_conformance_suite() {
         source.identity(),
         format!("file://{}", root.path().canonicalize().unwrap().display())
     );
-    let scratch = tempfile::tempdir().unwrap();
-    let report = conformance::run(
-        Arc::new(source.clone()),
-        &StoreFixture(source.store().clone()),
-        ALL,
-        "",
-        scratch.path(),
-    )
-    .await;
-    assert_report("LocalFileSystem", &report, NO_CRC);
+    common::assert_store_conforms("LocalFileSystem", &source).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -404,31 +404,18 @@ async fn file_backed_bodies_are_exact_across_read_ahead_blocks_cuts_and_throttli
     let whole = get(&emu, &c, "bkt", KEY, &[]).await.bytes().await.unwrap();
     same_bytes(&whole, &data);
 
-    let (a, b) = (1_000_001usize, 2_200_000usize);
-    let r = get(
-        &emu,
-        &c,
-        "bkt",
-        KEY,
-        &[("range", &format!("bytes={a}-{b}"))],
-    )
-    .await;
-    assert_eq!(r.status(), 206);
-    same_bytes(&r.bytes().await.unwrap(), &data[a..=b]);
+    let range_is_exact = async |a: usize, b: usize| {
+        let range = format!("bytes={a}-{b}");
+        let r = get(&emu, &c, "bkt", KEY, &[("range", &range)]).await;
+        assert_eq!(r.status(), 206, "{range}");
+        same_bytes(&r.bytes().await.unwrap(), &data[a..=b]);
+    };
+    range_is_exact(1_000_001, 2_200_000).await;
 
     let (got, err) = read_all(get(&emu, &c, "bkt", KEY, &[]).await).await;
     assert!(err.is_some(), "a cut body is an error for the client");
     same_bytes(&got, &data[..cut as usize]);
 
-    let (a, b) = (77usize, 77 + 1_100_000usize);
-    let r = get(
-        &emu,
-        &c,
-        "bkt",
-        KEY,
-        &[("range", &format!("bytes={a}-{b}"))],
-    )
-    .await;
-    same_bytes(&r.bytes().await.unwrap(), &data[a..=b]);
+    range_is_exact(77, 77 + 1_100_000).await;
     assert_eq!(emu.fault_log().len(), 2, "both faults fired");
 }

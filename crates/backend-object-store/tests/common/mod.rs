@@ -13,7 +13,7 @@ use backend_object_store::object_store::path::Path as StorePath;
 use backend_object_store::object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use backend_object_store::{ObjectStoreSource, StoreOptions, from_url};
 use bytes::Bytes;
-use resume_core::conformance::{Fixture, Report};
+use resume_core::conformance::{self, Capabilities, Fixture, Report};
 use test_support::{ChildGuard, find_program, free_port, python_with, wait_for_port};
 
 /// The moto release the S3 tests run against (PyPI `moto[server]`).
@@ -50,6 +50,28 @@ impl Fixture for DirFixture {
     }
 }
 
+/// What every object store offers the suite: etags, overwrites, no CRC-64.
+pub const OBJECT_STORE: Capabilities = Capabilities {
+    etag: true,
+    crc64: false,
+    overwrite: true,
+};
+
+/// Runs the conformance suite on `source`, writing objects through its own store, and fails
+/// on any failure or on any skipped check but the CRC-64 one (no object store reports it).
+pub async fn assert_store_conforms(name: &str, source: &ObjectStoreSource) {
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let report = conformance::run(
+        Arc::new(source.clone()),
+        &StoreFixture(source.store().clone()),
+        OBJECT_STORE,
+        "",
+        scratch.path(),
+    )
+    .await;
+    assert_report(name, &report, &["stat_reports_the_whole_object_crc64"]);
+}
+
 /// Prints what a conformance run did (visible with `--nocapture`) and fails on any failure.
 pub fn assert_report(store: &str, report: &Report, expect_skipped: &[&str]) {
     println!(
@@ -66,6 +88,24 @@ pub fn assert_report(store: &str, report: &Report, expect_skipped: &[&str]) {
     assert_eq!(skipped, want, "{store}: skipped checks");
 }
 
+/// Starts `bin` with `args(port)` for a free port on 127.0.0.1, output discarded, and waits
+/// (bounded) until it accepts connections there.
+fn serve_on_free_port(
+    bin: &Path,
+    name: &str,
+    args: impl FnOnce(u16) -> Vec<String>,
+) -> (SocketAddr, ChildGuard) {
+    let port = free_port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut cmd = Command::new(bin);
+    cmd.args(args(port))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let guard = ChildGuard::spawn(&mut cmd, name);
+    wait_for_port(addr, Duration::from_secs(60), name);
+    (addr, guard)
+}
+
 /// A moto S3 server on 127.0.0.1, killed when dropped.
 pub struct Moto {
     pub endpoint: String,
@@ -79,14 +119,14 @@ impl Moto {
     pub fn start() -> Self {
         let python = python_with(&[MOTO]);
         let bin = python.parent().expect("venv bin dir").join("moto_server");
-        let port = free_port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let mut cmd = Command::new(&bin);
-        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        let guard = ChildGuard::spawn(&mut cmd, "moto_server");
-        wait_for_port(addr, Duration::from_secs(60), "moto_server");
+        let (addr, guard) = serve_on_free_port(&bin, "moto_server", |port| {
+            vec![
+                "-H".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                port.to_string(),
+            ]
+        });
         Self {
             endpoint: format!("http://{addr}"),
             addr,
@@ -263,16 +303,15 @@ impl Azurite {
     /// ephemeral port and waits until it accepts connections.
     pub fn start() -> Self {
         let bin = test_support::npm_bin(AZURITE, "azurite-blob");
-        let port = free_port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let mut cmd = Command::new(&bin);
-        cmd.args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+        let (addr, guard) = serve_on_free_port(&bin, "azurite-blob", |port| {
+            let mut args: Vec<String> = vec!["--blobHost".into(), "127.0.0.1".into()];
+            args.extend(["--blobPort".into(), port.to_string()]);
             // Memory only, nothing sent to Microsoft, no access log.
-            .args(["--inMemoryPersistence", "--disableTelemetry", "--silent"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        let guard = ChildGuard::spawn(&mut cmd, "azurite-blob");
-        wait_for_port(addr, Duration::from_secs(60), "azurite-blob");
+            args.extend(
+                ["--inMemoryPersistence", "--disableTelemetry", "--silent"].map(String::from),
+            );
+            args
+        });
         Self {
             endpoint: format!("http://{addr}/{AZURITE_ACCOUNT}"),
             addr,
