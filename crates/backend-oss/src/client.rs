@@ -30,6 +30,7 @@ pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
 pub fn transport_read_timeout(t: Duration) -> Duration {
     t.saturating_add((t / 4).max(Duration::from_secs(1)))
 }
+
 /// Default margin: credentials expiring within it are refreshed (or refused) before signing.
 pub const DEFAULT_CREDENTIALS_HEADROOM: Duration = Duration::from_secs(5 * 60);
 
