@@ -23,13 +23,12 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use test_support::{ChildGuard, find_program, free_port, python_with, wait_for_port};
+use test_support::{ChildGuard, find_program, python_with, start_nginx};
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
@@ -405,54 +404,20 @@ struct Nginx {
 
 impl Nginx {
     fn start(work: &Path, www: &Path) -> Result<Self, String> {
-        let nginx = find_program("nginx").ok_or("nginx is not installed")?;
         let d = work.join("nginx");
-        fs::create_dir_all(d.join("tmp")).map_err(|e| format!("nginx dir: {e}"))?;
-        let port = free_port();
         let log = d.join("access.log");
-        let conf = format!(
-            r#"daemon off;
-master_process off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    sendfile on;
+        let http = "    sendfile on;
     tcp_nopush on;
     keepalive_requests 1000000;
-    log_format bench '$msec $request_time $request_method $status $body_bytes_sent "$http_range"';
-    client_body_temp_path {d}/tmp/body;
-    proxy_temp_path {d}/tmp/proxy;
-    fastcgi_temp_path {d}/tmp/fastcgi;
-    uwsgi_temp_path {d}/tmp/uwsgi;
-    scgi_temp_path {d}/tmp/scgi;
-    default_type application/octet-stream;
-    server {{
-        listen 127.0.0.1:{port};
-        root {www};
+    log_format bench '$msec $request_time $request_method $status $body_bytes_sent \"$http_range\"';";
+        let server = format!(
+            "        root {www};
         location /capped/ {{ alias {www}/; limit_rate {CAP_NGINX}; }}
-        location /logged/ {{ alias {www}/; access_log {log} bench; }}
-    }}
-}}
-"#,
-            d = d.display(),
+        location /logged/ {{ alias {www}/; access_log {log} bench; }}",
             www = www.display(),
             log = log.display(),
         );
-        let conf_path = d.join("nginx.conf");
-        fs::write(&conf_path, conf).map_err(|e| format!("write nginx.conf: {e}"))?;
-        let mut cmd = Command::new(nginx);
-        cmd.arg("-p")
-            .arg(&d)
-            .arg("-c")
-            .arg(&conf_path)
-            .arg("-e")
-            .arg(d.join("error.log"));
-        let guard = ChildGuard::spawn(&mut cmd, "nginx");
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        wait_for_port(addr, Duration::from_secs(20), "nginx");
+        let (addr, guard) = start_nginx(&d, http, &server)?;
         Ok(Self {
             base: format!("http://{addr}"),
             log,

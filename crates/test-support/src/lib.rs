@@ -160,6 +160,62 @@ pub fn wait_for_port(addr: SocketAddr, timeout: Duration, what: &str) {
     }
 }
 
+/// Starts Debian's nginx (found with [`find_program`]) as this user, in the foreground, with
+/// everything it writes (pid, error log, temp files, `nginx.conf`) under `dir`, listening on a
+/// free port of 127.0.0.1. `http` adds directives to the `http` block, `server` to the one
+/// `server` block (its `listen` is set here). Returns the address once it accepts
+/// connections; the guard kills it.
+pub fn start_nginx(
+    dir: &Path,
+    http: &str,
+    server: &str,
+) -> Result<(SocketAddr, ChildGuard), String> {
+    let nginx = find_program("nginx").ok_or_else(|| {
+        "nginx is not installed (looked on PATH and in /usr/sbin); `apt-get install -y \
+         nginx-light` (`.ci/run` does)"
+            .to_string()
+    })?;
+    fs::create_dir_all(dir.join("tmp")).map_err(|e| format!("nginx dir {}: {e}", dir.display()))?;
+    let port = free_port();
+    let d = dir.display();
+    let conf = format!(
+        r#"daemon off;
+master_process off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/tmp/body;
+    proxy_temp_path {d}/tmp/proxy;
+    fastcgi_temp_path {d}/tmp/fastcgi;
+    uwsgi_temp_path {d}/tmp/uwsgi;
+    scgi_temp_path {d}/tmp/scgi;
+    default_type application/octet-stream;
+{http}
+    server {{
+        listen 127.0.0.1:{port};
+{server}
+    }}
+}}
+"#
+    );
+    let conf_path = dir.join("nginx.conf");
+    fs::write(&conf_path, conf).map_err(|e| format!("write {}: {e}", conf_path.display()))?;
+    let mut cmd = Command::new(nginx);
+    cmd.arg("-p")
+        .arg(dir)
+        .arg("-c")
+        .arg(&conf_path)
+        .arg("-e")
+        .arg(dir.join("error.log"));
+    let guard = ChildGuard::spawn(&mut cmd, "nginx");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_for_port(addr, Duration::from_secs(20), "nginx");
+    Ok((addr, guard))
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released; for servers that cannot take port 0).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

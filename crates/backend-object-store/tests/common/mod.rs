@@ -14,7 +14,7 @@ use backend_object_store::object_store::{ObjectStore, ObjectStoreExt, PutPayload
 use backend_object_store::{ObjectStoreSource, StoreOptions, from_url};
 use bytes::Bytes;
 use resume_core::conformance::{self, Capabilities, Fixture, Report};
-use test_support::{ChildGuard, find_program, free_port, python_with, wait_for_port};
+use test_support::{ChildGuard, free_port, python_with, start_nginx, wait_for_port};
 
 /// The moto release the S3 tests run against (PyPI `moto[server]`).
 pub const MOTO: &str = "moto[server]==5.2.5";
@@ -202,65 +202,25 @@ pub struct Nginx {
 
 impl Nginx {
     pub fn start() -> Self {
-        let nginx = find_program("nginx").unwrap_or_else(|| {
-            panic!(
-                "nginx is not installed (looked on PATH and in /usr/sbin). The HTTP conformance \
-                 tests need it and do not skip: `.ci/run` installs it (`apt-get install -y \
-                 nginx-light`); on a developer machine run that command."
-            )
-        });
         let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        let root = d.join("root");
-        for sub in ["etag", "noetag", "norange", "denied", "tmp"] {
-            std::fs::create_dir_all(if sub == "tmp" {
-                d.join(sub)
-            } else {
-                root.join(sub)
-            })
-            .unwrap();
+        let root = dir.path().join("root");
+        for sub in ["etag", "noetag", "norange", "denied"] {
+            std::fs::create_dir_all(root.join(sub)).unwrap();
         }
-        let port = free_port();
-        let conf = format!(
-            r#"daemon off;
-master_process off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 128; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/tmp/body;
-    proxy_temp_path {d}/tmp/proxy;
-    fastcgi_temp_path {d}/tmp/fastcgi;
-    uwsgi_temp_path {d}/tmp/uwsgi;
-    scgi_temp_path {d}/tmp/scgi;
-    default_type application/octet-stream;
-    server {{
-        listen 127.0.0.1:{port};
-        root {root};
+        let server = format!(
+            "        root {};
         location /noetag/ {{ etag off; }}
         location /norange/ {{ max_ranges 0; }}
         location /denied/ {{ deny all; }}
-        location /unavailable/ {{ return 503; }}
-    }}
-}}
-"#,
-            d = d.display(),
-            root = root.display(),
+        location /unavailable/ {{ return 503; }}",
+            root.display()
         );
-        let conf_path = d.join("nginx.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let mut cmd = Command::new(nginx);
-        cmd.arg("-p")
-            .arg(d)
-            .arg("-c")
-            .arg(&conf_path)
-            .arg("-e")
-            .arg(d.join("error.log"));
-        let guard = ChildGuard::spawn(&mut cmd, "nginx");
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        wait_for_port(addr, Duration::from_secs(20), "nginx");
+        let (addr, guard) = start_nginx(dir.path(), "", &server).unwrap_or_else(|e| {
+            panic!(
+                "{e}. The HTTP conformance tests need nginx and do not skip; on a developer \
+                 machine install it."
+            )
+        });
         Self {
             base: format!("http://{addr}"),
             root,
