@@ -32,6 +32,9 @@ enum Expect {
     /// A valid (shorter) checkpoint, as a crash between two records leaves: this many parts
     /// reused, nothing to report.
     Clean(u64),
+    /// No longer recognisable as a checkpoint (empty, or its magic bytes damaged): it could be
+    /// anybody's file, so it is refused (exit 7, naming it) and nothing is touched.
+    Refused,
 }
 
 /// One download destination with a real interrupted state.
@@ -60,10 +63,27 @@ impl Slot {
     /// Restores the interrupted state with `cp` as the checkpoint, runs, and checks the
     /// outcome against `expect`.
     fn check(&self, server: &Server, content: &[u8], cp: &[u8], expect: Expect, case: &str) {
-        let _ = std::fs::remove_file(&self.dest);
+        // Restore the temp file *in place*: the checkpoint claims that very file (its inode),
+        // which the previous case's run renamed over DEST.
+        if self.dest.exists() {
+            std::fs::rename(&self.dest, rgpart(&self.dest)).expect("DEST back to the temp file");
+        }
         std::fs::write(rgpart(&self.dest), &self.part).expect("restore temp file");
         std::fs::write(rgcp(&self.dest), cp).expect("write damaged checkpoint");
         let out = server.get(KEY, &self.dest).args(part_args()).run();
+        if expect == Expect::Refused {
+            out.expect_code(EXIT_LOCAL_IO);
+            let named = rgcp(&self.dest).display().to_string();
+            assert!(
+                out.stderr.contains(&named) && out.stderr.contains("move it away"),
+                "{case}: {}",
+                out.stderr
+            );
+            assert_eq!(std::fs::read(rgcp(&self.dest)).expect("kept"), cp, "{case}");
+            assert_eq!(std::fs::read(rgpart(&self.dest)).expect("kept"), self.part);
+            assert!(!self.dest.exists(), "{case}");
+            return;
+        }
         out.expect_ok();
         assert_file_is(&self.dest, content, case);
         let discarded = out.event("checkpoint_discarded");
@@ -80,6 +100,7 @@ impl Slot {
                     && reused == k
             }
             Expect::Clean(k) => discarded.is_none() && note.is_none() && reused == k,
+            Expect::Refused => unreachable!("handled above"),
         };
         assert!(
             ok,
@@ -145,7 +166,9 @@ fn checkpoint_truncated_at_every_length_is_discarded_or_its_torn_tail_ignored() 
         }
         let snap = snapshot_len(cp);
         let rec = checkpoint::RECORD_LEN;
-        let expect = if n < snap {
+        let expect = if n == 0 {
+            Expect::Refused
+        } else if n < snap {
             Expect::Discarded
         } else if (n - snap).is_multiple_of(rec) {
             Expect::Clean(((n - snap) / rec) as u64)
@@ -166,7 +189,9 @@ fn checkpoint_with_any_one_byte_flipped_is_discarded_or_its_tail_ignored() {
         // Seeded, never zero: every position gets a different nonzero XOR.
         bad[pos] ^= (Rng::new(pos as u64).below(255) + 1) as u8;
         let snap = snapshot_len(cp);
-        let expect = if pos < snap {
+        let expect = if pos < checkpoint::codec::MAGIC.len() {
+            Expect::Refused
+        } else if pos < snap {
             Expect::Discarded
         } else {
             Expect::Note(((pos - snap) / checkpoint::RECORD_LEN) as u64)
@@ -217,18 +242,33 @@ fn checkpoint_from_another_object_is_discarded() {
 }
 
 #[test]
-fn checkpoint_from_another_dest_is_discarded_and_the_original_still_resumes() {
+fn checkpoint_from_another_dest_is_refused_untouched_and_the_original_still_resumes() {
     let (server, content, dir, dest) = interrupted();
     let dest2 = dir.path().join("copy.bin");
     std::fs::copy(rgcp(&dest), rgcp(&dest2)).expect("copy checkpoint");
     std::fs::copy(rgpart(&dest), rgpart(&dest2)).expect("copy temp file");
-    let out = resumed_discarding(&server, KEY, &dest2, &part_args());
-    assert_file_is(&dest2, &content, "download into the second DEST");
-    let r = reason(&out);
-    assert!(
-        r.contains("another download") && r.contains(&dest.display().to_string()),
-        "reason should name the other destination: {r}"
+    let copied = (
+        std::fs::read(rgcp(&dest2)).expect("cp"),
+        std::fs::read(rgpart(&dest2)).expect("part"),
     );
+    // Another download's checkpoint (and a temp file nothing claims for this one) are
+    // somebody's files at this download's names: refused before any request, kept as they are.
+    let out = server.get(KEY, &dest2).args(part_args()).run();
+    out.expect_code(EXIT_LOCAL_IO);
+    assert!(
+        out.stderr.contains(&rgcp(&dest2).display().to_string())
+            && out.stderr.contains(&dest.display().to_string()),
+        "the message should name the file and the other destination: {}",
+        out.stderr
+    );
+    assert_eq!(
+        (
+            std::fs::read(rgcp(&dest2)).expect("cp"),
+            std::fs::read(rgpart(&dest2)).expect("part")
+        ),
+        copied
+    );
+    assert!(!dest2.exists());
     // The first download's own state was not touched.
     let out = server.get(KEY, &dest).args(part_args()).run();
     out.expect_ok();
@@ -268,10 +308,10 @@ fn with_version(cp: &[u8], version: u32) -> Vec<u8> {
 fn checkpoint_from_an_older_or_newer_format_version_is_discarded_with_its_version() {
     assert_eq!(
         checkpoint::codec::FORMAT_VERSION,
-        1,
+        2,
         "update the versions below"
     );
-    for (version, label) in [(0u32, "older"), (2u32, "newer")] {
+    for (version, label) in [(0u32, "older"), (3u32, "newer")] {
         let (server, content, _dir, dest) = interrupted();
         let cp = std::fs::read(rgcp(&dest)).expect("checkpoint");
         assert_eq!(&cp[..8], &checkpoint::codec::MAGIC);
@@ -280,7 +320,7 @@ fn checkpoint_from_an_older_or_newer_format_version_is_discarded_with_its_versio
         assert_file_is(&dest, &content, label);
         let r = reason(&out);
         assert!(
-            r.contains(&format!("format version {version}")) && r.contains("reads version 1"),
+            r.contains(&format!("format version {version}")) && r.contains("reads version 2"),
             "{label} format: the reason should name both versions: {r}"
         );
     }

@@ -173,10 +173,16 @@ fn deleted_temp_file_with_surviving_checkpoint_is_refetched_not_zero_filled() {
 #[test]
 fn stale_larger_temp_file_is_truncated() {
     let c = case(4000, 7);
-    std::fs::write(rgpart(&c.dest), vec![0xEE; 9_999]).expect("stale temp file");
+    // The download's own temp file (a file it does not claim is refused, never reused),
+    // grown since the interrupted run.
+    stop_after_parts(&c.server, KEY, &c.get().args(["--part-size", "1000"]), 2);
+    let mut part = std::fs::read(rgpart(&c.dest)).expect("temp file");
+    part.resize(9_999, 0xEE);
+    std::fs::write(rgpart(&c.dest), part).expect("grow the temp file in place");
     let out = c.get().args(["--part-size", "1000"]).run();
     out.expect_ok();
     assert_file_is(&c.dest, &c.content, "over a stale larger temp file");
+    assert!(out.event("checkpoint_discarded").is_some());
 }
 
 /// The SDKs failed on a zero-byte object when checkpointing was on, after writing the file.

@@ -277,6 +277,8 @@ pub struct Get {
     positional: Vec<OsString>,
     env: BTreeMap<String, String>,
     timeout: Duration,
+    /// A program (and its arguments) that runs `resume-get`, e.g. strace.
+    wrapper: Vec<OsString>,
 }
 
 impl Get {
@@ -291,7 +293,18 @@ impl Get {
             positional: vec![source.into(), dest.as_os_str().to_owned()],
             env,
             timeout: RUN_TIMEOUT,
+            wrapper: Vec::new(),
         }
+    }
+
+    /// Runs `resume-get` under `program args…` (which get the binary and its arguments).
+    pub fn under<I, S>(mut self, program_and_args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.wrapper = program_and_args.into_iter().map(Into::into).collect();
+        self
     }
 
     pub fn arg(mut self, a: impl Into<OsString>) -> Self {
@@ -356,7 +369,14 @@ impl Get {
     }
 
     fn command(&self) -> Command {
-        let mut c = Command::new(binary("resume-get"));
+        let mut c = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(binary("resume-get"));
+                c
+            }
+            None => Command::new(binary("resume-get")),
+        };
         c.env_clear().envs(&self.env).args(self.argv());
         // `E2E_TRACE=1`: every run of the suite logs at trace level (and is checked for
         // leaked secrets like any other run).

@@ -260,6 +260,11 @@ impl<S: CheckpointStore> CheckpointStore for FaultyCheckpointStore<S> {
         self.run(StoreOp::Flush, id, || self.inner.flush(id))
     }
 
+    fn sync(&self, id: &CheckpointId) -> Result<(), CheckpointError> {
+        // Not faultable (no `StoreOp`), but forwarded: dropping it would fake durability.
+        self.inner.sync(id)
+    }
+
     fn delete(&self, id: &CheckpointId) -> Result<(), CheckpointError> {
         self.run(StoreOp::Delete, id, || self.inner.delete(id))
     }

@@ -202,10 +202,14 @@ async fn checkpoint_dir_explicit_checkpoint_file_and_disabled_checkpoints() {
         async move {
             let mut options = options;
             options.push(fast_retries());
-            bucket
+            let err = bucket
                 .download_file("k", &dest, PART, &options)
                 .await
-                .unwrap_err()
+                .unwrap_err();
+            // The temp file stays claimed by the checkpoint just written; a run with its
+            // checkpoint elsewhere would (rightly) refuse it, so start each case afresh.
+            let _ = std::fs::remove_file(resume_core::with_suffix(&dest, resume_core::PART_SUFFIX));
+            err
         }
     };
     let to_str = |p: &Path| -> &'static str { Box::leak(p.to_str().unwrap().into()) };

@@ -26,7 +26,13 @@ use crate::model::Checkpoint;
 pub const MAGIC: [u8; 8] = *b"\x89RGCKPT\n";
 
 /// The payload schema this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// 2: the checkpoint records its temp file ([`crate::TempFile`]). Format 1 is still read
+/// (as [`crate::TempFile::Unrecorded`]), so downloads interrupted by an older build resume.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest payload schema this build still reads.
+pub const OLDEST_READ_VERSION: u32 = 1;
 
 /// Bytes before the payload: magic, version, payload length.
 pub const HEADER_LEN: usize = 8 + 4 + 8;
@@ -145,7 +151,7 @@ pub(crate) fn decode_prefix(bytes: &[u8], location: &str) -> Result<Snapshot, Ch
             "checksum mismatch (the file was damaged or partly written)".into(),
         ));
     }
-    if version != FORMAT_VERSION {
+    if !(OLDEST_READ_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(CheckpointError::UnsupportedVersion {
             location: location.to_owned(),
             found: version,
@@ -154,9 +160,14 @@ pub(crate) fn decode_prefix(bytes: &[u8], location: &str) -> Result<Snapshot, Ch
     }
     let payload = &bytes[HEADER_LEN..body_end];
     let limited = config().with_limit::<DECODE_LIMIT>();
+    let decoded = if version == 1 {
+        bincode::serde::decode_from_slice::<v1::Checkpoint, _>(payload, limited)
+            .map(|(cp, used)| (cp.into(), used))
+    } else {
+        bincode::serde::decode_from_slice::<Checkpoint, _>(payload, limited)
+    };
     let (checkpoint, used): (Checkpoint, usize) =
-        bincode::serde::decode_from_slice(payload, limited)
-            .map_err(|e| corrupt(location, format!("undecodable payload: {e}")))?;
+        decoded.map_err(|e| corrupt(location, format!("undecodable payload: {e}")))?;
     if used != payload.len() {
         return Err(corrupt(
             location,
@@ -172,6 +183,32 @@ pub(crate) fn decode_prefix(bytes: &[u8], location: &str) -> Result<Snapshot, Ch
         len,
         checksum,
     })
+}
+
+/// Format 1's payload, read so that downloads interrupted by an older build still resume.
+mod v1 {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+
+    use crate::model::{self, CheckpointId, ObjectFingerprint, PartDigest, PartLayout, TempFile};
+
+    #[derive(Deserialize)]
+    pub(super) struct Checkpoint {
+        id: CheckpointId,
+        object: ObjectFingerprint,
+        layout: PartLayout,
+        done: BTreeMap<u64, PartDigest>,
+    }
+
+    impl From<Checkpoint> for model::Checkpoint {
+        fn from(cp: Checkpoint) -> Self {
+            let mut out = model::Checkpoint::new(cp.id, cp.object, cp.layout)
+                .with_temp_file(TempFile::Unrecorded);
+            out.done = cp.done;
+            out
+        }
+    }
 }
 
 /// Checks what the types cannot express, so that a decoded checkpoint never makes the engine
@@ -274,17 +311,55 @@ mod tests {
 
     #[test]
     fn newer_version_with_valid_checksum_is_unsupported_not_corrupt() {
-        let bytes = with_version(&encode(&sample(2, 1)), 2);
+        let newer = FORMAT_VERSION + 1;
+        let bytes = with_version(&encode(&sample(2, 1)), newer);
         match decode(&bytes, "here") {
             Err(CheckpointError::UnsupportedVersion {
                 location,
                 found,
                 supported,
             }) => {
-                assert_eq!((location.as_str(), found, supported), ("here", 2, 1));
+                assert_eq!(
+                    (location.as_str(), found, supported),
+                    ("here", newer, FORMAT_VERSION)
+                );
             }
             other => panic!("expected UnsupportedVersion, got {other:?}"),
         }
+        let older = with_version(&encode(&sample(2, 1)), OLDEST_READ_VERSION - 1);
+        assert!(matches!(
+            decode(&older, "here"),
+            Err(CheckpointError::UnsupportedVersion { found: 0, .. })
+        ));
+    }
+
+    /// A snapshot as format 1 wrote it: the same fields in the same order, without the temp
+    /// file (bincode encodes a struct as its fields in order).
+    fn encode_v1(cp: &Checkpoint) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&1u32.to_le_bytes());
+        let payload =
+            bincode::serde::encode_to_vec((&cp.id, &cp.object, &cp.layout, &cp.done), config())
+                .expect("encodes");
+        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        out.extend_from_slice(&payload);
+        let sum = *blake3::hash(&out).as_bytes();
+        out.extend_from_slice(&sum);
+        out
+    }
+
+    #[test]
+    fn format_1_is_read_with_its_temp_file_unrecorded() {
+        let cp = sample(5, 3);
+        let v1 = encode_v1(&cp);
+        assert_ne!(v1, encode(&cp), "format 2 must differ from format 1");
+        let read = decode(&v1, "old").expect("format 1 still reads");
+        assert_eq!(read.temp_file, crate::model::TempFile::Unrecorded);
+        assert_eq!(read.with_temp_file(cp.temp_file), cp);
+        // Damage in a format-1 snapshot is still caught.
+        let mut bad = v1.clone();
+        bad[HEADER_LEN + 3] ^= 1;
+        assert!(is_corrupt(decode(&bad, "old")));
     }
 
     #[test]

@@ -23,6 +23,15 @@ pub enum CheckpointError {
         supported: u32,
     },
 
+    /// A file sits where the checkpoint belongs, and it is not a checkpoint (or it is another
+    /// download's): it is never read as one, overwritten or deleted.
+    #[error(
+        "{location} is not this download's checkpoint ({reason}); resume-get never overwrites \
+         or deletes a file it cannot prove is its own: move it away, or keep checkpoints \
+         elsewhere (--checkpoint-dir)"
+    )]
+    Foreign { location: String, reason: String },
+
     /// Reading or writing the checkpoint's file failed.
     #[error("cannot {op} checkpoint file {}: {source}; check that the directory exists, is writable and has free space", path.display())]
     Io {

@@ -237,7 +237,11 @@ impl CheckpointStore for FileCheckpointStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err("read", &path, e)),
         };
-        journal::parse(&bytes, &path.display().to_string()).map(Some)
+        let location = path.display().to_string();
+        if let Some(reason) = not_a_checkpoint(&bytes) {
+            return Err(CheckpointError::Foreign { location, reason });
+        }
+        journal::parse(&bytes, &location).map(Some)
     }
 
     /// Replaces the file atomically and starts its journal. Records buffered for the previous
@@ -353,6 +357,29 @@ impl CheckpointStore for FileCheckpointStore {
     fn delete(&self, id: &CheckpointId) -> Result<(), CheckpointError> {
         let path = self.path(id);
         lock(&self.open).remove(&path);
+        // Only ever remove a checkpoint: a file that merely has the name (say, a downloaded
+        // object called `data.rgcp`) or another destination's checkpoint stays.
+        match fs::read(&path) {
+            Ok(bytes) => {
+                let foreign = not_a_checkpoint(&bytes).or_else(|| {
+                    let other = codec::decode_prefix(&bytes, "").ok()?.checkpoint.id;
+                    (other.destination != id.destination).then(|| {
+                        format!(
+                            "it is the checkpoint of a download into {}",
+                            other.destination
+                        )
+                    })
+                });
+                if let Some(reason) = foreign {
+                    return Err(CheckpointError::Foreign {
+                        location: path.display().to_string(),
+                        reason,
+                    });
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("read", &path, e)),
+        }
         match fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -361,6 +388,31 @@ impl CheckpointStore for FileCheckpointStore {
         remove_stale_temps(&path);
         Ok(())
     }
+}
+
+/// Why `bytes` (a whole file at a checkpoint's path) cannot be a checkpoint this project
+/// wrote, or `None` when it starts like one. Snapshots reach their path only whole (written
+/// to a temporary file, synced, renamed), so an empty file is not one; a file cut short
+/// inside the magic bytes still starts like one and is reported as damaged, not foreign.
+fn not_a_checkpoint(bytes: &[u8]) -> Option<String> {
+    if bytes.is_empty() {
+        return Some("the file is empty".into());
+    }
+    let n = bytes.len().min(codec::MAGIC.len());
+    (bytes[..n] != codec::MAGIC[..n])
+        .then(|| "it does not start with the checkpoint format's magic bytes".into())
+}
+
+/// The first bytes of `path` (up to the magic's length); `None` when it cannot be read.
+fn read_head(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(codec::MAGIC.len());
+    File::open(path)
+        .ok()?
+        .take(codec::MAGIC.len() as u64)
+        .read_to_end(&mut head)
+        .ok()?;
+    Some(head)
 }
 
 /// `dir` and `dir/` (and `./dir`) name the same directory; so do they here.
@@ -439,7 +491,19 @@ fn remove_stale_temps(path: &Path) {
         return;
     };
     for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        // Exactly `<pid>-<counter>`, holding nothing or the start of a snapshot: what
+        // `write_temp` leaves when a crash interrupts it, and never somebody's file.
+        let ours = rest.split_once('-').is_some_and(|(pid, n)| {
+            [pid, n]
+                .iter()
+                .all(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+        }) && read_head(&entry.path())
+            .is_some_and(|head| codec::MAGIC.starts_with(&head) || head.starts_with(&codec::MAGIC));
+        if ours {
             let _ = fs::remove_file(entry.path());
         }
     }

@@ -20,6 +20,7 @@ pub use file::FileCheckpointStore;
 pub use journal::RECORD_LEN;
 pub use memory::MemoryCheckpointStore;
 pub use model::{
-    Checkpoint, CheckpointId, ObjectFingerprint, PartDigest, PartLayout, RangeSpec, Timestamp,
+    Checkpoint, CheckpointId, FileIdentity, ObjectFingerprint, PartDigest, PartLayout, RangeSpec,
+    TempFile, Timestamp,
 };
 pub use store::{CheckpointStore, Loaded};

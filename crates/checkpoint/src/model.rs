@@ -78,10 +78,48 @@ pub struct PartDigest {
     pub crc64: u64,
 }
 
+/// Identifies one file on its file system, across processes and reboots: the inode number,
+/// and the birth time where the file system keeps one (so a reused inode number is told
+/// apart). The device number is left out on purpose: it can change across reboots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FileIdentity {
+    pub ino: u64,
+    pub birth: Option<Timestamp>,
+}
+
+impl FileIdentity {
+    /// Whether `other` is the same file. A missing birth time on either side (a file system
+    /// without one, or a different kernel) leaves the inode number to decide.
+    pub fn same_as(&self, other: &FileIdentity) -> bool {
+        self.ino == other.ino
+            && match (self.birth, other.birth) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    }
+}
+
+/// Which temp file holds a checkpoint's parts: the proof that a file named like the temp file
+/// is this download's and may be written, truncated or deleted (a file that merely has the
+/// name may be anybody's, e.g. a downloaded object called `data.rgpart`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TempFile {
+    /// Saved just before the download creates its temp file, so that a crash between the
+    /// creation and the next save cannot orphan it: an *empty* temp file is this download's.
+    NotCreated,
+    /// This file.
+    Created(FileIdentity),
+    /// Read from a checkpoint format that did not record the temp file (format 1): a temp file
+    /// of the layout's length is taken as this download's, as that format did.
+    Unrecorded,
+}
+
 /// Everything a resumed download needs to trust the work already on disk.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
     pub id: CheckpointId,
+    /// The temp file the done parts were written into.
+    pub temp_file: TempFile,
     pub object: ObjectFingerprint,
     pub layout: PartLayout,
     /// Done parts by index; a part is here only once its bytes are in the temp file.
@@ -89,14 +127,22 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// A checkpoint with no part done yet.
+    /// A checkpoint with no part done yet, saved before its temp file exists
+    /// ([`TempFile::NotCreated`]; see [`with_temp_file`](Self::with_temp_file)).
     pub fn new(id: CheckpointId, object: ObjectFingerprint, layout: PartLayout) -> Self {
         Self {
             id,
+            temp_file: TempFile::NotCreated,
             object,
             layout,
             done: BTreeMap::new(),
         }
+    }
+
+    /// The same checkpoint, recording `temp_file` as its temp file.
+    pub fn with_temp_file(mut self, temp_file: TempFile) -> Self {
+        self.temp_file = temp_file;
+        self
     }
 
     /// Bytes covered by the parts recorded as done.

@@ -151,14 +151,98 @@ fn crash_at_every_byte_of_the_journal_loads_the_whole_records_before_it() {
         }
     }
     // Cutting into the snapshot itself cannot happen (it is renamed into place whole), and
-    // would be refused rather than guessed at.
-    for cut in [0, 1, snap / 2, snap - 1] {
+    // would be refused rather than guessed at: damaged while it starts like a checkpoint, and
+    // not a checkpoint at all when empty.
+    for cut in [1, snap / 2, snap - 1] {
         fs::write(&path, &bytes[..cut]).expect("write truncated copy");
         assert!(matches!(
             store.load(&base.id),
             Err(CheckpointError::Corrupt { .. })
         ));
     }
+    fs::write(&path, b"").expect("empty the file");
+    assert!(matches!(
+        store.load(&base.id),
+        Err(CheckpointError::Foreign { .. })
+    ));
+}
+
+/// A file that only has a checkpoint's name (a downloaded object called `data.rgcp`, say) is
+/// never read as a checkpoint nor deleted; neither is another destination's checkpoint.
+#[test]
+fn foreign_files_at_the_checkpoint_path_are_reported_and_never_deleted() {
+    let dir = tempdir();
+    let cp = checkpoint("k", 4, [1]);
+    let store = FileCheckpointStore::in_dir(dir.path());
+    let path = store.path(&cp.id);
+    for content in [&b""[..], b"user data", b"\x89RGCKPX\nnot ours at all"] {
+        fs::write(&path, content).expect("write");
+        let err = store.load(&cp.id).expect_err("not a checkpoint");
+        assert!(
+            matches!(err, CheckpointError::Foreign { .. }),
+            "{content:?}: {err:?}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&path.display().to_string()) && msg.contains("move it away"),
+            "{msg}"
+        );
+        assert!(matches!(
+            store.delete(&cp.id),
+            Err(CheckpointError::Foreign { .. })
+        ));
+        assert_eq!(fs::read(&path).expect("still there"), content);
+    }
+    // Another destination's checkpoint (copied here, say): read, but never deleted.
+    let mut other = cp.clone();
+    other.id.destination = "/elsewhere/out.bin".into();
+    fs::write(&path, codec::encode(&other)).expect("write");
+    assert_eq!(
+        store
+            .load(&cp.id)
+            .expect("loads")
+            .expect("exists")
+            .checkpoint,
+        other
+    );
+    let err = store.delete(&cp.id).expect_err("another destination's");
+    assert!(err.to_string().contains("/elsewhere/out.bin"), "{err}");
+    assert!(path.exists());
+    // This destination's checkpoint, damaged or whole, is removed.
+    let mut damaged = codec::encode(&cp);
+    damaged[30] ^= 1;
+    fs::write(&path, &damaged).expect("write");
+    store
+        .delete(&cp.id)
+        .expect("a damaged checkpoint of ours is deleted");
+    assert!(!path.exists());
+}
+
+/// Leftovers of a `save` interrupted by a crash are removed with the checkpoint; files that
+/// only start with the same name are not.
+#[test]
+fn only_interrupted_saves_are_cleaned_up_beside_the_checkpoint() {
+    let dir = tempdir();
+    let cp = checkpoint("k", 4, [1]);
+    let store = FileCheckpointStore::in_dir(dir.path());
+    store.save(&cp).expect("save");
+    let path = store.path(&cp.id);
+    let name = path
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    let leftover = dir.path().join(format!("{name}.tmp-123-4"));
+    let empty_leftover = dir.path().join(format!("{name}.tmp-99-0"));
+    let notes = dir.path().join(format!("{name}.tmp-notes"));
+    let lookalike = dir.path().join(format!("{name}.tmp-1-2"));
+    fs::write(&leftover, &codec::encode(&cp)[..10]).expect("write");
+    fs::write(&empty_leftover, b"").expect("write");
+    fs::write(&notes, b"mine").expect("write");
+    fs::write(&lookalike, b"a user's file with a lookalike name").expect("write");
+    store.delete(&cp.id).expect("delete");
+    assert!(!leftover.exists() && !empty_leftover.exists());
+    assert!(notes.exists() && lookalike.exists());
 }
 
 #[test]
@@ -198,11 +282,16 @@ fn damaged_snapshot_is_corrupt_never_trusted() {
         let mut damaged = bytes.clone();
         damaged[pos] ^= 0x80;
         fs::write(&path, &damaged).expect("write");
+        // Damage to the magic bytes makes the file indistinguishable from somebody else's:
+        // reported as not a checkpoint (and so never overwritten), never trusted either way.
         match store.load(&base.id) {
-            Err(CheckpointError::Corrupt { location, .. }) => {
+            Err(CheckpointError::Corrupt { location, .. }) if pos >= codec::MAGIC.len() => {
                 assert_eq!(location, path.display().to_string())
             }
-            other => panic!("byte {pos}: expected Corrupt, got {other:?}"),
+            Err(CheckpointError::Foreign { location, .. }) if pos < codec::MAGIC.len() => {
+                assert_eq!(location, path.display().to_string())
+            }
+            other => panic!("byte {pos}: expected Corrupt or Foreign, got {other:?}"),
         }
     }
 }
@@ -225,15 +314,16 @@ fn newer_format_version_is_reported_as_such() {
     assert!(
         matches!(
             err,
-            CheckpointError::UnsupportedVersion {
-                found: 2,
-                supported: 1,
-                ..
-            }
+            CheckpointError::UnsupportedVersion { found, supported, .. }
+                if found == FORMAT_VERSION + 1 && supported == FORMAT_VERSION
         ),
         "{err:?}"
     );
-    assert!(err.to_string().contains("format version 2"), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("format version {}", FORMAT_VERSION + 1)),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1,29 +1,33 @@
 //! One download, from stat to rename. See `docs/ARCHITECTURE.md` for the lifecycle and the
 //! invariants each step enforces.
 
+mod fetch;
+
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use checkpoint::{
-    Checkpoint, CheckpointId, CheckpointStore, ObjectFingerprint, PartDigest, PartLayout, Timestamp,
+    Checkpoint, CheckpointId, CheckpointStore, ObjectFingerprint, PartDigest, PartLayout, TempFile,
+    Timestamp,
 };
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::digest::{Crc64Appender, PartHasher, crc64_combine};
+use crate::digest::{Crc64Appender, crc64_combine};
 use crate::downloader::{Downloader, OnChange};
 use crate::error::Error;
 use crate::event::{Event, Report};
-use crate::part_file::{PART_SUFFIX, PartFile, with_suffix};
+use crate::local_state::{Disk, Found, inspect, is_checkpoint_file};
+use crate::part_file::{PART_SUFFIX, PartFile, identity_at, with_suffix};
 use crate::plan::{format_range, plan, resolve_range};
 use crate::rate::RateLimiter;
 use crate::retry::JitterRng;
-use crate::source::{ObjectMeta, RangeRead, ReadConditions, SourceError, SourceErrorKind};
+use crate::source::{ObjectMeta, ReadConditions, SourceError};
 
 /// Runs a download to completion, restarting on object change per policy.
 pub(crate) async fn run(
@@ -60,13 +64,19 @@ pub(crate) async fn run(
         )));
     }
 
-    // Lock before reading or writing any state: a second download into DEST stops here.
-    let file = PartFile::open_locked(&part_path, dest)?;
+    // Lock before reading any state or sending any request: a second download into DEST stops
+    // here. An existing temp file is only opened; whether it is ours is settled next.
+    let existing = PartFile::open_existing_locked(&part_path, dest)?;
+    let found = inspect(store.as_deref(), &id, existing.as_ref(), &part_path)?;
+    let disk = Disk {
+        part_path,
+        progress: AtomicBool::new(found.has_progress()),
+        found: Mutex::new(Some(found)),
+        file: existing.map(OnceLock::from).unwrap_or_default(),
+        touched: AtomicBool::new(false),
+    };
     let rng = Mutex::new(JitterRng::new(dl.retry.jitter_seed));
     let limiter = dl.rate_limit.map(RateLimiter::new);
-    // Whether the checkpoint holds at least one done part (reused or recorded in this run).
-    let recorded = AtomicBool::new(false);
-    let background = BackgroundSync::default();
     let mut restarts = 0u32;
     let result = loop {
         let attempt = Attempt {
@@ -75,19 +85,17 @@ pub(crate) async fn run(
             id: &id,
             store: store.as_deref(),
             shared_store: store.clone(),
-            background: &background,
-            file: &file,
+            background: BackgroundSync::default(),
+            disk: &disk,
             rng: &rng,
             limiter: limiter.as_ref(),
-            recorded: &recorded,
             halt: dl.cancel.child_token(),
             counters: Counters::default(),
         };
         match attempt.run(restarts, started).await {
             Err(Failure::Changed(detail)) => {
-                if let Some(s) = &store {
-                    s.delete(&id)?;
-                }
+                // What is on disk is the old version's: worth nothing to a later run.
+                disk.touched(false);
                 if dl.on_change == OnChange::Restart && restarts < dl.max_restarts {
                     restarts += 1;
                     tracing::warn!(key, restarts, %detail, "object changed; restarting");
@@ -126,19 +134,8 @@ pub(crate) async fn run(
             Ok(report) => break Ok(report),
         }
     };
-    // Leave state behind only if a later run can resume from it: not without a checkpoint,
-    // not when no part was ever recorded (e.g. the stat was refused, every request failed),
-    // and not the old version's bytes after the object changed.
     if let Err(e) = &result {
-        let resumable = store.is_some()
-            && recorded.load(Ordering::Relaxed)
-            && !matches!(e, Error::Changed { .. } | Error::Integrity { .. });
-        if !resumable {
-            if let Some(s) = &store {
-                let _ = s.delete(&id);
-            }
-            let _ = std::fs::remove_file(file.path());
-        }
+        disk.after_failure(store.as_deref(), &id, e);
     }
     result
 }
@@ -148,11 +145,29 @@ pub(crate) async fn run(
 const SYNC_EVERY_BYTES: u64 = 64 << 20;
 
 /// At most one fsync of the temp file and checkpoint runs on the blocking pool while the
-/// download goes on; its failure stops the download at the next part.
+/// download goes on; its failure stops the download at the next part. Each attempt has its
+/// own, and drains it before it returns: a sync still running when the checkpoint is replaced
+/// or deleted would act on the next attempt's checkpoint (or on none).
 #[derive(Debug, Default, Clone)]
 struct BackgroundSync {
     in_flight: Arc<AtomicBool>,
     error: Arc<Mutex<Option<Error>>>,
+    task: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+}
+
+impl BackgroundSync {
+    /// Waits for the sync in flight, if any, and returns its failure.
+    async fn drain(&self) -> Result<(), Error> {
+        let task = lock(&self.task).take();
+        if let Some(task) = task {
+            // The closure catches every error; a panic in it (a bug) leaves nothing to undo.
+            let _ = task.await;
+        }
+        match lock(&self.error).take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Why an attempt stopped early.
@@ -193,11 +208,10 @@ struct Attempt<'a> {
     store: Option<&'a dyn CheckpointStore>,
     /// The same store, for the background sync (which outlives a borrow).
     shared_store: Option<Arc<dyn CheckpointStore>>,
-    background: &'a BackgroundSync,
-    file: &'a PartFile,
+    background: BackgroundSync,
+    disk: &'a Disk,
     rng: &'a Mutex<JitterRng>,
     limiter: Option<&'a RateLimiter>,
-    recorded: &'a AtomicBool,
     /// Cancelled by the caller's token or by the first worker that fails.
     halt: CancellationToken,
     counters: Counters,
@@ -205,6 +219,7 @@ struct Attempt<'a> {
 
 /// State shared by the workers of one attempt.
 struct Transfer<'a> {
+    file: &'a PartFile,
     meta: &'a ObjectMeta,
     layout: PartLayout,
     conditions: ReadConditions,
@@ -220,7 +235,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl Attempt<'_> {
+/// What the first attempt makes of the state it found.
+enum Accepted {
+    /// Download every part into a new (or emptied) temp file.
+    Fresh,
+    /// Resume from this checkpoint; the temp file is open and claimed.
+    Resume(Checkpoint),
+    /// A run renamed the finished file over DEST and stopped before deleting its checkpoint.
+    Complete(Checkpoint),
+}
+
+impl<'a> Attempt<'a> {
     async fn run(&self, restarts: u32, started: Instant) -> Result<Report, Failure> {
         let dl = self.dl;
         let meta = self.stat().await?;
@@ -234,18 +259,27 @@ impl Attempt<'_> {
             .ok_or_else(|| Error::Config("part size is 0 bytes".into()))?;
         let fingerprint = fingerprint(&meta);
 
-        let mut checkpoint = match self.load_checkpoint(&fingerprint, &layout)? {
-            Some(cp) => cp,
-            None => {
-                self.file.reset(layout.len)?;
-                Checkpoint::new(self.id.clone(), fingerprint, layout)
-            }
-        };
+        // Only the first attempt sees what earlier runs left; a restart starts from zero.
+        let found = lock(&self.disk.found).take();
+        let (file, mut checkpoint, from_disk) =
+            match self.accept_checkpoint(found, &fingerprint, &layout)? {
+                Accepted::Fresh => {
+                    let cp = Checkpoint::new(self.id.clone(), fingerprint, layout);
+                    let (file, cp) = self.start_fresh(cp)?;
+                    (file, cp, false)
+                }
+                Accepted::Resume(cp) => (self.temp_file()?, cp, true),
+                Accepted::Complete(cp) => {
+                    return self.finish_completed(cp, &meta, range, restarts, started);
+                }
+            };
         let resumed = !checkpoint.done.is_empty();
         let mut verified_on_resume = false;
         if resumed && dl.verify_on_resume {
             let done: Vec<u64> = checkpoint.done.keys().copied().collect();
-            let damaged = self.find_damaged(&layout, &checkpoint, &done, true).await?;
+            let damaged = self
+                .find_damaged(file, &layout, &checkpoint, &done, true)
+                .await?;
             if !damaged.is_empty() {
                 for p in &damaged {
                     checkpoint.done.remove(p);
@@ -258,14 +292,15 @@ impl Attempt<'_> {
             }
             verified_on_resume = true;
         }
-        if let Some(store) = self.store {
-            // A fresh snapshot: compacts the journal and starts this run's records.
+        if from_disk && let Some(store) = self.store {
+            // A fresh snapshot: compacts the journal and starts this run's records (and
+            // records the temp file's identity, if an older format did not).
+            checkpoint.temp_file = TempFile::Created(file.identity()?);
             store.save(&checkpoint)?;
+            self.disk.touched(!checkpoint.done.is_empty());
         }
 
         let reused_parts: Vec<u64> = checkpoint.done.keys().copied().collect();
-        self.recorded
-            .store(!reused_parts.is_empty(), Ordering::Relaxed);
         let reused_bytes = checkpoint.done_bytes();
         self.counters
             .done_bytes
@@ -293,6 +328,7 @@ impl Attempt<'_> {
         }
         drop(checkpoint);
         let transfer = Transfer {
+            file,
             meta: &meta,
             layout,
             conditions: ReadConditions {
@@ -318,7 +354,7 @@ impl Attempt<'_> {
         if !verified_on_resume && !reused_parts.is_empty() {
             let snapshot = self.snapshot(&transfer);
             let damaged = self
-                .find_damaged(&layout, &snapshot, &reused_parts, false)
+                .find_damaged(file, &layout, &snapshot, &reused_parts, false)
                 .await?;
             if !damaged.is_empty() {
                 {
@@ -338,34 +374,14 @@ impl Attempt<'_> {
             }
         }
 
-        let crc = self.combined_crc(&transfer)?;
-        let whole_object = range.start == 0 && range.end == meta.size;
-        let crc64_verified = match (whole_object, meta.crc64) {
-            (true, Some(expected)) => {
-                if crc != expected {
-                    // The checkpoint and temp file hold bytes that cannot be trusted: drop both
-                    // so the next run starts from zero instead of repeating the failure.
-                    if let Some(store) = self.store {
-                        store.delete(self.id)?;
-                    }
-                    self.file.reset(0)?;
-                    return Err(Error::Integrity {
-                        key: self.key.to_owned(),
-                        expected,
-                        actual: crc,
-                    }
-                    .into());
-                }
-                true
-            }
-            _ => false,
-        };
+        let crc = combined_crc(&transfer.layout, &lock(&transfer.digests))?;
+        // On a mismatch the checkpoint and temp file hold bytes that cannot be trusted: the
+        // failure removes both, so the next run starts from zero instead of repeating it.
+        let crc64_verified = self.check_crc(&meta, &range, crc)?;
 
         let dest = Path::new(&self.id.destination);
-        self.file.commit(dest)?;
-        if let Some(store) = self.store {
-            store.delete(self.id)?;
-        }
+        file.commit(dest)?;
+        self.delete_after_commit();
         let report = Report {
             key: self.key.to_owned(),
             destination: dest.to_path_buf(),
@@ -421,14 +437,15 @@ impl Attempt<'_> {
         }
     }
 
-    /// Loads the checkpoint and decides whether it may be trusted (DESIGN invariant 5).
-    fn load_checkpoint(
+    /// Decides whether the checkpoint found on disk may be trusted (DESIGN invariant 5).
+    fn accept_checkpoint(
         &self,
+        found: Option<Found>,
         fingerprint: &ObjectFingerprint,
         layout: &PartLayout,
-    ) -> Result<Option<Checkpoint>, Failure> {
+    ) -> Result<Accepted, Failure> {
         let Some(store) = self.store else {
-            return Ok(None);
+            return Ok(Accepted::Fresh);
         };
         let location = store.location(self.id);
         let discard = |reason: String| {
@@ -437,12 +454,12 @@ impl Attempt<'_> {
                 location: location.clone(),
                 reason,
             });
-            Ok(None)
+            Ok(Accepted::Fresh)
         };
-        let loaded = match store.load(self.id) {
-            Ok(None) => return Ok(None),
-            Ok(Some(l)) => l,
-            Err(e) => return discard(e.to_string()),
+        let loaded = match found {
+            None | Some(Found::Nothing) => return Ok(Accepted::Fresh),
+            Some(Found::Damaged(reason)) => return discard(reason),
+            Some(Found::Checkpoint(loaded)) => *loaded,
         };
         let cp = loaded.checkpoint;
         if cp.id != *self.id {
@@ -468,11 +485,27 @@ impl Attempt<'_> {
                 cp.layout.part_count, cp.layout.part_size, layout.part_count, layout.part_size
             ));
         }
-        let have = self.file.len()?;
+        let Some(file) = self.disk.file.get() else {
+            // No temp file: a run that renamed the finished file over DEST and was stopped
+            // before deleting the checkpoint left DEST as the very file the checkpoint claims.
+            let dest = Path::new(&self.id.destination);
+            if let TempFile::Created(claimed) = cp.temp_file
+                && cp.done.len() as u64 == layout.part_count
+                && identity_at(dest)
+                    .is_some_and(|(d, len)| d.same_as(&claimed) && len == layout.len)
+            {
+                return Ok(Accepted::Complete(cp));
+            }
+            return discard(format!(
+                "the temp file {} is missing, so the checkpoint's parts are gone",
+                self.disk.part_path.display()
+            ));
+        };
+        let have = file.len()?;
         if have != layout.len {
             return discard(format!(
                 "the temp file {} has {have} bytes, the checkpoint expects {}",
-                self.file.path().display(),
+                file.path().display(),
                 layout.len
             ));
         }
@@ -482,7 +515,139 @@ impl Attempt<'_> {
                 note,
             });
         }
-        Ok(Some(cp))
+        Ok(Accepted::Resume(cp))
+    }
+
+    /// Deletes the checkpoint of a download whose file is in place. DEST is complete and
+    /// verified either way: a checkpoint that cannot be deleted is reported, not a failure (the
+    /// next run recognises DEST as its finished file and removes it).
+    fn delete_after_commit(&self) {
+        let Some(store) = self.store else {
+            return;
+        };
+        if let Err(e) = store.delete(self.id) {
+            tracing::warn!(key = self.key, error = %e, "cannot delete the checkpoint");
+            self.dl.emit(&Event::CheckpointNote {
+                location: store.location(self.id),
+                note: format!(
+                    "the download is complete, but its checkpoint could not be deleted ({e}); \
+                     delete it, or run the same download again, which removes it"
+                ),
+            });
+        }
+    }
+
+    /// The temp file this download holds.
+    fn temp_file(&self) -> Result<&'a PartFile, Failure> {
+        self.disk.file.get().ok_or_else(|| {
+            Failure::Fatal(Error::Config(
+                "internal error: no temp file to resume into; please report this".into(),
+            ))
+        })
+    }
+
+    /// Starts from zero. The checkpoint claims the temp file before the file is created, so a
+    /// crash can never leave a temp file that no checkpoint claims (which the next run would
+    /// have to refuse), then records the file's identity before the file gets any bytes.
+    fn start_fresh(&self, checkpoint: Checkpoint) -> Result<(&'a PartFile, Checkpoint), Failure> {
+        let disk = self.disk;
+        if disk.file.get().is_none() {
+            if let Some(store) = self.store {
+                store.save(&checkpoint)?;
+                disk.touched(false);
+            }
+            let dest = Path::new(&self.id.destination);
+            let created = PartFile::create_locked(&disk.part_path, dest)?.ok_or_else(|| {
+                Error::ForeignFile {
+                    path: disk.part_path.clone(),
+                    why: "appeared while this download was starting (another program or                           download created it)"
+                        .into(),
+                }
+            })?;
+            disk.touched(false);
+            let _ = disk.file.set(created);
+        }
+        let file = self.temp_file()?;
+        let checkpoint = checkpoint.with_temp_file(TempFile::Created(file.identity()?));
+        if let Some(store) = self.store {
+            // A fresh snapshot: starts this run's records.
+            store.save(&checkpoint)?;
+        }
+        disk.touched(false);
+        file.reset(checkpoint.layout.len)?;
+        Ok((file, checkpoint))
+    }
+
+    /// Compares the combined CRC-64 with the object's, when the whole object was downloaded
+    /// and the source publishes one; whether it was compared.
+    fn check_crc(&self, meta: &ObjectMeta, range: &Range<u64>, crc: u64) -> Result<bool, Failure> {
+        let whole_object = range.start == 0 && range.end == meta.size;
+        match (whole_object, meta.crc64) {
+            (true, Some(expected)) if crc != expected => Err(Error::Integrity {
+                key: self.key.to_owned(),
+                expected,
+                actual: crc,
+            }
+            .into()),
+            (true, Some(_)) => Ok(true),
+            _ => Ok(false),
+        }
+    }
+
+    /// Finishes a download whose file is already DEST (see [`Accepted::Complete`]): nothing is
+    /// fetched; the checkpoint's digests give the CRC-64, checked like a download's.
+    fn finish_completed(
+        &self,
+        cp: Checkpoint,
+        meta: &ObjectMeta,
+        range: Range<u64>,
+        restarts: u32,
+        started: Instant,
+    ) -> Result<Report, Failure> {
+        let dl = self.dl;
+        let layout = cp.layout;
+        let digests: Vec<Option<PartDigest>> = cp.done.values().map(|d| Some(*d)).collect();
+        let crc = combined_crc(&layout, &digests)?;
+        let crc64_verified = self.check_crc(meta, &range, crc)?;
+        dl.emit(&Event::Started {
+            key: self.key.to_owned(),
+            total_bytes: layout.len,
+            reused_bytes: layout.len,
+            part_size: layout.part_size,
+            parts: layout.part_count,
+            parts_reused: layout.part_count,
+            resumed: true,
+        });
+        dl.emit(&Event::CheckpointNote {
+            location: self.store.map(|s| s.location(self.id)).unwrap_or_default(),
+            note: format!(
+                "{} is already this download's finished file (an earlier run was stopped \
+                 after renaming it, before deleting the checkpoint); nothing to fetch",
+                self.id.destination
+            ),
+        });
+        self.delete_after_commit();
+        let report = Report {
+            key: self.key.to_owned(),
+            destination: PathBuf::from(&self.id.destination),
+            object: meta.clone(),
+            range,
+            fetched_bytes: 0,
+            reused_bytes: layout.len,
+            parts: layout.part_count,
+            parts_reused: layout.part_count,
+            retries: 0,
+            restarts,
+            crc64: crc,
+            crc64_verified,
+            elapsed: started.elapsed(),
+        };
+        dl.emit(&Event::Progress {
+            done_bytes: layout.len,
+            total_bytes: layout.len,
+        });
+        dl.emit(&Event::Completed(Arc::new(report.clone())));
+        Ok(report)
     }
 
     /// Runs `concurrency` workers that claim parts from `queue` in order.
@@ -504,6 +669,11 @@ impl Attempt<'_> {
             }
         }
         drop(workers);
+        if let Err(e) = self.background.drain().await
+            && first.is_none()
+        {
+            first = Some(e.into());
+        }
         self.sync(t)?;
         match first {
             None if self.halt.is_cancelled() => Err(self.cancelled(t)),
@@ -545,7 +715,7 @@ impl Attempt<'_> {
         if let Some(store) = self.store {
             store.record(self.id, part, digest)?;
             store.flush(self.id)?;
-            self.recorded.store(true, Ordering::Relaxed);
+            self.disk.progress.store(true, Ordering::Relaxed);
         }
         lock(&t.digests)[part as usize] = Some(digest);
         self.dl.emit(&Event::PartDone {
@@ -573,11 +743,12 @@ impl Attempt<'_> {
     /// The temp file is opened anew (read-only): the sync must not share the download's
     /// lock, so a download dropped while a sync runs does not hold its DEST any longer.
     fn sync_in_background(&self) {
-        let path = self.file.path().to_owned();
+        let path = self.disk.part_path.clone();
         let store = self.shared_store.clone();
         let id = self.id.clone();
         let background = self.background.clone();
-        tokio::task::spawn_blocking(move || {
+        let mut task = lock(&self.background.task);
+        *task = Some(tokio::task::spawn_blocking(move || {
             let result = std::fs::File::open(&path)
                 .and_then(|f| f.sync_data())
                 .map_err(|e| Error::io("sync temp file", &path, e))
@@ -589,262 +760,19 @@ impl Attempt<'_> {
                 *lock(&background.error) = Some(e);
             }
             background.in_flight.store(false, Ordering::Release);
-        });
+        }));
     }
 
     /// Group commit for power-loss durability: data first, then the records that claim it.
     fn sync(&self, t: &Transfer<'_>) -> Result<(), Failure> {
         if self.dl.sync_interval.is_some() {
-            self.file.sync_data()?;
+            t.file.sync_data()?;
             if let Some(store) = self.store {
                 store.sync(self.id)?;
             }
         }
         *lock(&t.last_sync) = Instant::now();
         Ok(())
-    }
-
-    /// Fetches one part, retrying and resuming from the byte where a request broke.
-    async fn fetch_part(
-        &self,
-        t: &Transfer<'_>,
-        part: u64,
-        buf: &mut Vec<u8>,
-    ) -> Result<PartDigest, Failure> {
-        let range = t.layout.part_range(part);
-        let mut pos = range.start;
-        let mut hasher = PartHasher::new();
-        let (mut failures, mut requests) = (0u32, 0u32);
-        loop {
-            requests += 1;
-            let before = pos;
-            let err = match self
-                .attempt_range(t, pos..range.end, &mut pos, &mut hasher, buf)
-                .await
-            {
-                Ok(()) => return Ok(hasher.finish()),
-                Err(AttemptError::Source(e)) => e,
-                Err(AttemptError::Malformed(e)) => {
-                    // Nothing this response delivered can be trusted: start the part over.
-                    self.counters
-                        .done_bytes
-                        .fetch_sub(pos - range.start, Ordering::Relaxed);
-                    pos = range.start;
-                    hasher = PartHasher::new();
-                    e
-                }
-                Err(AttemptError::Failure(f)) => return Err(f),
-            };
-            let part_error = |source| Error::Part {
-                key: self.key.to_owned(),
-                part,
-                range: range.clone(),
-                attempts: requests,
-                source: Box::new(source),
-            };
-            match err.kind {
-                SourceErrorKind::Changed => {
-                    return Err(Failure::Changed(format!(
-                        "while part {part} was downloaded: {err}"
-                    )));
-                }
-                kind if !kind.is_retryable() => return Err(part_error(err).into()),
-                _ => {}
-            }
-            failures = if pos > before { 1 } else { failures + 1 };
-            if failures >= self.dl.retry.max_attempts
-                || requests >= self.dl.retry.max_requests_per_part
-            {
-                return Err(part_error(err).into());
-            }
-            self.backoff(Some(part), requests, failures, pos, &err)
-                .await?;
-        }
-    }
-
-    async fn backoff(
-        &self,
-        part: Option<u64>,
-        attempt: u32,
-        failures: u32,
-        resume_at: u64,
-        cause: &SourceError,
-    ) -> Result<(), Failure> {
-        let delay = self.dl.retry.backoff(failures, &mut lock(self.rng));
-        self.counters.retries.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(key = self.key, ?part, attempt, ?delay, %cause, "retrying");
-        self.dl.emit(&Event::Retry {
-            part,
-            attempt,
-            resume_at,
-            delay,
-            cause: cause.to_string(),
-        });
-        tokio::select! {
-            biased;
-            _ = self.halt.cancelled() => Err(Failure::Stopped),
-            _ = tokio::time::sleep(delay) => Ok(()),
-        }
-    }
-
-    /// One request for `want`; writes and hashes every byte it accepts and advances `pos`
-    /// past them, also when the request then fails, so a retry resumes where this one broke.
-    async fn attempt_range(
-        &self,
-        t: &Transfer<'_>,
-        want: Range<u64>,
-        pos: &mut u64,
-        hasher: &mut PartHasher,
-        buf: &mut Vec<u8>,
-    ) -> Result<(), AttemptError> {
-        let dl = self.dl;
-        let idle = dl.idle_timeout;
-        let response = tokio::select! {
-            biased;
-            _ = self.halt.cancelled() => return Err(Failure::Stopped.into()),
-            r = tokio::time::timeout(idle, dl.source.read_range(self.key, want.clone(), &t.conditions)) => r,
-        };
-        let read = match response {
-            Ok(Ok(read)) => read,
-            Ok(Err(e)) => return Err(AttemptError::Source(e)),
-            Err(_) => {
-                return Err(AttemptError::Source(SourceError::transient(format!(
-                    "no response within the idle timeout of {idle:?}"
-                ))));
-            }
-        };
-        self.check_response(t, &read, &want)?;
-        let mut body = read.body;
-        let file_base = t.layout.start; // object offset of temp-file byte 0
-        buf.clear();
-        let mut buf_start = *pos;
-        let mut cur = *pos;
-        let outcome = loop {
-            let item = tokio::select! {
-                biased;
-                _ = self.halt.cancelled() => break Err(AttemptError::Failure(Failure::Stopped)),
-                r = tokio::time::timeout(idle, body.next()) => r,
-            };
-            let chunk = match item {
-                Err(_) => {
-                    break Err(AttemptError::Source(SourceError::transient(format!(
-                        "no data for {idle:?} (idle timeout) at byte {cur}"
-                    ))));
-                }
-                Ok(None) if cur == want.end => break Ok(()),
-                Ok(None) => {
-                    break Err(AttemptError::Source(SourceError::transient(format!(
-                        "body ended after {} of {} bytes",
-                        cur - want.start,
-                        want.end - want.start
-                    ))));
-                }
-                Ok(Some(Err(e))) => break Err(AttemptError::Source(e)),
-                Ok(Some(Ok(chunk))) => chunk,
-            };
-            if chunk.len() as u64 > want.end - cur {
-                // A body longer than its declared range is malformed; nothing past the range
-                // is written, and the caller discards what this response delivered.
-                break Err(AttemptError::Malformed(SourceError::transient(format!(
-                    "the source sent more than the {} bytes it declared",
-                    want.end - want.start
-                ))));
-            }
-            if let Some(limiter) = self.limiter {
-                // Reserve before accepting: a chunk counts (hashed, written, reported) only
-                // once the shared bucket has paid for it, so accepted bytes follow the limit.
-                tokio::select! {
-                    biased;
-                    _ = self.halt.cancelled() => break Err(AttemptError::Failure(Failure::Stopped)),
-                    _ = limiter.take(chunk.len() as u64) => {}
-                }
-            }
-            hasher.update(&chunk);
-            if buf.len() + chunk.len() > dl.buffer_size && !buf.is_empty() {
-                if let Err(e) = self.file.write_all_at(buf, buf_start - file_base) {
-                    break Err(Failure::Fatal(e).into());
-                }
-                buf_start += buf.len() as u64;
-                buf.clear();
-            }
-            if chunk.len() >= dl.buffer_size {
-                if let Err(e) = self.file.write_all_at(&chunk, buf_start - file_base) {
-                    break Err(Failure::Fatal(e).into());
-                }
-                buf_start += chunk.len() as u64;
-            } else {
-                buf.extend_from_slice(&chunk);
-            }
-            cur += chunk.len() as u64;
-            self.counters
-                .fetched_bytes
-                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            self.counters
-                .done_bytes
-                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            self.emit_progress(t, false);
-        };
-        // Bytes accepted before a failure are valid: they belong to the declared range of the
-        // pinned object. Keep them so the retry continues from `cur`.
-        if !buf.is_empty() {
-            self.file
-                .write_all_at(buf, buf_start - file_base)
-                .map_err(|e| AttemptError::Failure(e.into()))?;
-            buf.clear();
-        }
-        *pos = cur;
-        outcome
-    }
-
-    /// A response that declares anything other than what was asked is an error, never data.
-    fn check_response(
-        &self,
-        t: &Transfer<'_>,
-        read: &RangeRead,
-        want: &Range<u64>,
-    ) -> Result<(), AttemptError> {
-        let meta = t.meta;
-        if let (Some(expected), Some(got)) = (&meta.etag, &read.etag)
-            && strip_etag(expected) != strip_etag(got)
-        {
-            return Err(AttemptError::Source(SourceError::new(
-                SourceErrorKind::Changed,
-                format!("the source served etag {got}, the download started with {expected}"),
-            )));
-        }
-        if let Some(total) = read.total_size
-            && total != meta.size
-        {
-            return Err(AttemptError::Source(SourceError::new(
-                SourceErrorKind::Changed,
-                format!("the object is now {total} bytes, it was {}", meta.size),
-            )));
-        }
-        if read.range == *want {
-            return Ok(());
-        }
-        if read.range == (0..meta.size) {
-            return Err(Failure::Fatal(Error::BadSource {
-                key: self.key.to_owned(),
-                detail: format!(
-                    "the source ignored the request for bytes {}-{} and sent the whole object \
-                     (HTTP 200 instead of 206); it does not support ranged reads, so use a part \
-                     size of at least the object's size ({} bytes) with one job, or a server \
-                     that honours Range",
-                    want.start,
-                    want.end - 1,
-                    meta.size
-                ),
-            })
-            .into());
-        }
-        Err(AttemptError::Source(SourceError::transient(format!(
-            "asked for bytes {}-{}, the source declared bytes {}-{}",
-            want.start,
-            want.end - 1,
-            read.range.start,
-            read.range.end.saturating_sub(1)
-        ))))
     }
 
     fn emit_progress(&self, t: &Transfer<'_>, force: bool) {
@@ -880,6 +808,7 @@ impl Attempt<'_> {
     /// recorded digest (`full`: BLAKE3 and CRC-64; otherwise CRC-64 only, which is much cheaper).
     async fn find_damaged(
         &self,
+        file: &PartFile,
         layout: &PartLayout,
         cp: &Checkpoint,
         parts: &[u64],
@@ -904,7 +833,7 @@ impl Attempt<'_> {
                 let n = usize::try_from(end - off)
                     .unwrap_or(usize::MAX)
                     .min(buf.len());
-                self.file.read_exact_at(&mut buf[..n], off)?;
+                file.read_exact_at(&mut buf[..n], off)?;
                 crc.update(&buf[..n]);
                 if let Some(b) = blake.as_mut() {
                     b.update(&buf[..n]);
@@ -921,42 +850,30 @@ impl Attempt<'_> {
         }
         Ok(damaged)
     }
+}
 
-    fn combined_crc(&self, t: &Transfer<'_>) -> Result<u64, Failure> {
-        let d = lock(&t.digests);
-        let full = Crc64Appender::new(t.layout.part_size);
-        let mut crc = 0u64;
-        for (i, digest) in d.iter().enumerate() {
-            let digest = digest.ok_or_else(|| {
+/// The CRC-64 of the download's bytes, combined from its parts' (all of which must be done).
+fn combined_crc(layout: &PartLayout, digests: &[Option<PartDigest>]) -> Result<u64, Failure> {
+    let full = Crc64Appender::new(layout.part_size);
+    let mut crc = 0u64;
+    for i in 0..layout.part_count {
+        let digest = digests
+            .get(usize_of(i)?)
+            .copied()
+            .flatten()
+            .ok_or_else(|| {
                 Failure::Fatal(Error::Config(format!(
                     "internal error: part {i} finished without a digest; please report this"
                 )))
             })?;
-            let len = t.layout.part_len(i as u64);
-            crc = if len == t.layout.part_size {
-                full.append(crc, digest.crc64)
-            } else {
-                crc64_combine(crc, digest.crc64, len)
-            };
-        }
-        Ok(crc)
+        let len = layout.part_len(i);
+        crc = if len == layout.part_size {
+            full.append(crc, digest.crc64)
+        } else {
+            crc64_combine(crc, digest.crc64, len)
+        };
     }
-}
-
-enum AttemptError {
-    /// The source failed; retried if its kind allows.
-    Source(SourceError),
-    /// The response broke the protocol (e.g. a body longer than declared): retried, but the
-    /// part restarts from its first byte.
-    Malformed(SourceError),
-    /// Stop fetching this part with this outcome.
-    Failure(Failure),
-}
-
-impl From<Failure> for AttemptError {
-    fn from(f: Failure) -> Self {
-        AttemptError::Failure(f)
-    }
+    Ok(crc)
 }
 
 fn usize_of(n: u64) -> Result<usize, Failure> {
@@ -965,20 +882,6 @@ fn usize_of(n: u64) -> Result<usize, Failure> {
             "{n} parts do not fit in memory on this platform; use a larger part size"
         )))
     })
-}
-
-/// Whether `path` is an existing file that starts with the checkpoint format's magic bytes.
-fn is_checkpoint_file(path: &Path) -> bool {
-    use std::io::Read;
-    let mut magic = [0u8; checkpoint::codec::MAGIC.len()];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok_and(|()| magic == checkpoint::codec::MAGIC)
-}
-
-fn strip_etag(e: &str) -> &str {
-    let e = e.strip_prefix("W/").unwrap_or(e);
-    e.trim_matches('"')
 }
 
 pub(crate) fn fingerprint(meta: &ObjectMeta) -> ObjectFingerprint {

@@ -119,6 +119,17 @@ pub enum Error {
     )]
     Locked { dest: PathBuf, lock: PathBuf },
 
+    /// A file sits where this download keeps its temp file, and nothing proves it is this
+    /// download's (say, a downloaded object called `data.rgpart`): it is never written,
+    /// truncated or deleted.
+    #[error(
+        "{} exists and {why}; resume-get never overwrites or deletes a file it cannot prove is \
+         its own: move it away (or delete it, if it is the remains of a download you no longer \
+         need), or choose another destination",
+        path.display()
+    )]
+    ForeignFile { path: PathBuf, why: String },
+
     /// The caller cancelled; progress is saved.
     #[error(
         "download of {key} interrupted with {done_bytes} of {total_bytes} bytes done; progress \
@@ -153,7 +164,8 @@ impl Error {
             Error::BadSource { .. } => ErrorKind::Network,
             Error::Integrity { .. } => ErrorKind::Integrity,
             Error::LocalIo { .. } => ErrorKind::LocalIo,
-            Error::Checkpoint(CheckpointError::Io { .. }) => ErrorKind::LocalIo,
+            Error::Checkpoint(CheckpointError::Io { .. } | CheckpointError::Foreign { .. })
+            | Error::ForeignFile { .. } => ErrorKind::LocalIo,
             Error::Checkpoint(_) => ErrorKind::Other,
             Error::Locked { .. } => ErrorKind::Locked,
             Error::Cancelled { .. } => ErrorKind::Cancelled,

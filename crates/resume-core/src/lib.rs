@@ -14,6 +14,7 @@ mod downloader;
 mod engine;
 mod error;
 mod event;
+mod local_state;
 mod part_file;
 mod plan;
 mod rate;

@@ -5,6 +5,8 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
 
+use checkpoint::{FileIdentity, Timestamp};
+
 use crate::error::Error;
 
 /// Suffix of the temp file beside DEST.
@@ -29,18 +31,42 @@ pub(crate) struct PartFile {
 }
 
 impl PartFile {
-    /// Opens (creating if needed) and locks `path`, without changing its contents.
-    pub(crate) fn open_locked(path: &Path, dest: &Path) -> Result<Self, Error> {
+    /// Opens and locks the existing file at `path`, without changing its contents; `None`
+    /// when there is none. Whether the file is this download's to write is for the caller to
+    /// establish (the checkpoint's claim): opening and locking a file changes nothing in it.
+    pub(crate) fn open_existing_locked(path: &Path, dest: &Path) -> Result<Option<Self>, Error> {
+        let mut options = OpenOptions::new();
+        options.read(true).write(true);
+        Self::lock_opened(path, dest, || match options.open(path) {
+            Ok(file) => Ok(Some(file)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("open temp file", path, e)),
+        })
+    }
+
+    /// Creates and locks a new, empty file at `path`; `None` when a file appeared there since
+    /// the caller looked (another download started), which is never taken over.
+    pub(crate) fn create_locked(path: &Path, dest: &Path) -> Result<Option<Self>, Error> {
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create_new(true);
+        Self::lock_opened(path, dest, || match options.open(path) {
+            Ok(file) => Ok(Some(file)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
+            Err(e) => Err(Error::io("create temp file", path, e)),
+        })
+    }
+
+    fn lock_opened(
+        path: &Path,
+        dest: &Path,
+        mut open: impl FnMut() -> Result<Option<File>, Error>,
+    ) -> Result<Option<Self>, Error> {
         // Bounded: each retry means another process replaced the file between our open and our
         // lock, which cannot keep happening unless something is badly wrong.
         for _ in 0..8 {
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(path)
-                .map_err(|e| Error::io("create temp file", path, e))?;
+            let Some(file) = open()? else {
+                return Ok(None);
+            };
             match file.try_lock() {
                 Ok(()) => {}
                 Err(TryLockError::WouldBlock) => {
@@ -54,10 +80,10 @@ impl PartFile {
             // A previous holder may have renamed this inode over DEST after we opened it and
             // before we locked it: the lock then guards the wrong file. Check it is still ours.
             if same_file(&file, path) {
-                return Ok(Self {
+                return Ok(Some(Self {
                     file,
                     path: path.to_owned(),
-                });
+                }));
             }
         }
         Err(Error::io(
@@ -65,6 +91,20 @@ impl PartFile {
             path,
             io::Error::other("the temp file keeps being replaced by another process"),
         ))
+    }
+
+    /// This file's identity, which the checkpoint records as its claim on the file.
+    pub(crate) fn identity(&self) -> Result<FileIdentity, Error> {
+        self.file
+            .metadata()
+            .map(|m| identity_of(&m))
+            .map_err(|e| Error::io("inspect temp file", &self.path, e))
+    }
+
+    /// Removes the file (only ever called for this download's own temp file).
+    pub(crate) fn remove(&self) {
+        // Best effort: a failed cleanup leaves a file the next run recognises by its claim.
+        let _ = std::fs::remove_file(&self.path);
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -116,6 +156,30 @@ impl PartFile {
             .map_err(|e| Error::io("rename temp file onto", dest, e))?;
         sync_parent_dir(dest)
     }
+}
+
+/// The identity of the file at `path` (not following a final symlink), if there is one.
+pub(crate) fn identity_at(path: &Path) -> Option<(FileIdentity, u64)> {
+    std::fs::symlink_metadata(path)
+        .ok()
+        .filter(std::fs::Metadata::is_file)
+        .map(|m| (identity_of(&m), m.len()))
+}
+
+fn identity_of(m: &std::fs::Metadata) -> FileIdentity {
+    #[cfg(unix)]
+    let ino = std::os::unix::fs::MetadataExt::ino(m);
+    #[cfg(not(unix))]
+    let ino = 0;
+    // statx's birth time where the file system keeps one: tells a reused inode number apart.
+    let birth = m.created().ok().and_then(|t| {
+        let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+        Some(Timestamp {
+            secs: i64::try_from(d.as_secs()).ok()?,
+            nanos: d.subsec_nanos(),
+        })
+    });
+    FileIdentity { ino, birth }
 }
 
 fn same_file(file: &File, path: &Path) -> bool {
@@ -228,12 +292,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("out.bin");
         let part = with_suffix(&dest, PART_SUFFIX);
-        let first = PartFile::open_locked(&part, &dest).unwrap();
-        let err = PartFile::open_locked(&part, &dest).unwrap_err();
+        let first = PartFile::create_locked(&part, &dest).unwrap().unwrap();
+        let err = PartFile::open_existing_locked(&part, &dest).unwrap_err();
         assert!(matches!(err, Error::Locked { .. }), "{err}");
         assert!(err.to_string().contains("another download"));
         drop(first);
-        PartFile::open_locked(&part, &dest).unwrap();
+        PartFile::open_existing_locked(&part, &dest)
+            .unwrap()
+            .expect("the file is still there");
     }
 
     #[test]
@@ -242,7 +308,9 @@ mod tests {
         let dest = dir.path().join("out.bin");
         let part = with_suffix(&dest, PART_SUFFIX);
         std::fs::write(&part, vec![0xAB; 10_000]).unwrap();
-        let f = PartFile::open_locked(&part, &dest).unwrap();
+        let f = PartFile::open_existing_locked(&part, &dest)
+            .unwrap()
+            .unwrap();
         f.reset(100).unwrap();
         assert_eq!(f.len().unwrap(), 100);
         let mut buf = vec![1u8; 100];
@@ -256,11 +324,48 @@ mod tests {
         let dest = dir.path().join("out.bin");
         std::fs::write(&dest, b"old").unwrap();
         let part = with_suffix(&dest, PART_SUFFIX);
-        let f = PartFile::open_locked(&part, &dest).unwrap();
+        let f = PartFile::create_locked(&part, &dest).unwrap().unwrap();
+        let before = f.identity().unwrap();
         f.reset(3).unwrap();
         f.write_all_at(b"new", 0).unwrap();
         f.commit(&dest).unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"new");
         assert!(!part.exists());
+        // The renamed file is the temp file: what lets a stale checkpoint recognise DEST.
+        assert!(identity_at(&dest).unwrap().0.same_as(&before));
+    }
+
+    #[test]
+    fn create_never_takes_over_an_existing_file_and_open_never_creates_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.bin");
+        let part = with_suffix(&dest, PART_SUFFIX);
+        assert!(
+            PartFile::open_existing_locked(&part, &dest)
+                .unwrap()
+                .is_none()
+        );
+        assert!(!part.exists(), "opening must not create the file");
+        std::fs::write(&part, b"somebody's file").unwrap();
+        assert!(PartFile::create_locked(&part, &dest).unwrap().is_none());
+        assert_eq!(std::fs::read(&part).unwrap(), b"somebody's file");
+    }
+
+    #[test]
+    fn identities_tell_files_apart_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.bin");
+        let part = with_suffix(&dest, PART_SUFFIX);
+        let a = PartFile::create_locked(&part, &dest).unwrap().unwrap();
+        let id_a = a.identity().unwrap();
+        drop(a);
+        let again = PartFile::open_existing_locked(&part, &dest)
+            .unwrap()
+            .unwrap();
+        assert!(again.identity().unwrap().same_as(&id_a));
+        let other = dir.path().join("other");
+        std::fs::write(&other, b"x").unwrap();
+        assert!(!identity_at(&other).unwrap().0.same_as(&id_a));
+        assert!(identity_at(&dir.path().join("missing")).is_none());
     }
 }

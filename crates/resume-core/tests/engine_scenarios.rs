@@ -547,9 +547,22 @@ async fn deleted_temp_file_with_surviving_checkpoint_is_refetched_not_zero_fille
 
 #[tokio::test(start_paused = true)]
 async fn stale_larger_temp_file_is_truncated() {
-    // Regression: a stale, larger temp file left trailing garbage in the result.
+    // Regression: a stale, larger temp file left trailing garbage in the result. (The temp
+    // file must be this download's: an interrupted run's, grown since.)
     let f = Fixture::new(10_000, 19);
-    std::fs::write(f.part_path(), vec![0xEE; 50_000]).unwrap();
+    let trigger = f.source.crash_trigger_after_bytes(5_000);
+    let crashing = f.downloader().part_size(3_000).concurrency(1);
+    tokio::select! {
+        _ = crashing.download(KEY, &f.dest) => panic!("no crash"),
+        _ = trigger.fired() => {}
+    }
+    drop(trigger);
+    let part = std::fs::OpenOptions::new()
+        .append(true)
+        .open(f.part_path())
+        .unwrap();
+    std::io::Write::write_all(&mut &part, &[0xEE; 40_000]).unwrap();
+    drop(part);
     f.downloader()
         .part_size(3_000)
         .download(KEY, &f.dest)

@@ -2,7 +2,8 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use checkpoint::{
-    Checkpoint, CheckpointId, ObjectFingerprint, PartDigest, PartLayout, RangeSpec, Timestamp,
+    Checkpoint, CheckpointId, FileIdentity, ObjectFingerprint, PartDigest, PartLayout, RangeSpec,
+    TempFile, Timestamp,
 };
 use proptest::prelude::*;
 
@@ -130,6 +131,22 @@ fn layout_with(part_count: u64) -> impl Strategy<Value = PartLayout> {
     })
 }
 
+/// Every kind of temp-file claim, with and without a birth time.
+pub fn temp_file() -> impl Strategy<Value = TempFile> {
+    prop_oneof![
+        Just(TempFile::NotCreated),
+        Just(TempFile::Unrecorded),
+        (
+            any::<u64>(),
+            proptest::option::of((any::<i64>(), 0u32..1_000_000_000))
+        )
+            .prop_map(|(ino, birth)| TempFile::Created(FileIdentity {
+                ino,
+                birth: birth.map(|(secs, nanos)| Timestamp { secs, nanos }),
+            })),
+    ]
+}
+
 /// Checkpoints with up to `max_done` done parts, scattered over a layout of up to a million
 /// parts (including none at all).
 pub fn small_checkpoint(max_done: usize) -> impl Strategy<Value = Checkpoint> {
@@ -142,13 +159,15 @@ pub fn small_checkpoint(max_done: usize) -> impl Strategy<Value = Checkpoint> {
             };
             (
                 checkpoint_id(),
+                temp_file(),
                 fingerprint(),
                 layout_with(part_count),
                 done,
             )
         })
-        .prop_map(|(id, object, layout, done)| Checkpoint {
+        .prop_map(|(id, temp_file, object, layout, done)| Checkpoint {
             id,
+            temp_file,
             object,
             layout,
             done,
@@ -161,6 +180,7 @@ pub fn large_checkpoint() -> impl Strategy<Value = Checkpoint> {
         .prop_flat_map(|part_count| {
             (
                 checkpoint_id(),
+                temp_file(),
                 fingerprint(),
                 layout_with(part_count),
                 proptest::collection::vec(
@@ -169,8 +189,9 @@ pub fn large_checkpoint() -> impl Strategy<Value = Checkpoint> {
                 ),
             )
         })
-        .prop_map(|(id, object, layout, digests)| Checkpoint {
+        .prop_map(|(id, temp_file, object, layout, digests)| Checkpoint {
             id,
+            temp_file,
             object,
             layout,
             done: (0u64..)

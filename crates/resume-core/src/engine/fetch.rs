@@ -1,0 +1,280 @@
+//! Fetching one part: ranged requests pinned to the object, validated responses, bytes
+//! hashed and written as they arrive, retries that resume at the byte where a request broke.
+
+use std::ops::Range;
+use std::sync::atomic::Ordering;
+
+use checkpoint::PartDigest;
+use futures::StreamExt;
+
+use super::{Attempt, Failure, Transfer, lock};
+use crate::digest::PartHasher;
+use crate::error::Error;
+use crate::event::Event;
+use crate::source::{RangeRead, SourceError, SourceErrorKind};
+
+impl Attempt<'_> {
+    /// Fetches one part, retrying and resuming from the byte where a request broke.
+    pub(super) async fn fetch_part(
+        &self,
+        t: &Transfer<'_>,
+        part: u64,
+        buf: &mut Vec<u8>,
+    ) -> Result<PartDigest, Failure> {
+        let range = t.layout.part_range(part);
+        let mut pos = range.start;
+        let mut hasher = PartHasher::new();
+        let (mut failures, mut requests) = (0u32, 0u32);
+        loop {
+            requests += 1;
+            let before = pos;
+            let err = match self
+                .attempt_range(t, pos..range.end, &mut pos, &mut hasher, buf)
+                .await
+            {
+                Ok(()) => return Ok(hasher.finish()),
+                Err(AttemptError::Source(e)) => e,
+                Err(AttemptError::Malformed(e)) => {
+                    // Nothing this response delivered can be trusted: start the part over.
+                    self.counters
+                        .done_bytes
+                        .fetch_sub(pos - range.start, Ordering::Relaxed);
+                    pos = range.start;
+                    hasher = PartHasher::new();
+                    e
+                }
+                Err(AttemptError::Failure(f)) => return Err(f),
+            };
+            let part_error = |source| Error::Part {
+                key: self.key.to_owned(),
+                part,
+                range: range.clone(),
+                attempts: requests,
+                source: Box::new(source),
+            };
+            match err.kind {
+                SourceErrorKind::Changed => {
+                    return Err(Failure::Changed(format!(
+                        "while part {part} was downloaded: {err}"
+                    )));
+                }
+                kind if !kind.is_retryable() => return Err(part_error(err).into()),
+                _ => {}
+            }
+            failures = if pos > before { 1 } else { failures + 1 };
+            if failures >= self.dl.retry.max_attempts
+                || requests >= self.dl.retry.max_requests_per_part
+            {
+                return Err(part_error(err).into());
+            }
+            self.backoff(Some(part), requests, failures, pos, &err)
+                .await?;
+        }
+    }
+
+    pub(super) async fn backoff(
+        &self,
+        part: Option<u64>,
+        attempt: u32,
+        failures: u32,
+        resume_at: u64,
+        cause: &SourceError,
+    ) -> Result<(), Failure> {
+        let delay = self.dl.retry.backoff(failures, &mut lock(self.rng));
+        self.counters.retries.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(key = self.key, ?part, attempt, ?delay, %cause, "retrying");
+        self.dl.emit(&Event::Retry {
+            part,
+            attempt,
+            resume_at,
+            delay,
+            cause: cause.to_string(),
+        });
+        tokio::select! {
+            biased;
+            _ = self.halt.cancelled() => Err(Failure::Stopped),
+            _ = tokio::time::sleep(delay) => Ok(()),
+        }
+    }
+
+    /// One request for `want`; writes and hashes every byte it accepts and advances `pos`
+    /// past them, also when the request then fails, so a retry resumes where this one broke.
+    async fn attempt_range(
+        &self,
+        t: &Transfer<'_>,
+        want: Range<u64>,
+        pos: &mut u64,
+        hasher: &mut PartHasher,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), AttemptError> {
+        let dl = self.dl;
+        let idle = dl.idle_timeout;
+        let response = tokio::select! {
+            biased;
+            _ = self.halt.cancelled() => return Err(Failure::Stopped.into()),
+            r = tokio::time::timeout(idle, dl.source.read_range(self.key, want.clone(), &t.conditions)) => r,
+        };
+        let read = match response {
+            Ok(Ok(read)) => read,
+            Ok(Err(e)) => return Err(AttemptError::Source(e)),
+            Err(_) => {
+                return Err(AttemptError::Source(SourceError::transient(format!(
+                    "no response within the idle timeout of {idle:?}"
+                ))));
+            }
+        };
+        self.check_response(t, &read, &want)?;
+        let mut body = read.body;
+        let file_base = t.layout.start; // object offset of temp-file byte 0
+        buf.clear();
+        let mut buf_start = *pos;
+        let mut cur = *pos;
+        let outcome = loop {
+            let item = tokio::select! {
+                biased;
+                _ = self.halt.cancelled() => break Err(AttemptError::Failure(Failure::Stopped)),
+                r = tokio::time::timeout(idle, body.next()) => r,
+            };
+            let chunk = match item {
+                Err(_) => {
+                    break Err(AttemptError::Source(SourceError::transient(format!(
+                        "no data for {idle:?} (idle timeout) at byte {cur}"
+                    ))));
+                }
+                Ok(None) if cur == want.end => break Ok(()),
+                Ok(None) => {
+                    break Err(AttemptError::Source(SourceError::transient(format!(
+                        "body ended after {} of {} bytes",
+                        cur - want.start,
+                        want.end - want.start
+                    ))));
+                }
+                Ok(Some(Err(e))) => break Err(AttemptError::Source(e)),
+                Ok(Some(Ok(chunk))) => chunk,
+            };
+            if chunk.len() as u64 > want.end - cur {
+                // A body longer than its declared range is malformed; nothing past the range
+                // is written, and the caller discards what this response delivered.
+                break Err(AttemptError::Malformed(SourceError::transient(format!(
+                    "the source sent more than the {} bytes it declared",
+                    want.end - want.start
+                ))));
+            }
+            if let Some(limiter) = self.limiter {
+                // Reserve before accepting: a chunk counts (hashed, written, reported) only
+                // once the shared bucket has paid for it, so accepted bytes follow the limit.
+                tokio::select! {
+                    biased;
+                    _ = self.halt.cancelled() => break Err(AttemptError::Failure(Failure::Stopped)),
+                    _ = limiter.take(chunk.len() as u64) => {}
+                }
+            }
+            hasher.update(&chunk);
+            if buf.len() + chunk.len() > dl.buffer_size && !buf.is_empty() {
+                if let Err(e) = t.file.write_all_at(buf, buf_start - file_base) {
+                    break Err(Failure::Fatal(e).into());
+                }
+                buf_start += buf.len() as u64;
+                buf.clear();
+            }
+            if chunk.len() >= dl.buffer_size {
+                if let Err(e) = t.file.write_all_at(&chunk, buf_start - file_base) {
+                    break Err(Failure::Fatal(e).into());
+                }
+                buf_start += chunk.len() as u64;
+            } else {
+                buf.extend_from_slice(&chunk);
+            }
+            cur += chunk.len() as u64;
+            self.counters
+                .fetched_bytes
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            self.counters
+                .done_bytes
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            self.emit_progress(t, false);
+        };
+        // Bytes accepted before a failure are valid: they belong to the declared range of the
+        // pinned object. Keep them so the retry continues from `cur`.
+        if !buf.is_empty() {
+            t.file
+                .write_all_at(buf, buf_start - file_base)
+                .map_err(|e| AttemptError::Failure(e.into()))?;
+            buf.clear();
+        }
+        *pos = cur;
+        outcome
+    }
+
+    /// A response that declares anything other than what was asked is an error, never data.
+    fn check_response(
+        &self,
+        t: &Transfer<'_>,
+        read: &RangeRead,
+        want: &Range<u64>,
+    ) -> Result<(), AttemptError> {
+        let meta = t.meta;
+        if let (Some(expected), Some(got)) = (&meta.etag, &read.etag)
+            && strip_etag(expected) != strip_etag(got)
+        {
+            return Err(AttemptError::Source(SourceError::new(
+                SourceErrorKind::Changed,
+                format!("the source served etag {got}, the download started with {expected}"),
+            )));
+        }
+        if let Some(total) = read.total_size
+            && total != meta.size
+        {
+            return Err(AttemptError::Source(SourceError::new(
+                SourceErrorKind::Changed,
+                format!("the object is now {total} bytes, it was {}", meta.size),
+            )));
+        }
+        if read.range == *want {
+            return Ok(());
+        }
+        if read.range == (0..meta.size) {
+            return Err(Failure::Fatal(Error::BadSource {
+                key: self.key.to_owned(),
+                detail: format!(
+                    "the source ignored the request for bytes {}-{} and sent the whole object \
+                     (HTTP 200 instead of 206); it does not support ranged reads, so use a part \
+                     size of at least the object's size ({} bytes) with one job, or a server \
+                     that honours Range",
+                    want.start,
+                    want.end - 1,
+                    meta.size
+                ),
+            })
+            .into());
+        }
+        Err(AttemptError::Source(SourceError::transient(format!(
+            "asked for bytes {}-{}, the source declared bytes {}-{}",
+            want.start,
+            want.end - 1,
+            read.range.start,
+            read.range.end.saturating_sub(1)
+        ))))
+    }
+}
+
+pub(super) enum AttemptError {
+    /// The source failed; retried if its kind allows.
+    Source(SourceError),
+    /// The response broke the protocol (e.g. a body longer than declared): retried, but the
+    /// part restarts from its first byte.
+    Malformed(SourceError),
+    /// Stop fetching this part with this outcome.
+    Failure(Failure),
+}
+
+impl From<Failure> for AttemptError {
+    fn from(f: Failure) -> Self {
+        AttemptError::Failure(f)
+    }
+}
+
+fn strip_etag(e: &str) -> &str {
+    let e = e.strip_prefix("W/").unwrap_or(e);
+    e.trim_matches('"')
+}

@@ -1,0 +1,129 @@
+//! `kill -9` at exact system calls, with strace's fault injection (`-e inject=…:signal=KILL`,
+//! `-P PATH`): the instants where a crash is most likely to leave state the next run cannot
+//! use — around the checkpoint's claim on the temp file, the temp file's creation, the final
+//! rename and the checkpoint's deletion. Every next run must end with the exact bytes, never
+//! refuse its own temp file, and leave nothing but DEST.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use e2e_tests::support::*;
+
+const KEY: &str = "kill/object.bin";
+const ARGS: [&str; 4] = ["--part-size", "1000", "--jobs", "1"];
+
+/// strace, found on this process's PATH (the runs get a cleared environment).
+fn strace() -> PathBuf {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|dir| dir.join("strace"))
+        .find(|p| p.is_file())
+        .expect("strace is not installed: `apt-get install strace` (.ci/run installs it)")
+}
+
+/// Runs the download, killed with SIGKILL on entering the `nth` call of `syscalls` on one
+/// thread (strace counts per thread) (that
+/// touches `path`, when given; strace matches a path against a call's first path argument
+/// only, so renames *into* a path are counted without it). The call itself does not happen.
+fn killed_at(c: &Case, syscalls: &str, path: Option<&Path>, nth: u32) -> Outcome {
+    let mut wrapper: Vec<OsString> = vec![
+        strace().into(),
+        "-f".into(),
+        "-qq".into(),
+        "-o".into(),
+        "/dev/null".into(),
+    ];
+    if let Some(path) = path {
+        wrapper.extend(["-P".into(), path.into()]);
+    }
+    wrapper.extend([
+        "-e".into(),
+        format!("trace={syscalls}").into(),
+        "-e".into(),
+        format!("inject={syscalls}:signal=KILL:when={nth}").into(),
+    ]);
+    let out = c.get().args(ARGS).under(wrapper).run();
+    assert_eq!(
+        out.code(),
+        None,
+        "the run should have been killed at {syscalls} #{nth} of {path:?}; stderr: {}",
+        out.stderr
+    );
+    out
+}
+
+/// The next run: exit 0, the exact object, nothing left but DEST; returns its outcome.
+#[track_caller]
+fn next_run_completes(c: &Case, what: &str) -> Outcome {
+    let out = c.get().args(ARGS).run();
+    out.expect_ok();
+    assert_file_is(&c.dest, &c.content, what);
+    let left: Vec<String> = listing(c.dir.path()).into_keys().collect();
+    assert_eq!(left, vec!["object.bin".to_string()], "{what}");
+    out
+}
+
+const RENAME: &str = "rename,renameat,renameat2";
+
+#[test]
+fn killed_while_claiming_or_creating_the_temp_file_the_next_run_starts_over() {
+    // The 1st rename of the run is the checkpoint claiming the temp file before it exists
+    // (killed before it lands); the 2nd the save recording the new, still empty, temp file's
+    // identity (the 3rd would be the final rename).
+    for nth in [1, 2] {
+        let c = case(KEY, 5000, 30 + u64::from(nth));
+        killed_at(&c, RENAME, None, nth);
+        if nth == 2 {
+            assert_eq!(
+                std::fs::metadata(rgpart(&c.dest)).map(|m| m.len()).ok(),
+                Some(0),
+                "killed after creating the temp file, before recording it"
+            );
+        }
+        let out = next_run_completes(&c, &format!("killed at checkpoint rename #{nth}"));
+        assert_eq!(out.num("started", "parts_reused"), 0);
+    }
+    // Just created, not yet locked. (strace counts `when=` per thread: only calls made on one
+    // thread without an await between them are counted reliably, hence flock, not openat.)
+    let c = case(KEY, 5000, 33);
+    killed_at(&c, "flock", Some(&rgpart(&c.dest)), 1);
+    assert_eq!(
+        std::fs::metadata(rgpart(&c.dest)).map(|m| m.len()).ok(),
+        Some(0),
+        "killed right after creating the temp file"
+    );
+    next_run_completes(&c, "killed at the temp file's lock");
+}
+
+#[test]
+fn killed_at_the_final_rename_the_next_run_fetches_nothing() {
+    let c = case(KEY, 5000, 34);
+    killed_at(&c, RENAME, Some(&rgpart(&c.dest)), 1);
+    assert!(!c.dest.exists());
+    let before = c.server.gets(KEY).len();
+    let out = next_run_completes(&c, "killed at the final rename");
+    assert_eq!(out.num("completed", "fetched_bytes"), 0);
+    assert_eq!(c.server.gets(KEY).len(), before, "no part fetched again");
+}
+
+#[test]
+fn killed_before_deleting_the_checkpoint_the_next_run_finishes_at_once() {
+    let c = case(KEY, 5000, 35);
+    killed_at(&c, "unlink,unlinkat", Some(&rgcp(&c.dest)), 1);
+    assert_file_is(&c.dest, &c.content, "renamed before the kill");
+    assert!(
+        rgcp(&c.dest).exists(),
+        "killed before the checkpoint was deleted"
+    );
+    let before = c.server.gets(KEY).len();
+    let out = next_run_completes(&c, "killed before deleting the checkpoint");
+    assert_eq!(out.num("completed", "fetched_bytes"), 0);
+    assert_eq!(c.server.gets(KEY).len(), before, "nothing fetched");
+    let note = out.must_event("checkpoint_note")["note"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(
+        note.contains("already this download's finished file"),
+        "{note}"
+    );
+}
