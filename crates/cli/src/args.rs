@@ -122,7 +122,8 @@ pub struct DownloadOpts {
     #[arg(long)]
     pub endpoint: Option<String>,
 
-    /// OSS region for V4 signatures (default: $OSS_REGION, else derived from the endpoint).
+    /// OSS region for V4 signatures (default: $OSS_REGION, else derived from the endpoint);
+    /// the OSS emulator and `demo` use cn-hangzhou: `--region cn-hangzhou`.
     #[arg(long)]
     pub region: Option<String>,
 

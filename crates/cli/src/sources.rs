@@ -3,10 +3,12 @@
 //! `oss://` goes to backend-oss; every other scheme to backend-object-store. This module only
 //! chooses and configures a backend; it never talks to a store itself.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use backend_object_store::{StoreOptions, from_url};
-use backend_oss::{Client, EnvCredentials, SignatureVersion};
+use backend_oss::sign::SignError;
+use backend_oss::{Client, Endpoint, EnvCredentials, SignatureVersion};
 use resume_core::RangeSource;
 
 use crate::args::{DownloadOpts, SignatureArg};
@@ -87,7 +89,7 @@ fn open_oss(url: &str, opts: &DownloadOpts) -> Result<Opened, OpenError> {
         exit_code: exit::DENIED,
     })?;
     let mut builder = Client::builder()
-        .endpoint(endpoint)
+        .endpoint(endpoint.clone())
         .env_credentials_from(env)
         .read_timeout(Some(opts.timeout))
         .signature_version(match opts.signature {
@@ -101,13 +103,38 @@ fn open_oss(url: &str, opts: &DownloadOpts) -> Result<Opened, OpenError> {
     if let Some(region) = region {
         builder = builder.region(region);
     }
-    let client = builder
-        .build()
-        .map_err(|e| usage(format!("cannot use OSS settings: {e}")))?;
+    let client = builder.build().map_err(|e| {
+        let mut message = format!("cannot use OSS settings: {e}");
+        if matches!(e, backend_oss::Error::Sign(SignError::MissingRegion))
+            && is_loopback_or_ip(&endpoint)
+        {
+            message.push_str(LOCAL_REGION_HINT);
+        }
+        usage(message)
+    })?;
     let bucket = client
         .bucket(bucket)
         .map_err(|e| usage(format!("cannot use bucket {bucket:?}: {e}")))?;
     Ok((Arc::new(bucket), key.to_owned()))
+}
+
+/// Appended to "V4 needs a region" when the endpoint is loopback or an IP address: most
+/// often a local OSS emulator, whose region a new user cannot guess.
+const LOCAL_REGION_HINT: &str = "; this endpoint is a local or IP address: the OSS emulator \
+     (`oss-emulator`) and `resume-get demo` use region cn-hangzhou, so for them pass \
+     --region cn-hangzhou (or set OSS_REGION=cn-hangzhou)";
+
+/// Whether `endpoint`'s host is `localhost` or an IP literal (v4 or v6, any address).
+fn is_loopback_or_ip(endpoint: &str) -> bool {
+    let Ok(endpoint) = Endpoint::parse(endpoint) else {
+        return false;
+    };
+    let host = endpoint.host();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    host == "localhost" || host.ends_with(".localhost") || host.parse::<IpAddr>().is_ok()
 }
 
 fn open_object_store(url: &str, opts: &DownloadOpts) -> Result<Opened, OpenError> {
@@ -129,6 +156,28 @@ fn open_object_store(url: &str, opts: &DownloadOpts) -> Result<Opened, OpenError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_and_ip_endpoints_are_recognised() {
+        for local in [
+            "http://127.0.0.1:9000",
+            "127.0.0.1",
+            "http://localhost:8080",
+            "http://[::1]:9000",
+            "https://10.1.2.3",
+            "http://LOCALHOST",
+            "http://box.localhost:1",
+        ] {
+            assert!(is_loopback_or_ip(local), "{local}");
+        }
+        for remote in [
+            "https://oss-cn-hangzhou.aliyuncs.com",
+            "https://minio.example.com:9000",
+            "not a url at all",
+        ] {
+            assert!(!is_loopback_or_ip(remote), "{remote}");
+        }
+    }
 
     #[test]
     fn oss_urls_split_into_bucket_and_verbatim_key() {

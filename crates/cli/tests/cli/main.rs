@@ -6,5 +6,6 @@ mod exit_codes;
 mod json;
 mod output;
 mod rate_limit;
+mod region;
 mod resume;
 mod success;
