@@ -19,6 +19,7 @@
 //! file have separate locks, so recording a part never waits for the disk.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -29,6 +30,7 @@ use crate::codec;
 use crate::error::CheckpointError;
 use crate::journal::{self, Appender, Target};
 use crate::model::{Checkpoint, CheckpointId, PartDigest};
+use crate::names;
 use crate::store::{CheckpointStore, Loaded};
 
 /// Suffix of checkpoint files.
@@ -37,9 +39,9 @@ pub const EXTENSION: &str = "rgcp";
 /// At most this many characters of the key's last segment appear in a file name.
 const MAX_SEGMENT_CHARS: usize = 48;
 
-/// At most this many bytes of the checkpoint file's name start a temporary file's name, so
-/// that the suffix `.tmp-<pid>-<counter>` still fits in a 255-byte file name.
-const MAX_TEMP_PREFIX_BYTES: usize = 200;
+/// Room kept in a temporary file's name for `<pid>-<counter>` (two decimal `u32`/`u64` and
+/// a dash), after the prefix from [`temp_prefix`].
+const TEMP_COUNTER_BYTES: usize = 10 + 1 + 20;
 
 /// Distinguishes temporary files of concurrent `save`s within one process.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -103,13 +105,15 @@ fn io_err(op: &'static str, path: &Path, source: io::Error) -> CheckpointError {
 impl FileCheckpointStore {
     /// Keeps the checkpoint beside the destination: `a.tar.gz` → `a.tar.gz.rgcp`.
     ///
+    /// A name too long for the file system with `.rgcp` appended is shortened, with a hash
+    /// of the whole name, to fit ([`names::sibling`](crate::names::sibling)): the same
+    /// destination always gives the same file.
+    ///
     /// Every id maps to this one file, so use one such store per destination.
     pub fn beside(dest: impl AsRef<Path>) -> Self {
         let dest = normalize(dest.as_ref());
-        let mut name = dest.into_os_string();
-        name.push(".");
-        name.push(EXTENSION);
-        Self::with(Placement::Beside(PathBuf::from(name)))
+        let file = names::sibling(&dest, &format!(".{EXTENSION}"));
+        Self::with(Placement::Beside(file))
     }
 
     /// Keeps the checkpoint in exactly the file `path`, whatever the download (like
@@ -464,49 +468,51 @@ fn sanitize_segment(key: &str) -> String {
     }
 }
 
-/// What every temporary file of `path` starts with.
-fn temp_prefix(path: &Path) -> String {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut end = name.len().min(MAX_TEMP_PREFIX_BYTES);
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}.tmp-", &name[..end])
+/// What every temporary file of `path` starts with: `<name>.tmp-`, the name shortened with
+/// a hash of it when the whole temporary name would not fit the file system's limit, so two
+/// checkpoint files never share a prefix.
+fn temp_prefix(path: &Path) -> OsString {
+    let name = path.file_name().unwrap_or_default();
+    let max = names::name_max(parent_or_cwd(path)).saturating_sub(TEMP_COUNTER_BYTES);
+    names::fit_name(name, ".tmp-", max)
 }
 
 fn temp_path(path: &Path) -> PathBuf {
     let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let name = format!("{}{}-{n}", temp_prefix(path), std::process::id());
+    let mut name = temp_prefix(path);
+    name.push(format!("{}-{n}", std::process::id()));
     parent_or_cwd(path).join(name)
 }
 
-/// Removes temporary files left by `save`s interrupted by a crash. Best effort: they are
-/// never read, only wasted space.
+/// Removes temporary files (`<prefix><pid>-<counter>`) left by `save`s interrupted by a
+/// crash. Best effort: they are never read, only wasted space.
 fn remove_stale_temps(path: &Path) {
     let prefix = temp_prefix(path);
+    let prefix = prefix.as_encoded_bytes();
     let Ok(entries) = fs::read_dir(parent_or_cwd(path)) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
-            continue;
-        };
-        // Exactly `<pid>-<counter>`, holding nothing or the start of a snapshot: what
-        // `write_temp` leaves when a crash interrupts it, and never somebody's file.
-        let ours = rest.split_once('-').is_some_and(|(pid, n)| {
-            [pid, n]
-                .iter()
-                .all(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
-        }) && read_head(&entry.path())
-            .is_some_and(|head| codec::MAGIC.starts_with(&head) || head.starts_with(&codec::MAGIC));
-        if ours {
+        // Exactly `<prefix><pid>-<counter>`, holding nothing or the start of a snapshot:
+        // what `write_temp` leaves when a crash interrupts it, and never somebody's file.
+        let is_ours = name
+            .as_encoded_bytes()
+            .strip_prefix(prefix)
+            .and_then(|rest| std::str::from_utf8(rest).ok())
+            .and_then(|rest| rest.split_once('-'))
+            .is_some_and(|(pid, n)| is_decimal(pid) && is_decimal(n))
+            && read_head(&entry.path()).is_some_and(|head| {
+                codec::MAGIC.starts_with(&head) || head.starts_with(&codec::MAGIC)
+            });
+        if is_ours {
             let _ = fs::remove_file(entry.path());
         }
     }
+}
+
+fn is_decimal(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Makes a rename or a new entry in `dir` durable.
@@ -649,7 +655,73 @@ mod tests {
         assert_ne!(a, b);
         let name = a.file_name().and_then(|n| n.to_str()).expect("UTF-8");
         assert!(name.len() <= 255, "{}", name.len());
-        assert!(name.starts_with(&temp_prefix(&long)));
+        let prefix = temp_prefix(&long);
+        assert!(name.starts_with(prefix.to_str().expect("UTF-8")));
+        // The worst case: the largest pid and counter still fit.
+        assert!(prefix.len() + TEMP_COUNTER_BYTES <= 255, "{}", prefix.len());
+        // Short names keep the readable form.
+        assert_eq!(temp_prefix(Path::new("d/a.rgcp")), "a.rgcp.tmp-");
+    }
+
+    #[test]
+    fn long_checkpoint_names_sharing_a_start_have_distinct_temp_prefixes() {
+        let a = PathBuf::from(format!("d/{}a.rgcp", "L".repeat(240)));
+        let b = PathBuf::from(format!("d/{}b.rgcp", "L".repeat(240)));
+        let (pa, pb) = (temp_prefix(&a), temp_prefix(&b));
+        assert_ne!(pa, pb);
+        let (pa, pb) = (pa.as_encoded_bytes(), pb.as_encoded_bytes());
+        assert!(!pa.starts_with(pb) && !pb.starts_with(pa));
+    }
+
+    #[test]
+    fn delete_removes_only_its_own_stale_temps() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dest = dir.path().join("x");
+        let store = FileCheckpointStore::beside(&dest);
+        let cp = checkpoint("k", 2);
+        store.save(&cp).expect("save");
+        let ours = dir.path().join("x.rgcp.tmp-123-4");
+        // Another download's files that merely start like ours.
+        let others = [
+            dir.path().join("x.rgcp.tmp-5.rgcp"),
+            dir.path().join("x.rgcp.tmp-5.rgcp.tmp-123-4"),
+            dir.path().join("x.rgcp.tmp-notes"),
+        ];
+        for f in &others {
+            fs::write(f, b"x").expect("write");
+        }
+        // What an interrupted save leaves: the start of a snapshot.
+        fs::write(&ours, &codec::MAGIC[..4]).expect("write");
+        store.delete(&cp.id).expect("delete");
+        assert!(!ours.exists());
+        for f in &others {
+            assert!(f.exists(), "{} was removed", f.display());
+        }
+    }
+
+    #[test]
+    fn beside_a_name_at_the_limit_fits_and_is_stable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for n in [250, 251, 255] {
+            let dest = dir.path().join("N".repeat(n));
+            let store = FileCheckpointStore::beside(&dest);
+            let path = store.path(&id("k"));
+            assert_eq!(path.parent(), Some(dir.path()));
+            let len = path.file_name().expect("name").len();
+            assert!(len <= 255, "{n}: {len}");
+            assert_eq!(path, FileCheckpointStore::beside(&dest).path(&id("k")));
+            let cp = checkpoint("k", 2);
+            store.save(&cp).expect("save");
+            store.record(&cp.id, 0, digest(0)).expect("record");
+            store.flush(&cp.id).expect("flush");
+            let loaded = FileCheckpointStore::beside(&dest)
+                .load(&cp.id)
+                .expect("load")
+                .expect("some");
+            assert_eq!(loaded.checkpoint.done.len(), 1);
+            store.delete(&cp.id).expect("delete");
+        }
+        assert_eq!(fs::read_dir(dir.path()).expect("list").count(), 0);
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod file;
 mod journal;
 mod memory;
 mod model;
+pub mod names;
 mod store;
 
 pub use error::CheckpointError;

@@ -360,5 +360,47 @@ fn resolve_dest(dest: &Path) -> Result<PathBuf, Error> {
             dest.display()
         )));
     }
+    check_name_length(&dest)?;
     Ok(dest)
+}
+
+/// Refuses, before any transfer, a file name the file system cannot hold: the download would
+/// otherwise fail only at the final rename.
+fn check_name_length(path: &Path) -> Result<(), Error> {
+    let (Some(name), Some(dir)) = (path.file_name(), path.parent()) else {
+        return Ok(());
+    };
+    let len = name.as_encoded_bytes().len();
+    let max = checkpoint::names::name_max(dir);
+    if len <= max {
+        return Ok(());
+    }
+    Err(Error::io(
+        "use destination",
+        path,
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidFilename,
+            format!("its file name is {len} bytes, the file system allows at most {max}"),
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_longer_than_the_file_system_allows_is_refused_before_any_transfer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().canonicalize().expect("canonical tempdir");
+        let max = checkpoint::names::name_max(&d);
+        assert!(resolve_dest(&d.join("n".repeat(max))).is_ok());
+        let err = resolve_dest(&d.join("n".repeat(max + 1))).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, Error::LocalIo { .. }), "{err:?}");
+        assert!(
+            msg.contains(&format!("{} bytes", max + 1)) && msg.contains("shorter file name"),
+            "{msg}"
+        );
+    }
 }

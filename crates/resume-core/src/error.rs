@@ -224,6 +224,7 @@ fn io_hint(e: &io::Error) -> &'static str {
         }
         io::ErrorKind::NotFound => "check that the directory exists",
         io::ErrorKind::NotADirectory => "a part of the destination path is not a directory",
+        io::ErrorKind::InvalidFilename => "choose a shorter file name",
         _ => {
             "check the destination path and its file system, then run again (progress already \
              recorded is kept)"

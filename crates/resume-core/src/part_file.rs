@@ -13,10 +13,12 @@ use crate::error::Error;
 pub const PART_SUFFIX: &str = ".rgpart";
 
 /// `path` with `suffix` appended to its file name (`a.tar.gz` → `a.tar.gz.rgpart`).
+///
+/// When that name would exceed the file system's limit (255 bytes on most), the file name is
+/// shortened and a hash of the whole name added ([`checkpoint::names::sibling`]): the same
+/// `path` always gives the same result, two different ones never the same.
 pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
+    checkpoint::names::sibling(path, suffix)
 }
 
 /// An open, exclusively locked temp file.

@@ -4,6 +4,7 @@
 mod common;
 mod exit_codes;
 mod json;
+mod long_names;
 mod output;
 mod rate_limit;
 mod region;
