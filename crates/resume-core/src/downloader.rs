@@ -256,7 +256,9 @@ impl Downloader {
     ///
     /// `dest` is replaced atomically once the bytes are complete and verified; until then it is
     /// untouched. The work in progress lives in `DEST.rgpart` (locked against a second
-    /// download into the same `dest`) and the checkpoint.
+    /// download into the same `dest`) and the checkpoint. A symbolic link at `dest` is
+    /// written through: its final target is the file replaced (and the download's identity),
+    /// the link is left as it is.
     pub async fn download(&self, key: &str, dest: impl AsRef<Path>) -> Result<Report, Error> {
         let result = self.download_inner(key, dest.as_ref()).await;
         if let Err(e) = &result {
@@ -320,48 +322,132 @@ impl Downloader {
     }
 }
 
-/// Absolute DEST with its directory resolved (symlinks included), so the same file is always
-/// named the same way in checkpoints and locks.
+/// Most symbolic links followed from DEST to the file it names (Linux's own limit).
+const MAX_LINKS: usize = 40;
+
+/// The file a download into `dest` writes: absolute, its directory canonicalised, and
+/// symbolic links at `dest` followed to their final target, so the same file is always named
+/// the same way in checkpoints and locks.
+///
+/// A symbolic link at DEST is written *through*, as curl and wget do: the temp file lives
+/// beside the link's final target (same directory, so the same file system and an atomic
+/// rename) and replaces the target, so the link keeps pointing at the new content. A dangling
+/// link creates its target. A chain of links is followed; a loop is refused.
 fn resolve_dest(dest: &Path) -> Result<PathBuf, Error> {
-    let name = match dest.file_name() {
-        Some(n)
-            if !dest
-                .as_os_str()
-                .to_string_lossy()
-                .ends_with(std::path::MAIN_SEPARATOR) =>
-        {
-            n
+    let (dir, name) = split_dest(dest).ok_or_else(|| {
+        Error::Config(format!(
+            "destination {} does not name a file; give a file path",
+            dest.display()
+        ))
+    })?;
+    let mut path = canonical_dir(&dir, None)?.join(name);
+    // Every link passed on the way, to describe the chain and to notice a loop.
+    let mut links: Vec<PathBuf> = Vec::new();
+    loop {
+        check_name_length(&path)?;
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            // A new file, or the target of a dangling link: created by the download.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+            Err(e) => return Err(Error::io("inspect destination", &path, e)),
+        };
+        if !meta.file_type().is_symlink() {
+            break;
         }
-        _ => {
+        let is_loop = links.contains(&path);
+        if is_loop || links.len() >= MAX_LINKS {
+            links.push(path);
             return Err(Error::Config(format!(
-                "destination {} does not name a file; give a file path",
-                dest.display()
+                "destination {} is a symbolic link that never reaches a file ({}: {}); fix or \
+                 remove the link, or give another destination",
+                dest.display(),
+                if is_loop { "a loop" } else { "too many links" },
+                chain(&links),
             )));
         }
-    };
-    let parent = match dest.parent() {
+        let target =
+            std::fs::read_link(&path).map_err(|e| Error::io("read destination link", &path, e))?;
+        let link_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        links.push(path);
+        let next = link_dir.join(&target);
+        let Some((dir, name)) = split_dest(&next) else {
+            return Err(Error::Config(format!(
+                "destination {} is a symbolic link to a directory ({} → {}); give a file path",
+                dest.display(),
+                chain(&links),
+                target.display()
+            )));
+        };
+        path = canonical_dir(&dir, Some((dest, &links)))?.join(name);
+    }
+    if path.is_dir() {
+        return Err(Error::Config(if links.is_empty() {
+            format!(
+                "destination {} is a directory; give a file path inside it",
+                path.display()
+            )
+        } else {
+            format!(
+                "destination {} is a symbolic link to a directory ({} → {}); give a file path",
+                dest.display(),
+                chain(&links),
+                path.display()
+            )
+        }));
+    }
+    Ok(path)
+}
+
+/// `dest` split into its directory (`.` when it has none) and file name; `None` when it names
+/// no file (`/`, `..`, a trailing separator).
+fn split_dest(dest: &Path) -> Option<(PathBuf, std::ffi::OsString)> {
+    let ends_with_separator = dest
+        .as_os_str()
+        .as_encoded_bytes()
+        .last()
+        .is_some_and(|&b| std::path::is_separator(char::from(b)));
+    let name = dest.file_name().filter(|_| !ends_with_separator)?;
+    let dir = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let parent = parent
+    Some((dir, name.to_owned()))
+}
+
+/// `dir`, canonicalised; it must be an existing directory. `via` is the destination and the
+/// links followed when `dir` is where a link points, for the message.
+fn canonical_dir(dir: &Path, via: Option<(&Path, &[PathBuf])>) -> Result<PathBuf, Error> {
+    let explain = |e: std::io::Error| match via {
+        None => e,
+        Some((dest, links)) => std::io::Error::new(
+            e.kind(),
+            format!(
+                "{e} (destination {} is a symbolic link into it: {})",
+                dest.display(),
+                chain(links)
+            ),
+        ),
+    };
+    let canonical = dir
         .canonicalize()
-        .map_err(|e| Error::io("open destination directory", &parent, e))?;
-    if !parent.is_dir() {
+        .map_err(|e| Error::io("open destination directory", dir, explain(e)))?;
+    if !canonical.is_dir() {
         return Err(Error::io(
             "open destination directory",
-            &parent,
-            std::io::Error::from(std::io::ErrorKind::NotADirectory),
+            &canonical,
+            explain(std::io::Error::from(std::io::ErrorKind::NotADirectory)),
         ));
     }
-    let dest = parent.join(name);
-    if dest.is_dir() {
-        return Err(Error::Config(format!(
-            "destination {} is a directory; give a file path inside it",
-            dest.display()
-        )));
-    }
-    check_name_length(&dest)?;
-    Ok(dest)
+    Ok(canonical)
+}
+
+/// `a → b → c`.
+fn chain(links: &[PathBuf]) -> String {
+    links
+        .iter()
+        .map(|l| l.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" → ")
 }
 
 /// Refuses, before any transfer, a file name the file system cannot hold: the download would
@@ -385,14 +471,118 @@ fn check_name_length(path: &Path) -> Result<(), Error> {
     ))
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn dir() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let canonical = dir.path().canonicalize().expect("canonical tempdir");
+        (dir, canonical)
+    }
+
+    #[test]
+    fn a_plain_destination_is_made_absolute() {
+        let (_guard, d) = dir();
+        assert_eq!(resolve_dest(&d.join("new.bin")).unwrap(), d.join("new.bin"));
+        std::fs::write(d.join("old.bin"), b"x").unwrap();
+        assert_eq!(resolve_dest(&d.join("old.bin")).unwrap(), d.join("old.bin"));
+        let err = resolve_dest(&d.join("new.bin/")).unwrap_err();
+        assert!(err.to_string().contains("does not name a file"), "{err}");
+        let err = resolve_dest(&d).unwrap_err();
+        assert!(err.to_string().contains("is a directory"), "{err}");
+    }
+
+    #[test]
+    fn links_are_followed_to_their_final_target() {
+        let (_guard, d) = dir();
+        std::fs::create_dir(d.join("sub")).unwrap();
+        std::fs::write(d.join("sub/target.bin"), b"x").unwrap();
+        // Relative, into another directory.
+        symlink("sub/target.bin", d.join("rel")).unwrap();
+        assert_eq!(
+            resolve_dest(&d.join("rel")).unwrap(),
+            d.join("sub/target.bin")
+        );
+        // Absolute, in the same directory, through a chain of two.
+        symlink(d.join("sub/target.bin"), d.join("sub/abs")).unwrap();
+        symlink("sub/abs", d.join("chain")).unwrap();
+        assert_eq!(
+            resolve_dest(&d.join("chain")).unwrap(),
+            d.join("sub/target.bin")
+        );
+        // A relative target is relative to the link's directory, even when that directory is
+        // reached through another link.
+        symlink("sub", d.join("sublink")).unwrap();
+        symlink("target.bin", d.join("sub/same-dir")).unwrap();
+        assert_eq!(
+            resolve_dest(&d.join("sublink/same-dir")).unwrap(),
+            d.join("sub/target.bin")
+        );
+    }
+
+    #[test]
+    fn a_dangling_link_names_the_file_to_create() {
+        let (_guard, d) = dir();
+        std::fs::create_dir(d.join("sub")).unwrap();
+        symlink("sub/not-yet.bin", d.join("dangling")).unwrap();
+        assert_eq!(
+            resolve_dest(&d.join("dangling")).unwrap(),
+            d.join("sub/not-yet.bin")
+        );
+        symlink("missing-dir/x.bin", d.join("nowhere")).unwrap();
+        let err = resolve_dest(&d.join("nowhere")).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, Error::LocalIo { .. }), "{err:?}");
+        assert!(
+            msg.contains("missing-dir")
+                && msg.contains("is a symbolic link into it")
+                && msg.contains("check that the directory exists"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn loops_and_links_to_directories_are_refused_with_the_chain() {
+        let (_guard, d) = dir();
+        symlink("self", d.join("self")).unwrap();
+        symlink("b", d.join("a")).unwrap();
+        symlink("a", d.join("b")).unwrap();
+        for (name, chain) in [("self", "self → "), ("a", "a → ")] {
+            let err = resolve_dest(&d.join(name)).unwrap_err();
+            let msg = err.to_string();
+            assert!(matches!(err, Error::Config(_)), "{err:?}");
+            assert!(
+                msg.contains("never reaches a file (a loop: ")
+                    && msg.contains(chain)
+                    && msg.contains("fix or remove the link"),
+                "{msg}"
+            );
+        }
+        // A long chain that ends nowhere near a loop.
+        for i in 0..=MAX_LINKS {
+            symlink(format!("l{}", i + 1), d.join(format!("l{i}"))).unwrap();
+        }
+        let err = resolve_dest(&d.join("l0")).unwrap_err();
+        assert!(err.to_string().contains("too many links"), "{err}");
+        std::fs::create_dir(d.join("sub")).unwrap();
+        symlink("sub", d.join("to-dir")).unwrap();
+        symlink("sub/", d.join("to-dir-slash")).unwrap();
+        symlink("..", d.join("to-parent")).unwrap();
+        for name in ["to-dir", "to-dir-slash", "to-parent"] {
+            let err = resolve_dest(&d.join(name)).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("is a symbolic link to a directory"),
+                "{name}: {err}"
+            );
+        }
+    }
 
     #[test]
     fn a_name_longer_than_the_file_system_allows_is_refused_before_any_transfer() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let d = dir.path().canonicalize().expect("canonical tempdir");
+        let (_guard, d) = dir();
         let max = checkpoint::names::name_max(&d);
         assert!(resolve_dest(&d.join("n".repeat(max))).is_ok());
         let err = resolve_dest(&d.join("n".repeat(max + 1))).unwrap_err();
