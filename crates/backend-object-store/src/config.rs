@@ -2,7 +2,7 @@
 //! explicit options, and the HTTP client settings the engine needs.
 
 use std::fmt;
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
@@ -16,6 +16,7 @@ use url::Url;
 
 use crate::ObjectStoreSource;
 use crate::error::redact;
+use crate::s3::{RegionWatch, S3Hints};
 
 /// A URL or configuration that cannot be turned into a source. Never contains credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -320,8 +321,25 @@ pub fn from_url(
     options: &StoreOptions,
 ) -> Result<(ObjectStoreSource, String), BuildError> {
     ensure_crypto_provider();
-    let parsed =
-        Url::parse(url).map_err(|e| BuildError::new(format!("not a URL: {}: {e}", redact(url))))?;
+    let parsed = Url::parse(url).map_err(|e| {
+        BuildError::new(format!(
+            "not a URL: {}: {e}",
+            resume_core::redact::redact_url(url)
+        ))
+    })?;
+    // Credentials go in the store's options or environment, never in the endpoint: a password
+    // there would travel in every request's URL and every message that quotes one.
+    if let Some(endpoint) = &options.endpoint
+        && let Ok(e) = Url::parse(endpoint)
+        && (!e.username().is_empty() || e.password().is_some())
+    {
+        return Err(BuildError::new(format!(
+            "the endpoint {} contains user information, which is not supported: give the \
+             endpoint as scheme://host[:port] and credentials through the environment (e.g. \
+             AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
+            resume_core::redact::redact_url(endpoint)
+        )));
+    }
     let shown = display_url(&parsed);
     let path = Path::from_url_path(parsed.path())
         .map_err(|e| BuildError::new(format!("bad object path in {shown}: {e}")))?;
@@ -337,10 +355,16 @@ pub fn from_url(
     let client = engine_client_options(&options.client);
     let retry = engine_retry_config(&options.client);
 
-    let (store, identity): (Arc<dyn ObjectStore>, String) = match parsed.scheme() {
+    let (store, identity, hints): Built = match parsed.scheme() {
         "s3" | "s3a" => s3(&parsed, options, client, retry)?,
-        "gs" => gcs(&parsed, options, client, retry)?,
-        "az" | "abfs" | "abfss" | "adl" | "azure" => azure(&parsed, options, client, retry)?,
+        "gs" => {
+            let (store, identity) = gcs(&parsed, options, client, retry)?;
+            (store, identity, None)
+        }
+        "az" | "abfs" | "abfss" | "adl" | "azure" => {
+            let (store, identity) = azure(&parsed, options, client, retry)?;
+            (store, identity, None)
+        }
         "http" | "https" => {
             let origin = parsed.origin().ascii_serialization();
             if !parsed.username().is_empty() || parsed.password().is_some() {
@@ -363,7 +387,7 @@ pub fn from_url(
                 b = b.with_config(key, v);
             }
             let store = b.build().map_err(|e| store_err("HTTP", e))?;
-            (Arc::new(store), origin)
+            (Arc::new(store), origin, None)
         }
         "file" => {
             if parsed.host_str().is_some_and(|h| !h.is_empty()) {
@@ -371,7 +395,11 @@ pub fn from_url(
                     "{shown}: file URLs name a local path (file:///path), not a host"
                 )));
             }
-            (Arc::new(LocalFileSystem::new()), "file:///".to_owned())
+            (
+                Arc::new(LocalFileSystem::new()),
+                "file:///".to_owned(),
+                None,
+            )
         }
         other => {
             return Err(BuildError::new(format!(
@@ -381,15 +409,41 @@ pub fn from_url(
         }
     };
     let key = key_of(&path, &shown)?;
-    Ok((ObjectStoreSource::new(store, identity), key))
+    let mut source = ObjectStoreSource::new(store, identity);
+    if let Some(h) = hints {
+        source = source.with_s3_hints(h);
+    }
+    Ok((source, key))
 }
+
+/// object_store's default instance metadata endpoint (EC2 IMDS).
+const DEFAULT_METADATA_ENDPOINT: &str = "http://169.254.169.254";
+
+/// Whether a store built from `b` gets its credentials from the instance metadata service:
+/// object_store's last resort, when no keys, web identity or container credentials are
+/// configured and requests are signed at all.
+fn asks_instance_metadata(b: &AmazonS3Builder) -> bool {
+    let set = |k: AmazonS3ConfigKey| b.get_config_value(&k).is_some_and(|v| !v.is_empty());
+    let skip = b
+        .get_config_value(&AmazonS3ConfigKey::SkipSignature)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    !(skip
+        || set(AmazonS3ConfigKey::AccessKeyId)
+        || set(AmazonS3ConfigKey::SecretAccessKey)
+        || (set(AmazonS3ConfigKey::WebIdentityTokenFile) && set(AmazonS3ConfigKey::RoleArn))
+        || set(AmazonS3ConfigKey::ContainerCredentialsRelativeUri)
+        || set(AmazonS3ConfigKey::ContainerCredentialsFullUri))
+}
+
+/// A store, its identity, and for S3 what its errors need explaining.
+type Built = (Arc<dyn ObjectStore>, String, Option<S3Hints>);
 
 fn s3(
     url: &Url,
     options: &StoreOptions,
     client: ClientOptions,
     retry: RetryConfig,
-) -> Result<(Arc<dyn ObjectStore>, String), BuildError> {
+) -> Result<Built, BuildError> {
     let bucket = url
         .host_str()
         .filter(|h| !h.is_empty())
@@ -427,17 +481,32 @@ fn s3(
         None => {}
     }
     b = b.with_bucket_name(&bucket);
+    let region = b
+        .get_config_value(&AmazonS3ConfigKey::Region)
+        .unwrap_or_else(|| "us-east-1".into());
     let endpoint = match b.get_config_value(&AmazonS3ConfigKey::Endpoint) {
         Some(e) => redact_endpoint(&e),
-        None => {
-            let region = b
-                .get_config_value(&AmazonS3ConfigKey::Region)
-                .unwrap_or_else(|| "us-east-1".into());
-            format!("s3.{region}.amazonaws.com")
-        }
+        None => format!("s3.{region}.amazonaws.com"),
+    };
+    let seen_region = Arc::new(Mutex::new(None));
+    b = b.with_http_connector(RegionWatch {
+        seen: seen_region.clone(),
+    });
+    let hints = S3Hints {
+        bucket: bucket.clone(),
+        region,
+        imds: asks_instance_metadata(&b).then(|| {
+            b.get_config_value(&AmazonS3ConfigKey::MetadataEndpoint)
+                .unwrap_or_else(|| DEFAULT_METADATA_ENDPOINT.to_owned())
+        }),
+        seen_region,
     };
     let store = b.build().map_err(|e| store_err("S3", e))?;
-    Ok((Arc::new(store), format!("s3://{bucket}@{endpoint}")))
+    Ok((
+        Arc::new(store),
+        format!("s3://{bucket}@{endpoint}"),
+        Some(hints),
+    ))
 }
 
 fn gcs(
@@ -576,8 +645,13 @@ mod tests {
         let (src, key) = from_url("s3://my-bucket/a/b%20c/d.bin", &opts()).unwrap();
         assert_eq!(key, "a/b c/d.bin");
         assert_eq!(src.identity(), "s3://my-bucket@s3.eu-west-1.amazonaws.com");
+        // User-info in the endpoint is refused, and not printed.
+        let o = opts().endpoint("http://user:pw-s3cr3t-9x@127.0.0.1:9000");
+        let err = from_url("s3://b/k", &o).unwrap_err().to_string();
+        assert!(err.contains("user information"), "{err}");
+        assert!(!err.contains("s3cr3t"), "{err}");
         let o = opts()
-            .endpoint("http://user:pw@127.0.0.1:9000/?x=1")
+            .endpoint("http://127.0.0.1:9000/?x=1")
             .allow_http(true)
             .path_style()
             .region("us-east-1");

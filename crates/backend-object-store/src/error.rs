@@ -32,7 +32,7 @@ impl Op {
 }
 
 /// Maps `err`, raised while doing `op` on `key`, to a [`SourceError`] the engine acts on.
-/// The message is the whole error chain with query strings removed from any URL in it.
+/// The message is the whole error chain with every URL in it redacted ([`redact`]).
 pub(crate) fn map_error(err: &object_store::Error, op: Op, key: &str) -> SourceError {
     let text = redact(&chain_text(err));
     let status = find_status(&text);
@@ -146,7 +146,7 @@ pub(crate) fn is_range_ignored(err: &object_store::Error) -> bool {
 }
 
 /// The error and its sources, each once (object_store's `Display` often repeats its source).
-fn chain_text(err: &(dyn StdError + 'static)) -> String {
+pub(crate) fn chain_text(err: &(dyn StdError + 'static)) -> String {
     let mut out = err.to_string();
     let mut cur = err.source();
     while let Some(e) = cur {
@@ -180,29 +180,12 @@ fn xml_tag(text: &str, tag: &str) -> Option<String> {
     (!value.is_empty() && value.len() <= 200 && !value.contains('<')).then(|| value.to_owned())
 }
 
-/// Removes the query string of every URL in `text`: presigned URLs and SAS tokens carry
-/// credentials there. (object_store already hides the URL of requests it marks sensitive.)
+/// `text` with every URL in it redacted: user-info passwords and signing / token query
+/// parameters (presigned URLs, SAS tokens) replaced, the rest kept for the reader. (object_store
+/// already hides the URL of requests it marks sensitive.) The one redaction of the workspace:
+/// [`resume_core::redact`].
 pub(crate) fn redact(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(pos) = rest.find("://") {
-        let (before, after) = rest.split_at(pos + 3);
-        out.push_str(before);
-        let end = after
-            .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '>' || c == '<')
-            .unwrap_or(after.len());
-        let url = &after[..end];
-        match url.find('?') {
-            Some(q) => {
-                out.push_str(&url[..q]);
-                out.push_str("?<redacted>");
-            }
-            None => out.push_str(url),
-        }
-        rest = &after[end..];
-    }
-    out.push_str(rest);
-    out
+    resume_core::redact::redact_text(text)
 }
 
 #[cfg(test)]
@@ -360,19 +343,26 @@ mod tests {
     }
 
     #[test]
-    fn query_strings_are_removed_from_urls_in_messages() {
+    fn secrets_in_urls_are_redacted_from_messages() {
         let text = "GET https://acct.blob.core.windows.net/c/k?sv=2020&sig=SECRET failed; \
-                    also http://h:1/p?X-Amz-Signature=abc\"";
+                    also http://u:PASSW@h:1/p?X-Amz-Signature=abc&X-Amz-Security-Token=tok\"";
         let r = redact(text);
-        assert!(!r.contains("SECRET") && !r.contains("abc"), "{r}");
-        assert!(r.contains("https://acct.blob.core.windows.net/c/k?<redacted> failed"));
-        assert!(r.contains("http://h:1/p?<redacted>\""));
+        for secret in ["SECRET", "PASSW", "abc", "tok"] {
+            assert!(!r.contains(secret), "{secret} in {r}");
+        }
+        assert!(r.contains("https://acct.blob.core.windows.net/c/k?sv=2020&sig=<redacted> failed"));
+        assert!(r.contains(
+            "http://u:<redacted>@h:1/p?X-Amz-Signature=<redacted>&X-Amz-Security-Token=<redacted>\""
+        ));
         let e = map_error(
-            &generic("Error performing GET http://h/b/k?sig=SECRET in 1ms"),
+            &generic("Error performing GET http://u:PASSW@h/b/k?sig=SECRET in 1ms"),
             Op::Read,
             "k",
         );
-        assert!(!e.to_string().contains("SECRET"), "{e}");
+        assert!(
+            !e.to_string().contains("SECRET") && !e.to_string().contains("PASSW"),
+            "{e}"
+        );
     }
 
     #[test]

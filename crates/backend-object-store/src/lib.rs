@@ -27,8 +27,9 @@
 //! and `Generic`, object_store's wrapper for everything else, by what it wraps — 416 →
 //! `InvalidRange`, 408 / 429 / 5xx and transport failures → `Transient`, other 4xx →
 //! `Other`. A body that breaks part-way is `Transient`. Messages carry object_store's
-//! error chain, the status, the server's error code and request id, with query strings
-//! (presigned URLs, SAS tokens) removed.
+//! error chain, the status, the server's error code and request id, with every URL in them
+//! redacted by [`resume_core::redact`] (user-info passwords, and the values of signing and
+//! token parameters of presigned URLs and SAS tokens).
 //!
 //! # Timeouts and retries: the engine's, not object_store's
 //!
@@ -84,6 +85,7 @@
 mod config;
 mod error;
 mod local;
+mod s3;
 mod source;
 
 pub use config::{

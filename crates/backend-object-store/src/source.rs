@@ -13,6 +13,8 @@ use resume_core::{
 };
 
 use crate::error::{Op, is_range_ignored, map_error};
+use crate::local::{self, FileId};
+use crate::s3::S3Hints;
 
 /// A [`RangeSource`] reading from an [`ObjectStore`]: S3 and S3-compatible stores, GCS, Azure
 /// Blob, plain HTTP(S) servers that honour `Range`, local files, memory.
@@ -32,6 +34,38 @@ use crate::error::{Op, is_range_ignored, map_error};
 pub struct ObjectStoreSource {
     store: Arc<dyn ObjectStore>,
     identity: String,
+    kind: StoreKind,
+    /// S3 stores built by `from_url`: what their errors need to be explained.
+    s3: Option<Arc<S3Hints>>,
+}
+
+/// What the source must do differently for some stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoreKind {
+    /// `LocalFileSystem`: pinned by file identity, re-checked after every read (`local.rs`).
+    Local,
+    /// A store that serves no versions (object_store drops `GetOptions::version` for them):
+    /// `HttpStore`, `InMemory`. The name is for messages.
+    Unversioned(&'static str),
+    /// S3, GCS, Azure and anything else.
+    Other,
+}
+
+impl StoreKind {
+    /// Recognised by the store's `Display`, which object_store's stores keep stable
+    /// (`LocalFileSystem(file:///…)`, `HttpStore`, `InMemory`).
+    fn of(store: &dyn ObjectStore) -> Self {
+        let shown = store.to_string();
+        if shown.starts_with("LocalFileSystem(") {
+            StoreKind::Local
+        } else if shown == "HttpStore" {
+            StoreKind::Unversioned("an HTTP server")
+        } else if shown == "InMemory" {
+            StoreKind::Unversioned("the in-memory store")
+        } else {
+            StoreKind::Other
+        }
+    }
 }
 
 impl fmt::Debug for ObjectStoreSource {
@@ -51,10 +85,154 @@ impl ObjectStoreSource {
     /// against one store is never applied to another, so it must be stable across runs,
     /// distinct per store, and free of credentials.
     pub fn new(store: Arc<dyn ObjectStore>, identity: impl Into<String>) -> Self {
+        let kind = StoreKind::of(store.as_ref());
         Self {
             store,
             identity: identity.into(),
+            kind,
+            s3: None,
         }
+    }
+
+    pub(crate) fn with_s3_hints(mut self, hints: S3Hints) -> Self {
+        self.s3 = Some(Arc::new(hints));
+        self
+    }
+
+    /// Whether `key` is still the object `pinned` (what [`stat`](RangeSource::stat) said when
+    /// the download started): a fresh stat, compared on size, etag, last-modified and version.
+    /// `Changed` if anything differs.
+    ///
+    /// The check for a download whose bytes no checksum covers, just before it is committed:
+    /// for a local file the etag is its full identity (device, inode, size, mtime, ctime); for
+    /// a server without etags it is the only check of a same-size rewrite during the download
+    /// that moved the last-modified time.
+    pub async fn confirm_unchanged(
+        &self,
+        key: &str,
+        pinned: &ObjectMeta,
+    ) -> Result<(), SourceError> {
+        let now = self.stat(key, pinned.version_id.as_deref()).await?;
+        let mut differs = Vec::new();
+        if now.size != pinned.size {
+            differs.push(format!("size {} → {} bytes", pinned.size, now.size));
+        }
+        if now.etag != pinned.etag {
+            differs.push(format!(
+                "etag {} → {}",
+                pinned.etag.as_deref().unwrap_or("none"),
+                now.etag.as_deref().unwrap_or("none")
+            ));
+        }
+        if now.last_modified != pinned.last_modified {
+            differs.push("last-modified time changed".to_owned());
+        }
+        if now.version_id != pinned.version_id {
+            differs.push("version changed".to_owned());
+        }
+        if differs.is_empty() {
+            return Ok(());
+        }
+        Err(SourceError::new(
+            SourceErrorKind::Changed,
+            format!(
+                "{key:?} is no longer the object the download started with: {}",
+                differs.join(", ")
+            ),
+        ))
+    }
+
+    /// object_store's error as the engine's, with what S3 hints can add.
+    fn map(&self, err: &object_store::Error, op: Op, key: &str) -> SourceError {
+        if let Some(h) = &self.s3
+            && let Some(e) = h.explain(err, op, key)
+        {
+            return e;
+        }
+        map_error(err, op, key)
+    }
+
+    /// `Misconfigured` when a version is asked of a store that has none.
+    fn refuse_version(&self, version: Option<&str>) -> Result<(), SourceError> {
+        let (Some(v), StoreKind::Local | StoreKind::Unversioned(_)) = (version, self.kind) else {
+            return Ok(());
+        };
+        let store = match self.kind {
+            StoreKind::Unversioned(name) => name,
+            _ => "a local file",
+        };
+        Err(SourceError::new(
+            SourceErrorKind::Misconfigured,
+            format!(
+                "version {v:?} was asked of {store}, which has no object versions, so it could \
+                 only serve the current content; drop the version id (--version-id)"
+            ),
+        ))
+    }
+
+    /// A ranged read of a local file: opened without object_store's `If-Match` (the pin is
+    /// the [`FileId`] in the etag), checked at open and after the last block (`local.rs`).
+    async fn read_local(
+        &self,
+        key: &str,
+        path: &Path,
+        range: Range<u64>,
+        conditions: &ReadConditions,
+    ) -> Result<RangeRead, SourceError> {
+        let result = self
+            .store
+            .get_opts(path, GetOptions::default())
+            .await
+            .map_err(|e| self.map(&e, Op::Read, key))?;
+        let GetResultPayload::File(file, fs_path) = result.payload else {
+            return Err(SourceError::new(
+                SourceErrorKind::Other,
+                format!("the local store answered {key:?} with a stream instead of a file"),
+            ));
+        };
+        let metadata = file.metadata().map_err(|e| {
+            map_error(
+                &object_store::Error::Generic {
+                    store: "LocalFileSystem",
+                    source: Box::new(e),
+                },
+                Op::Read,
+                key,
+            )
+        })?;
+        let open = FileId::of(&metadata);
+        let pinned = match conditions.if_match.as_deref() {
+            None => open,
+            Some(tag) => FileId::parse_tag(tag).ok_or_else(|| {
+                SourceError::new(
+                    SourceErrorKind::Changed,
+                    format!(
+                        "local file {} does not match the etag {tag} the read is pinned to",
+                        fs_path.display()
+                    ),
+                )
+            })?,
+        };
+        if open != pinned {
+            return Err(local::changed(&fs_path, key, Some(&open), &pinned));
+        }
+        if range.end > open.size() {
+            return Err(SourceError::new(
+                SourceErrorKind::InvalidRange,
+                format!(
+                    "bytes {}-{} of {key:?} are past the end of its {} bytes",
+                    range.start,
+                    range.end.saturating_sub(1),
+                    open.size()
+                ),
+            ));
+        }
+        Ok(RangeRead {
+            range: range.clone(),
+            total_size: Some(open.size()),
+            etag: Some(open.tag()),
+            body: local::body(file, fs_path, pinned, range, key),
+        })
     }
 
     /// The local directory `root` as a store (`LocalFileSystem` with that prefix); keys are
@@ -109,7 +287,22 @@ fn into_read(result: GetResult, key: &str) -> RangeRead {
     let total_size = Some(result.meta.size);
     let etag = result.meta.e_tag.clone();
     let body = match result.payload {
-        GetResultPayload::File(file, _) => crate::local::body(file, range.clone(), key),
+        // A local file through a store not recognised as one (e.g. a wrapper): pinned to what
+        // was opened, and still re-checked after the last block.
+        GetResultPayload::File(file, path) => match file.metadata() {
+            Ok(m) => local::body(file, path, FileId::of(&m), range.clone(), key),
+            Err(e) => {
+                let e = map_error(
+                    &object_store::Error::Generic {
+                        store: "LocalFileSystem",
+                        source: Box::new(e),
+                    },
+                    Op::Body,
+                    key,
+                );
+                futures::stream::once(async move { Err(e) }).boxed()
+            }
+        },
         GetResultPayload::Stream(stream) => {
             let key = key.to_owned();
             stream
@@ -133,6 +326,7 @@ impl RangeSource for ObjectStoreSource {
 
     async fn stat(&self, key: &str, version_id: Option<&str>) -> Result<ObjectMeta, SourceError> {
         let path = path_for(key)?;
+        self.refuse_version(version_id)?;
         let options = GetOptions {
             head: true,
             version: version_id.map(str::to_owned),
@@ -142,11 +336,46 @@ impl RangeSource for ObjectStoreSource {
             .store
             .get_opts(&path, options)
             .await
-            .map_err(|e| map_error(&e, Op::Stat, key))?;
+            .map_err(|e| self.map(&e, Op::Stat, key))?;
         let meta = &result.meta;
+        // A store that drops the version would describe the current object instead.
+        if let Some(v) = version_id
+            && meta.version.as_deref() != Some(v)
+        {
+            return Err(SourceError::new(
+                SourceErrorKind::NotFound,
+                format!(
+                    "version {v:?} of {key:?} was asked for and the store answered with {}; it \
+                     does not serve that version (check the version id, and that the bucket \
+                     keeps versions)",
+                    match &meta.version {
+                        Some(got) => format!("version {got:?}"),
+                        None => "no version at all".to_owned(),
+                    }
+                ),
+            ));
+        }
+        let (size, etag) = match (&self.kind, &result.payload) {
+            // The full identity of the file opened, taken now (see local.rs).
+            (StoreKind::Local, GetResultPayload::File(file, _)) => {
+                let m = file.metadata().map_err(|e| {
+                    map_error(
+                        &object_store::Error::Generic {
+                            store: "LocalFileSystem",
+                            source: Box::new(e),
+                        },
+                        Op::Stat,
+                        key,
+                    )
+                })?;
+                let id = FileId::of(&m);
+                (id.size(), Some(id.tag()))
+            }
+            _ => (meta.size, meta.e_tag.clone()),
+        };
         Ok(ObjectMeta {
-            size: meta.size,
-            etag: meta.e_tag.clone(),
+            size,
+            etag,
             last_modified: last_modified(meta),
             version_id: meta.version.clone(),
             crc64: None,
@@ -160,6 +389,10 @@ impl RangeSource for ObjectStoreSource {
         conditions: &ReadConditions,
     ) -> Result<RangeRead, SourceError> {
         let path = path_for(key)?;
+        self.refuse_version(conditions.version_id.as_deref())?;
+        if self.kind == StoreKind::Local {
+            return self.read_local(key, &path, range, conditions).await;
+        }
         let options = GetOptions {
             range: Some(GetRange::Bounded(range.clone())),
             if_match: conditions.if_match.clone(),
@@ -167,7 +400,21 @@ impl RangeSource for ObjectStoreSource {
             ..GetOptions::default()
         };
         match self.store.get_opts(&path, options.clone()).await {
-            Ok(result) => Ok(into_read(result, key)),
+            Ok(result) => {
+                // The version served must be the one asked for (a store that dropped it
+                // would serve the current object).
+                if let (Some(asked), Some(got)) = (&conditions.version_id, &result.meta.version)
+                    && asked != got
+                {
+                    return Err(SourceError::new(
+                        SourceErrorKind::Changed,
+                        format!(
+                            "version {asked:?} of {key:?} was asked for, the store served {got:?}"
+                        ),
+                    ));
+                }
+                Ok(into_read(result, key))
+            }
             Err(e) if is_range_ignored(&e) => {
                 // The server answered with the whole object (200, not 206) and object_store
                 // refused it. Ask again without a range, under the same conditions, and report
@@ -182,10 +429,10 @@ impl RangeSource for ObjectStoreSource {
                     .store
                     .get_opts(&path, whole)
                     .await
-                    .map_err(|e| map_error(&e, Op::Read, key))?;
+                    .map_err(|e| self.map(&e, Op::Read, key))?;
                 Ok(into_read(result, key))
             }
-            Err(e) => Err(map_error(&e, Op::Read, key)),
+            Err(e) => Err(self.map(&e, Op::Read, key)),
         }
     }
 }

@@ -385,17 +385,8 @@ fn default_style(host: &str) -> AddressingStyle {
     }
 }
 
-/// The endpoint as given, with any `user:password@` replaced, for error messages.
+/// The endpoint as given, with a `user:password@` and any signature or token in a query
+/// redacted, for error messages (the workspace's one redaction, [`resume_core::redact`]).
 fn sanitize_endpoint(input: &str) -> String {
-    match input.rfind('@') {
-        Some(at) => {
-            let scheme_end = input.find("://").map(|i| i + 3).unwrap_or(0);
-            if scheme_end <= at {
-                format!("{}<redacted>@{}", &input[..scheme_end], &input[at + 1..])
-            } else {
-                "<redacted>".to_string()
-            }
-        }
-        None => input.to_string(),
-    }
+    resume_core::redact::redact_url(input)
 }

@@ -3,6 +3,7 @@
 use resume_core::ErrorKind;
 
 pub const OK: u8 = 0;
+pub const FAILURE: u8 = 1;
 pub const USAGE: u8 = 2;
 pub const NOT_FOUND: u8 = 3;
 pub const DENIED: u8 = 4;
@@ -16,6 +17,8 @@ pub const INTERRUPTED: u8 = 130;
 pub const TABLE: &str = "\
 Exit codes:
   0    downloaded and verified
+  1    failure: the source refused the request for a reason retrying cannot fix (e.g. HTTP
+       400 or 501; the message quotes the server), or another unexpected error
   2    usage: bad arguments, options or range
   3    not found: no such bucket, key or version
   4    access denied or bad credentials
@@ -24,7 +27,11 @@ Exit codes:
   7    local I/O: disk full, permissions, missing directory, DEST locked by another download
   8    network: the source kept failing and retries ran out, or answered inconsistently
        (ignored Range, refused a range inside the object)
-  130  interrupted (Ctrl-C / SIGTERM); progress is saved, run the same command to resume";
+  130  interrupted (Ctrl-C / SIGTERM); finished parts are kept for a resume (unless
+       --no-checkpoint): run the same command
+
+After a failure the message ends with what is saved on disk to resume from, or says that
+nothing is.";
 
 /// The exit code for an engine error.
 pub fn for_kind(kind: ErrorKind) -> u8 {
@@ -37,6 +44,6 @@ pub fn for_kind(kind: ErrorKind) -> u8 {
         ErrorKind::LocalIo | ErrorKind::Locked => LOCAL_IO,
         ErrorKind::Network => NETWORK,
         ErrorKind::Cancelled => INTERRUPTED,
-        _ => NETWORK,
+        _ => FAILURE,
     }
 }

@@ -5,6 +5,7 @@ mod args;
 mod demo;
 mod exit;
 mod output;
+mod saved;
 mod size;
 mod sources;
 
@@ -13,7 +14,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use resume_core::{CancellationToken, CheckpointChoice, Downloader, OnChange, RetryPolicy};
+use resume_core::{
+    CancellationToken, CheckpointChoice, Downloader, ErrorKind, OnChange, RetryPolicy,
+};
 
 use args::{Cli, Command, DownloadOpts, OnChangeArg};
 use output::{Mode, Output};
@@ -173,12 +176,13 @@ async fn download(source_url: &str, dest: &Path, opts: &DownloadOpts) -> u8 {
         eprintln!("resume-get: error: {msg}");
         return exit::USAGE;
     }
+    let shown_url = resume_core::redact::redact_url(source_url);
     let (source, key) = match sources::open(source_url, opts) {
         Ok(s) => s,
         Err(e) => {
             eprintln!(
                 "resume-get: error: {}",
-                naming_source(e.message, source_url, "")
+                naming_source(e.message, &shown_url, "")
             );
             return e.exit_code;
         }
@@ -188,7 +192,7 @@ async fn download(source_url: &str, dest: &Path, opts: &DownloadOpts) -> u8 {
         Err(msg) => {
             eprintln!(
                 "resume-get: error: {}",
-                naming_source(msg, source_url, &key)
+                naming_source(msg, &shown_url, &key)
             );
             return exit::USAGE;
         }
@@ -197,6 +201,7 @@ async fn download(source_url: &str, dest: &Path, opts: &DownloadOpts) -> u8 {
     let cancel = CancellationToken::new();
     cancel_on_signals(cancel.clone());
     let sink = out.clone();
+    let identity = source.identity();
     let result = downloader(source, opts, cancel, move |e| sink.handle(e))
         .download(&key, &dest)
         .await;
@@ -210,7 +215,14 @@ async fn download(source_url: &str, dest: &Path, opts: &DownloadOpts) -> u8 {
         }
         Err(e) => {
             let code = exit::for_kind(e.kind());
-            let msg = naming_source(e.to_string(), source_url, &key);
+            let mut msg = naming_source(e.to_string(), &shown_url, &key);
+            // Say what is on disk to resume from, having looked (never assumed). Not for
+            // errors before any transfer could start, nor for another download's files.
+            if !matches!(e.kind(), ErrorKind::Usage | ErrorKind::Locked) {
+                let saved = saved::inspect(identity, &key, opts, &dest);
+                msg.push_str(" — ");
+                msg.push_str(&saved::describe(saved.as_ref(), opts.no_checkpoint));
+            }
             if code == exit::INTERRUPTED {
                 eprintln!("resume-get: interrupted: {msg}");
             } else {
@@ -223,7 +235,8 @@ async fn download(source_url: &str, dest: &Path, opts: &DownloadOpts) -> u8 {
 
 /// `msg`, prefixed with the source URL unless it already names the source or the key: every
 /// error names the object, and some (local I/O, the lock, missing credentials or endpoint)
-/// otherwise name only a path or a setting.
+/// otherwise name only a path or a setting. `source_url` is the redacted URL
+/// ([`resume_core::redact::redact_url`]): the one typed may hold a password or a signature.
 fn naming_source(msg: String, source_url: &str, key: &str) -> String {
     if msg.contains(source_url) || (!key.is_empty() && msg.contains(key)) {
         msg

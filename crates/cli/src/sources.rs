@@ -10,6 +10,7 @@ use backend_object_store::{StoreOptions, from_url};
 use backend_oss::sign::SignError;
 use backend_oss::{Client, Endpoint, EnvCredentials, SignatureVersion};
 use resume_core::RangeSource;
+use resume_core::redact::redact_url;
 
 use crate::args::{DownloadOpts, SignatureArg};
 use crate::exit;
@@ -33,6 +34,22 @@ pub type Opened = (Arc<dyn RangeSource>, String);
 /// Opens `url` with the command line's options.
 pub fn open(url: &str, opts: &DownloadOpts) -> Result<Opened, OpenError> {
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    // Messages show the URL redacted: it may carry a password or a signature.
+    let shown = redact_url(url);
+    if let (Some(v), Some(s @ ("http" | "https" | "file"))) = (&opts.version_id, scheme.as_deref())
+    {
+        // object_store would drop the version and serve the current content.
+        return Err(usage(format!(
+            "--version-id {v:?} cannot be used with a {s}:// source: {} has no object \
+             versions, so the current content would be downloaded instead; drop --version-id, \
+             or use the store's own scheme (oss://, s3://, gs://, az://)",
+            if s == "file" {
+                "a local file"
+            } else {
+                "an HTTP server"
+            }
+        )));
+    }
     match scheme.as_deref() {
         Some("oss") => open_oss(url, opts),
         Some(
@@ -40,11 +57,11 @@ pub fn open(url: &str, opts: &DownloadOpts) -> Result<Opened, OpenError> {
             | "file",
         ) => open_object_store(url, opts),
         Some(other) => Err(usage(format!(
-            "unsupported source scheme {other:?} in {url:?}; use oss://, s3://, gs://, az://, \
+            "unsupported source scheme {other:?} in {shown:?}; use oss://, s3://, gs://, az://, \
              http(s):// or file://"
         ))),
         None => Err(usage(format!(
-            "source {url:?} is not a URL; use e.g. oss://bucket/key, s3://bucket/key, \
+            "source {shown:?} is not a URL; use e.g. oss://bucket/key, s3://bucket/key, \
              https://host/path or file:///path"
         ))),
     }
@@ -55,13 +72,19 @@ pub fn split_oss_url(url: &str) -> Result<(&str, &str), String> {
     let rest = url
         .get(6..)
         .filter(|_| url[..6].eq_ignore_ascii_case("oss://"))
-        .ok_or_else(|| format!("{url:?} is not an oss:// URL"))?;
+        .ok_or_else(|| format!("{:?} is not an oss:// URL", redact_url(url)))?;
     let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
     if bucket.is_empty() {
-        return Err(format!("{url:?} names no bucket; use oss://BUCKET/KEY"));
+        return Err(format!(
+            "{:?} names no bucket; use oss://BUCKET/KEY",
+            redact_url(url)
+        ));
     }
     if key.is_empty() {
-        return Err(format!("{url:?} names no object key; use oss://BUCKET/KEY"));
+        return Err(format!(
+            "{:?} names no object key; use oss://BUCKET/KEY",
+            redact_url(url)
+        ));
     }
     Ok((bucket, key))
 }

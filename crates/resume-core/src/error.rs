@@ -130,10 +130,10 @@ pub enum Error {
     )]
     ForeignFile { path: PathBuf, why: String },
 
-    /// The caller cancelled; progress is saved.
+    /// The caller cancelled. Finished parts recorded in a checkpoint are kept for a resume.
     #[error(
-        "download of {key} interrupted with {done_bytes} of {total_bytes} bytes done; progress \
-         is saved, run the same download again to resume"
+        "download of {key} interrupted with {done_bytes} of {total_bytes} bytes received; run \
+         the same download again to resume"
     )]
     Cancelled {
         key: String,
@@ -156,7 +156,7 @@ impl Error {
                 SourceErrorKind::NotFound => ErrorKind::NotFound,
                 SourceErrorKind::Denied => ErrorKind::Denied,
                 SourceErrorKind::Changed => ErrorKind::Changed,
-                SourceErrorKind::InvalidRange => ErrorKind::Usage,
+                SourceErrorKind::InvalidRange | SourceErrorKind::Misconfigured => ErrorKind::Usage,
                 SourceErrorKind::Transient => ErrorKind::Network,
                 _ => ErrorKind::Other,
             },
@@ -181,6 +181,10 @@ impl Error {
     }
 }
 
+// The hints never claim that progress is saved: whether anything resumable is on disk depends
+// on how far the download got and on its checkpoint settings, which only the caller can check
+// (resume-get looks at the files and says what is there).
+
 fn hint(kind: SourceErrorKind) -> &'static str {
     match kind {
         SourceErrorKind::NotFound => "check the bucket, the key and the version id",
@@ -192,14 +196,19 @@ fn hint(kind: SourceErrorKind) -> &'static str {
         }
         SourceErrorKind::InvalidRange => {
             "the source refused bytes inside the size it reported for the object, so it \
-             answers inconsistently (or the object is being replaced); progress is saved, run \
-             the same download again to resume"
+             answers inconsistently (or the object is being replaced); run the same download \
+             again to resume"
         }
         SourceErrorKind::Transient => {
-            "the network or server kept failing; progress is saved, run the same download again \
-             to resume"
+            "the network or server kept failing; run the same download again to resume"
         }
-        _ => "progress is saved; fix the cause and run the same download again to resume",
+        SourceErrorKind::Misconfigured => {
+            "change the settings the message names and run again; retrying as is cannot help"
+        }
+        _ => {
+            "the source refused the request and retrying cannot help; fix the cause and run \
+              the same download again"
+        }
     }
 }
 
@@ -210,14 +219,21 @@ fn stat_hint(kind: SourceErrorKind) -> &'static str {
              network, then run again"
         }
         SourceErrorKind::InvalidRange => "check the requested range against the object's size",
-        other => hint(other),
+        SourceErrorKind::NotFound
+        | SourceErrorKind::Denied
+        | SourceErrorKind::Changed
+        | SourceErrorKind::Misconfigured => hint(kind),
+        _ => {
+            "the source refused the request and retrying cannot help; check the source URL, \
+             endpoint, region and options"
+        }
     }
 }
 
 fn io_hint(e: &io::Error) -> &'static str {
     match e.kind() {
         io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded | io::ErrorKind::FileTooLarge => {
-            "free some space (progress is saved) and run again to resume"
+            "free some space and run again to resume"
         }
         io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
             "check the permissions of the destination directory"

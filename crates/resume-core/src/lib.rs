@@ -18,6 +18,7 @@ mod local_state;
 mod part_file;
 mod plan;
 mod rate;
+pub mod redact;
 mod retry;
 mod rng;
 mod source;

@@ -75,6 +75,10 @@ pub enum SourceErrorKind {
     InvalidRange,
     /// Worth retrying: 5xx, 408, 429, connection reset, timeout, truncated body.
     Transient,
+    /// The request cannot succeed with the source's settings, whatever the server's state: a
+    /// bucket in another region than the one configured, a version id for a store without
+    /// versions. Not retried; the caller's configuration (a usage error) must change.
+    Misconfigured,
     /// Anything else. Not retried.
     Other,
 }
@@ -94,6 +98,7 @@ impl fmt::Display for SourceErrorKind {
             SourceErrorKind::Changed => "object changed",
             SourceErrorKind::InvalidRange => "invalid range",
             SourceErrorKind::Transient => "transient failure",
+            SourceErrorKind::Misconfigured => "wrong settings",
             SourceErrorKind::Other => "failure",
         })
     }
