@@ -65,6 +65,20 @@
 //! sent); a later resume still sees the new last-modified. A missing `Last-Modified` is
 //! reported as `None` (object_store's placeholder, the Unix epoch, is not passed on).
 //!
+//! # Local files
+//!
+//! A `file://` source (any `LocalFileSystem`) pins the file by its identity — device, inode,
+//! size, mtime and ctime — reported as the etag, checks it when a read opens the file and again,
+//! on the open file and on the path, after the read's last block: a file rewritten, truncated,
+//! appended to or replaced while a part is read ends that read with `Changed`, never with
+//! bytes of two versions. See `local.rs` for what remains undetectable.
+//!
+//! # Versions
+//!
+//! A version id asked of a store without versions (local files, HTTP servers, memory), which
+//! object_store would silently ignore, is `Misconfigured`; a store that answers with another
+//! version than the one asked is `NotFound` (stat) or `Changed` (read).
+//!
 //! # Servers that ignore `Range`
 //!
 //! A server that answers a ranged `GET` with `200` and the whole object is refused by

@@ -145,6 +145,12 @@ impl Moto {
             .region("us-east-1")
             .config("aws_access_key_id", "testing")
             .config("aws_secret_access_key", "testing")
+            // Credentials are given, so the instance metadata service is never asked; should
+            // that change, the request goes to a refusing loopback port, never 169.254.169.254.
+            .config(
+                "aws_metadata_endpoint",
+                format!("http://127.0.0.1:{}", free_port()),
+            )
     }
 
     /// A source for `bucket`, built from an `s3://` URL as a user would.

@@ -561,6 +561,10 @@ fn exit_8_when_the_server_keeps_answering_503() {
         "run the same download again to resume",
     ]);
     dest.assert_intact_with_resume_state("persistent 503");
+    // What the message says is saved is what is on disk: no part ever arrived here.
+    let saved = listing(dest.dir.path()).contains("out.bin.rgcp");
+    let says = if saved { "saved: " } else { "nothing is saved" };
+    out.stderr_has(&[says]);
 }
 
 // ---------------------------------------------------------------------------------------

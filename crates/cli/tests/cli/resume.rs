@@ -51,7 +51,9 @@ fn sigint_exits_130_keeps_progress_and_the_same_command_resumes_without_refetchi
     first.expect_code(130).stderr_has(&[
         "interrupted",
         key,
-        "progress is saved, run the same download again to resume",
+        "saved: ",
+        "out.bin.rgpart and ",
+        "out.bin.rgcp; run the same command to resume",
     ]);
     let events = first.events();
     let done_before = parts_done(&events);
