@@ -269,8 +269,19 @@ fn an_s3_bucket_in_another_region_fails_at_once_with_exit_2_naming_the_region() 
     );
     out.expect_code(2)
         .stderr_has(&["eu-west-1", "--region eu-west-1", "1 attempt"]);
-    assert_eq!(stub.requests().len(), 1, "{:?}", stub.requests());
-    assert_eq!(stub.requests()[0].method, "HEAD");
+    let requests = stub.requests();
+    assert_eq!(requests.len(), 1, "not retried: {requests:?}");
+    let head = &requests[0];
+    assert_eq!(
+        (head.method.as_str(), head.target.as_str()),
+        ("HEAD", "/bucket/obj.bin")
+    );
+    assert!(
+        head.headers.iter().any(|h| h
+            .to_ascii_lowercase()
+            .starts_with("authorization: aws4-hmac-sha256")),
+        "a signed request: {head:?}"
+    );
     assert_eq!(listing(dir.path()), names(&[]));
 }
 
