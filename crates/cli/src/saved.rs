@@ -31,7 +31,8 @@ pub fn inspect(identity: String, key: &str, opts: &DownloadOpts, dest: &Path) ->
     if opts.no_checkpoint {
         return None;
     }
-    let dest = absolute_dest(dest)?;
+    // The file the engine wrote (directory canonicalised, a symbolic link followed).
+    let dest = resume_core::resolve_dest(dest).ok()?;
     let store = match &opts.checkpoint_dir {
         Some(dir) => FileCheckpointStore::in_dir(dir),
         None => FileCheckpointStore::beside(&dest),
@@ -80,16 +81,6 @@ pub fn describe(saved: Option<&Saved>, no_checkpoint: bool) -> String {
         }
         None => "nothing is saved; running again starts from the beginning".into(),
     }
-}
-
-/// DEST as the engine names it: its directory resolved, the file name kept.
-fn absolute_dest(dest: &Path) -> Option<PathBuf> {
-    let name = dest.file_name()?;
-    let parent = match dest.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    Some(parent.canonicalize().ok()?.join(name))
 }
 
 #[cfg(test)]

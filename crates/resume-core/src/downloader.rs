@@ -333,7 +333,9 @@ const MAX_LINKS: usize = 40;
 /// beside the link's final target (same directory, so the same file system and an atomic
 /// rename) and replaces the target, so the link keeps pointing at the new content. A dangling
 /// link creates its target. A chain of links is followed; a loop is refused.
-fn resolve_dest(dest: &Path) -> Result<PathBuf, Error> {
+///
+/// Public so that a caller can find the files a download left (the CLI says what is saved).
+pub fn resolve_dest(dest: &Path) -> Result<PathBuf, Error> {
     let (dir, name) = split_dest(dest).ok_or_else(|| {
         Error::Config(format!(
             "destination {} does not name a file; give a file path",

@@ -26,7 +26,7 @@ mod source;
 pub use checkpoint::{self, RangeSpec};
 pub use digest::{crc64, crc64_combine};
 pub use downloader::{
-    CheckpointChoice, DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE, Downloader, OnChange,
+    CheckpointChoice, DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE, Downloader, OnChange, resolve_dest,
 };
 pub use error::{Error, ErrorKind};
 pub use event::{Event, Report};
