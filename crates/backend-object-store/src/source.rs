@@ -99,49 +99,6 @@ impl ObjectStoreSource {
         self
     }
 
-    /// Whether `key` is still the object `pinned` (what [`stat`](RangeSource::stat) said when
-    /// the download started): a fresh stat, compared on size, etag, last-modified and version.
-    /// `Changed` if anything differs.
-    ///
-    /// The check for a download whose bytes no checksum covers, just before it is committed:
-    /// for a local file the etag is its full identity (device, inode, size, mtime, ctime); for
-    /// a server without etags it is the only check of a same-size rewrite during the download
-    /// that moved the last-modified time.
-    pub async fn confirm_unchanged(
-        &self,
-        key: &str,
-        pinned: &ObjectMeta,
-    ) -> Result<(), SourceError> {
-        let now = self.stat(key, pinned.version_id.as_deref()).await?;
-        let mut differs = Vec::new();
-        if now.size != pinned.size {
-            differs.push(format!("size {} → {} bytes", pinned.size, now.size));
-        }
-        if now.etag != pinned.etag {
-            differs.push(format!(
-                "etag {} → {}",
-                pinned.etag.as_deref().unwrap_or("none"),
-                now.etag.as_deref().unwrap_or("none")
-            ));
-        }
-        if now.last_modified != pinned.last_modified {
-            differs.push("last-modified time changed".to_owned());
-        }
-        if now.version_id != pinned.version_id {
-            differs.push("version changed".to_owned());
-        }
-        if differs.is_empty() {
-            return Ok(());
-        }
-        Err(SourceError::new(
-            SourceErrorKind::Changed,
-            format!(
-                "{key:?} is no longer the object the download started with: {}",
-                differs.join(", ")
-            ),
-        ))
-    }
-
     /// object_store's error as the engine's, with what S3 hints can add.
     fn map(&self, err: &object_store::Error, op: Op, key: &str) -> SourceError {
         if let Some(h) = &self.s3

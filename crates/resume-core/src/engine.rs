@@ -378,6 +378,9 @@ impl<'a> Attempt<'a> {
         // On a mismatch the checkpoint and temp file hold bytes that cannot be trusted: the
         // failure removes both, so the next run starts from zero instead of repeating it.
         let crc64_verified = self.check_crc(&meta, &range, crc)?;
+        if !crc64_verified {
+            self.confirm_unchanged(&meta).await?;
+        }
 
         let dest = Path::new(&self.id.destination);
         file.commit(dest)?;
@@ -435,6 +438,23 @@ impl<'a> Attempt<'a> {
             }
             self.backoff(None, attempts, attempts, 0, &err).await?;
         }
+    }
+
+    /// For bytes no store checksum covered, the validators pinned at the start were the only
+    /// guard: one more stat, just before the rename, shows whether the object changed at any
+    /// time during the download (a server without etags does not refuse a same-size rewrite,
+    /// but its last-modified time moves).
+    async fn confirm_unchanged(&self, pinned: &ObjectMeta) -> Result<(), Failure> {
+        let now = self.stat().await?;
+        let (then, now) = (fingerprint(pinned), fingerprint(&now));
+        if then != now {
+            return Err(Failure::Changed(format!(
+                "during the download (then: {}; just before the final rename: {})",
+                describe(&then),
+                describe(&now)
+            )));
+        }
+        Ok(())
     }
 
     /// Decides whether the checkpoint found on disk may be trusted (DESIGN invariant 5).

@@ -857,3 +857,50 @@ async fn rate_limit_caps_the_total_of_all_workers_over_every_two_second_window()
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_object_replaced_after_the_last_read_is_caught_by_the_stat_before_the_rename() {
+    // No store checksum covers these bytes (no CRC-64 published): the pinned etag was the
+    // only guard, and it is checked once more just before the rename.
+    for policy in [OnChange::Fail, OnChange::Restart] {
+        let source = backend_mock::MockSource::new("no-crc").with_chunk_size(4096);
+        let old = backend_mock::pseudo_random_bytes(60, 30_000).to_vec();
+        let new = backend_mock::pseudo_random_bytes(61, 30_000).to_vec();
+        source.put(KEY, old);
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.bin");
+        let (replacer, replacement) = (source.clone(), new.clone());
+        let replaced = std::sync::atomic::AtomicBool::new(false);
+        let result = Downloader::new(source.clone())
+            .part_size(10_000)
+            .concurrency(1)
+            .retry(quick_retry(8))
+            .on_change(policy)
+            .on_progress(move |e| {
+                if let Event::PartDone { part: 2, .. } = e
+                    && !replaced.swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    replacer.put(KEY, replacement.clone());
+                }
+            })
+            .download(KEY, &dest)
+            .await;
+        match policy {
+            OnChange::Fail => {
+                let err = result.unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::Changed, "{err}");
+                assert!(
+                    err.to_string().contains("just before the final rename"),
+                    "{err}"
+                );
+                assert!(!dest.exists());
+            }
+            _ => {
+                let r = result.unwrap();
+                assert_eq!(r.restarts, 1);
+                assert!(!r.crc64_verified);
+                assert_eq!(std::fs::read(&dest).unwrap(), new);
+            }
+        }
+    }
+}
