@@ -204,7 +204,7 @@ fn unreachable_endpoint_fails_with_a_network_error_after_bounded_retries() {
         .args(["--retries", "2"])
         .timeout(Duration::from_secs(60)),
         EXIT_NETWORK,
-        &[KEY, "2 attempt(s)", "could not be reached"],
+        &[KEY, "after 2 attempts", "could not be reached"],
     );
     assert_eq!(out.events_named("retry").len(), 1);
 }

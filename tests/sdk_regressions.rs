@@ -318,7 +318,7 @@ fn retries_are_bounded_failed_workers_stop_and_an_existing_dest_survives() {
     out.expect_code(EXIT_NETWORK).expect_stderr(&[
         KEY,
         "part ",
-        "after 3 request(s)",
+        "after 3 requests",
         "SlowDown",
         "request id",
     ]);

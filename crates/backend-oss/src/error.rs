@@ -195,6 +195,10 @@ pub fn error_kind(status: u16, code: Option<&str>) -> SourceErrorKind {
 /// What went wrong and what to do about it, in words, for `status` and `code`.
 pub fn advice(status: u16, code: Option<&str>, message: Option<&str>) -> &'static str {
     let mentions_token = message.is_some_and(|m| m.to_ascii_lowercase().contains("security token"));
+    if is_wrong_region(status, code, message) {
+        return "the region the request was signed for (V4) is not this endpoint's; sign with \
+                the endpoint's region (resume-get: --region or OSS_REGION)";
+    }
     match (status, code) {
         (404, Some("NoSuchKey")) => {
             "the object does not exist; check the key (and the version id, if one was given)"
@@ -242,6 +246,15 @@ pub fn advice(status: u16, code: Option<&str>, message: Option<&str>) -> &'stati
     }
 }
 
+/// A V4 request signed for another region than the endpoint's: OSS answers 400
+/// `InvalidArgument` naming the signing region. It is a credential problem (exit 4 in the
+/// CLI), not a transient or unknown failure.
+fn is_wrong_region(status: u16, code: Option<&str>, message: Option<&str>) -> bool {
+    status == 400
+        && code == Some("InvalidArgument")
+        && message.is_some_and(|m| m.to_ascii_lowercase().contains("region"))
+}
+
 /// Builds the engine's error for an OSS error answer.
 ///
 /// `operation` names what failed (e.g. `GetObject oss://bucket/key bytes 0-99`); it must not
@@ -254,7 +267,11 @@ pub fn source_error(
     request_id_header: Option<&str>,
 ) -> SourceError {
     let code = body.code.as_deref();
-    let kind = error_kind(status, code);
+    let kind = if is_wrong_region(status, code, body.message.as_deref()) {
+        SourceErrorKind::Denied
+    } else {
+        error_kind(status, code)
+    };
     let mut message = format!(
         "{operation}: {}",
         advice(status, code, body.message.as_deref())
@@ -266,6 +283,11 @@ pub fn source_error(
         (None, None) => {}
     }
     let mut err = SourceError::new(kind, message).with_status(status);
+    if matches!(kind, SourceErrorKind::NotFound | SourceErrorKind::Denied) {
+        // The advice above is specific (which key, which credential, which region); the
+        // engine's generic one would only repeat it less precisely.
+        err = err.with_hint("");
+    }
     if let Some(code) = code {
         err = err.with_code(code);
     }

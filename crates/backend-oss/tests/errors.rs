@@ -227,6 +227,33 @@ fn denied_errors_say_what_the_user_can_do() {
     assert!(m.contains("STS"));
 }
 
+/// A V4 signature for another region: OSS (and the emulator) answer 400 InvalidArgument
+/// naming the region. That is a credential problem with a fix, not an unknown failure.
+#[test]
+fn a_request_signed_for_another_region_is_denied_with_a_region_hint() {
+    let e = source_error(
+        "HeadObject oss://b/k",
+        400,
+        &body(
+            "InvalidArgument",
+            "Invalid signing region in the credential: \"us-west-1\"; this endpoint expects \"cn-hangzhou\".",
+        ),
+        None,
+    );
+    assert_eq!(e.kind, SourceErrorKind::Denied);
+    assert!(e.message.contains("--region"), "{}", e.message);
+    assert!(e.message.contains("cn-hangzhou"), "{}", e.message);
+    // Other InvalidArgument answers stay what they were.
+    let e = source_error(
+        "GetObject oss://b/k",
+        400,
+        &body("InvalidArgument", "bad"),
+        None,
+    );
+    assert_eq!(e.kind, SourceErrorKind::Other);
+    assert!(!e.message.contains("--region"), "{}", e.message);
+}
+
 #[test]
 fn changed_range_and_transient_errors_have_their_own_advice() {
     let e = source_error(

@@ -52,7 +52,10 @@ pub enum Error {
     },
 
     /// Reading the object's metadata failed.
-    #[error("cannot read metadata of {key} after {attempts} attempt(s): {source}; {}", stat_hint(source.kind))]
+    #[error(
+        "cannot read metadata of {key}{}: {source}{}",
+        after(*attempts, "attempt"), advice(source, stat_hint(source.kind))
+    )]
     Stat {
         key: String,
         attempts: u32,
@@ -62,8 +65,9 @@ pub enum Error {
 
     /// A part could not be fetched.
     #[error(
-        "part {part} (bytes {}-{}) of {key} failed after {attempts} request(s): {source}; {}",
-        range.start, range.end.saturating_sub(1), hint(source.kind)
+        "part {part} (bytes {}-{}) of {key} failed{}: {source}{}",
+        range.start, range.end.saturating_sub(1), after(*attempts, "request"),
+        advice(source, hint(source.kind))
     )]
     Part {
         key: String,
@@ -181,10 +185,27 @@ impl Error {
     }
 }
 
+/// " after N attempts" when there was more than one; a single try goes without saying.
+fn after(n: u32, what: &str) -> String {
+    if n > 1 {
+        format!(" after {n} {what}s")
+    } else {
+        String::new()
+    }
+}
+
+/// "; " and what to do: the source's own hint when it has one (nothing when its message
+/// already says it), else the engine's `generic` advice for the kind.
+fn advice(source: &SourceError, generic: &str) -> String {
+    match source.hint.as_deref().unwrap_or(generic) {
+        "" => String::new(),
+        text => format!("; {text}"),
+    }
+}
+
 // The hints never claim that progress is saved: whether anything resumable is on disk depends
 // on how far the download got and on its checkpoint settings, which only the caller can check
 // (resume-get looks at the files and says what is there).
-
 fn hint(kind: SourceErrorKind) -> &'static str {
     match kind {
         SourceErrorKind::NotFound => "check the bucket, the key and the version id",

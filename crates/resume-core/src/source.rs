@@ -119,6 +119,10 @@ pub struct SourceError {
     pub code: Option<String>,
     /// The server's request id, for support tickets.
     pub request_id: Option<String>,
+    /// What the user can do, when the backend knows better than the engine's advice for
+    /// `kind`: the engine's error ends with this instead of its own. Empty when `message`
+    /// already says it (then the engine adds no advice, rather than repeating it).
+    pub hint: Option<String>,
     /// The underlying error.
     pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
@@ -131,6 +135,7 @@ impl SourceError {
             status: None,
             code: None,
             request_id: None,
+            hint: None,
             source: None,
         }
     }
@@ -147,6 +152,12 @@ impl SourceError {
 
     pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
         self.request_id = Some(request_id.into());
+        self
+    }
+
+    /// Sets [`SourceError::hint`].
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
         self
     }
 
