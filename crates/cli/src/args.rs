@@ -9,17 +9,21 @@ use resume_core::RangeSpec;
 
 use crate::size::parse_size;
 
+/// Two commands to start from, shown by `resume-get` without arguments and in `--help`.
+pub const EXAMPLES: &str = "\
+Examples:
+  resume-get --endpoint https://oss-cn-hangzhou.aliyuncs.com oss://bucket/data/file.bin ./
+  resume-get https://example.com/file.iso file.iso
+  resume-get demo        (a self-contained demonstration, nothing to set up)";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "resume-get",
     version,
     about = "Parallel, verified, resumable downloads from object storage",
     long_about = "Downloads SOURCE to DEST in ranged parts fetched in parallel, verifies them \
-                  end to end, and resumes after any interruption: run the same command again.\n\n\
-                  SOURCE is oss://BUCKET/KEY, s3://BUCKET/KEY, gs://BUCKET/KEY, \
-                  az://ACCOUNT/CONTAINER/KEY, http(s)://HOST/PATH or file:///PATH. DEST is a \
-                  file, or a directory to download into under the key's file name.",
-    after_help = crate::exit::TABLE,
+                  end to end, and resumes after any interruption: run the same command again.",
+    after_help = format!("{EXAMPLES}\n\n{}", crate::exit::TABLE),
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
@@ -27,11 +31,13 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// What to download (see above).
+    /// What to download: oss://BUCKET/KEY, s3://BUCKET/KEY, gs://BUCKET/KEY,
+    /// az://CONTAINER/KEY (account from AZURE_STORAGE_ACCOUNT_NAME), http(s)://HOST/PATH or
+    /// file:///PATH.
     #[arg(required = true)]
     pub source: Option<String>,
 
-    /// Where to put it: a file, or an existing directory.
+    /// Where to put it: a file, or an existing directory (then the key's file name is used).
     #[arg(required = true)]
     pub dest: Option<PathBuf>,
 
@@ -46,16 +52,21 @@ pub enum Command {
     Demo(DemoArgs),
 }
 
+/// `demo` takes only what it uses: the object's size, where to keep the file, how to
+/// transfer and how to report. (Sources, ranges, versions, signatures and checkpoint
+/// locations are fixed by the demonstration itself.)
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Size of the generated object.
-    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+    /// Size of the generated object (the crash is simulated at 40 % of it).
+    #[arg(long, default_value = "256MiB", value_parser = parse_size, allow_hyphen_values = true)]
     pub size: u64,
     /// Keep the downloaded file in this directory instead of a temporary one.
     #[arg(long)]
     pub keep: Option<PathBuf>,
     #[command(flatten)]
-    pub opts: DownloadOpts,
+    pub transfer: TransferOpts,
+    #[command(flatten)]
+    pub output: OutputOpts,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -74,13 +85,8 @@ pub enum SignatureArg {
 
 #[derive(Debug, Args)]
 pub struct DownloadOpts {
-    /// Bytes per part (e.g. 8MiB, 512K, 100000).
-    #[arg(long, default_value = "8MiB", value_parser = parse_size)]
-    pub part_size: u64,
-
-    /// Parts downloaded in parallel.
-    #[arg(short = 'j', long, default_value_t = 8)]
-    pub jobs: usize,
+    #[command(flatten)]
+    pub transfer: TransferOpts,
 
     /// Keep checkpoints in this directory instead of beside DEST (DEST.rgcp).
     #[arg(long, conflicts_with = "no_checkpoint")]
@@ -106,18 +112,6 @@ pub struct DownloadOpts {
     #[arg(long, value_enum, default_value_t = OnChangeArg::Restart)]
     pub on_change: OnChangeArg,
 
-    /// Cap the total download rate (e.g. 50MiB, meaning per second).
-    #[arg(long, value_parser = parse_size)]
-    pub limit_rate: Option<u64>,
-
-    /// Consecutive failed attempts per request before giving up.
-    #[arg(long, default_value_t = 10)]
-    pub retries: u32,
-
-    /// Give up on a request when no byte arrives for this long (e.g. 30s, 2m).
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    pub timeout: Duration,
-
     /// OSS endpoint (default: $OSS_ENDPOINT), e.g. https://oss-cn-hangzhou.aliyuncs.com.
     #[arg(long)]
     pub endpoint: Option<String>,
@@ -131,6 +125,40 @@ pub struct DownloadOpts {
     #[arg(long, value_enum, default_value_t = SignatureArg::V4)]
     pub signature: SignatureArg,
 
+    #[command(flatten)]
+    pub output: OutputOpts,
+}
+
+/// How bytes are moved: shared by downloads and `demo`.
+#[derive(Debug, Args)]
+pub struct TransferOpts {
+    /// Bytes per part, e.g. 8MiB, 512K, 100000. K, M, G, T (and KiB, MiB, GiB, TiB) are
+    /// binary: 1K = 1024 bytes; KB, MB, GB, TB are decimal: 1KB = 1000 bytes.
+    #[arg(long, default_value = "8MiB", value_parser = parse_size, allow_hyphen_values = true)]
+    pub part_size: u64,
+
+    /// Parts downloaded in parallel.
+    #[arg(short = 'j', long, default_value = "8", value_parser = parse_count::<usize>, allow_hyphen_values = true)]
+    pub jobs: usize,
+
+    /// Cap the total download rate in bytes per second, e.g. 50MiB (units as for
+    /// --part-size); 0 means no limit.
+    #[arg(long, value_parser = parse_size, allow_hyphen_values = true)]
+    pub limit_rate: Option<u64>,
+
+    /// Consecutive failed attempts per request before giving up.
+    #[arg(long, default_value = "10", value_parser = parse_count::<u32>, allow_hyphen_values = true)]
+    pub retries: u32,
+
+    /// Give up on a request when no byte arrives for this long: seconds (10, 2.5) or a
+    /// duration with a unit (500ms, 30s, 2m).
+    #[arg(long, default_value = "30s", value_parser = parse_duration, allow_hyphen_values = true)]
+    pub timeout: Duration,
+}
+
+/// What is printed: shared by downloads and `demo`.
+#[derive(Debug, Args)]
+pub struct OutputOpts {
     /// Print nothing but errors.
     #[arg(short, long, conflicts_with = "json")]
     pub quiet: bool,
@@ -143,7 +171,8 @@ pub struct DownloadOpts {
     #[arg(long, conflicts_with_all = ["quiet", "json"])]
     pub progress: bool,
 
-    /// More logs on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    /// Logs on stderr (-v info, -vv debug, -vvv trace; RUST_LOG overrides). Without -v there
+    /// are no logs, only one-line messages.
     #[arg(short, long, action = ArgAction::Count)]
     pub verbose: u8,
 }
@@ -152,11 +181,73 @@ fn parse_range_arg(s: &str) -> Result<RangeSpec, String> {
     resume_core::parse_range(s).map_err(|p| p.0)
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s.trim())
-        .map_err(|e| format!("cannot parse duration {s:?} ({e}); use e.g. 30s, 2m, 1h"))?;
+/// A whole number of at least 0 (the minimum is checked with the other settings).
+fn parse_count<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+    let t = s.trim();
+    if t.starts_with('-') {
+        return Err(format!("{s:?} is negative; give a whole number like 8"));
+    }
+    t.parse()
+        .map_err(|_| format!("{s:?} is not a whole number; give one like 8"))
+}
+
+/// Seconds (`10`, `2.5`) or a duration with a unit (`500ms`, `30s`, `2m`, `1h`).
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if t.starts_with('-') {
+        return Err(format!(
+            "{s:?} is negative; give a duration like 30 (seconds), 500ms or 2m"
+        ));
+    }
+    let d = if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        t.parse::<f64>()
+            .ok()
+            .filter(|secs| secs.is_finite())
+            .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+            .ok_or_else(|| format!("cannot parse duration {s:?}; use e.g. 30, 500ms, 30s, 2m"))?
+    } else {
+        humantime::parse_duration(t).map_err(|e| {
+            format!("cannot parse duration {s:?} ({e}); use e.g. 30 (seconds), 500ms, 30s, 2m")
+        })?
+    };
     if d.is_zero() {
         return Err("the timeout must be longer than 0".into());
     }
     Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_seconds_unless_a_unit_says_otherwise() {
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2.5"), Ok(Duration::from_millis(2500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        for bad in ["-1", "-5s", "0", "0s", "soon", "", "1.2.3"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_duration("-1").unwrap_err().contains("negative"));
+    }
+
+    #[test]
+    fn counts_refuse_negatives_plainly() {
+        assert_eq!(parse_count::<usize>("8"), Ok(8));
+        assert_eq!(parse_count::<u32>("0"), Ok(0));
+        assert!(parse_count::<usize>("-1").unwrap_err().contains("negative"));
+        assert!(
+            parse_count::<u32>("many")
+                .unwrap_err()
+                .contains("whole number")
+        );
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

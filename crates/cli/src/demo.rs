@@ -14,15 +14,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
-use backend_oss::Client;
+use backend_oss::{Client, SignatureVersion};
 use oss_emulator::{AccessKey, Emulator, EmulatorConfig, Fault, FaultPlan, FaultRule};
 use resume_core::{CancellationToken, Event, Report};
+use serde_json::json;
 use tokio::runtime::Runtime;
 use tokio::sync::Notify;
 
 use crate::args::DemoArgs;
 use crate::exit;
-use crate::output::Output;
+use crate::output::{self, Mode, Output};
 use crate::size::format_bytes;
 
 const BUCKET: &str = "demo";
@@ -67,26 +68,58 @@ fn session_secret() -> String {
     blake3::hash(seed.as_bytes()).to_hex()[..40].to_string()
 }
 
-fn say(line: impl AsRef<str>) {
-    println!("{}", line.as_ref());
+/// Where the story goes: plain lines on stdout, `{"event":"demo",…}` objects among the
+/// download's JSON events with `--json`, nowhere with `--quiet`.
+struct Story {
+    mode: Mode,
+}
+
+impl Story {
+    /// A numbered step, or (`None`) a detail of the step before.
+    fn say(&self, step: Option<u32>, text: impl AsRef<str>) {
+        match step {
+            Some(n) => self.line(Some(n), &format!("{n}. "), text.as_ref()),
+            None => self.line(None, "   ", text.as_ref()),
+        }
+    }
+
+    /// The conclusion, unindented.
+    fn conclude(&self, text: &str) {
+        self.line(None, "", text);
+    }
+
+    fn line(&self, step: Option<u32>, prefix: &str, text: &str) {
+        match self.mode {
+            Mode::Quiet => {}
+            Mode::Json => output::out_line(json!({"event": "demo", "step": step, "text": text})),
+            Mode::Bar { .. } => output::out_line(format_args!("{prefix}{text}")),
+        }
+    }
 }
 
 pub fn run(rt: &Runtime, args: DemoArgs) -> u8 {
-    if let Err(msg) = crate::validate(&args.opts) {
-        eprintln!("resume-get: error: {msg}");
+    if let Err(msg) = crate::validate(&args.transfer) {
+        output::err_line(format_args!("resume-get demo: error: {msg}"));
+        return exit::USAGE;
+    }
+    if args.size == 0 {
+        output::err_line("resume-get demo: error: --size must be at least 1 byte (e.g. 64MiB)");
         return exit::USAGE;
     }
     match demo(rt, &args) {
         Ok(code) => code,
         Err(msg) => {
-            eprintln!("resume-get demo: error: {msg}");
+            output::err_line(format_args!("resume-get demo: error: {msg}"));
             exit::LOCAL_IO
         }
     }
 }
 
 fn demo(rt: &Runtime, args: &DemoArgs) -> Result<u8, String> {
-    let opts = &args.opts;
+    let transfer = &args.transfer;
+    let story = Story {
+        mode: crate::output_mode(&args.output),
+    };
     let work = tempfile::Builder::new()
         .prefix("resume-get-demo-")
         .tempdir()
@@ -102,11 +135,9 @@ fn demo(rt: &Runtime, args: &DemoArgs) -> Result<u8, String> {
     std::fs::create_dir_all(&out_dir)
         .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
     let dest = out_dir.join("demo-object.bin");
-    for stale in [
-        dest.clone(),
-        resume_core::with_suffix(&dest, ".rgcp"),
-        resume_core::with_suffix(&dest, resume_core::PART_SUFFIX),
-    ] {
+    let part_file = resume_core::with_suffix(&dest, resume_core::PART_SUFFIX);
+    let checkpoint = resume_core::with_suffix(&dest, ".rgcp");
+    for stale in [&dest, &checkpoint, &part_file] {
         let _ = std::fs::remove_file(stale);
     }
 
@@ -131,13 +162,17 @@ fn demo(rt: &Runtime, args: &DemoArgs) -> Result<u8, String> {
         .put_object_from_reader(BUCKET, KEY, &mut generator)
         .map_err(|e| format!("cannot store the demo object: {e}"))?;
     let expected_blake3 = generator.hasher.finalize();
-    say(format!(
-        "1. OSS emulator on {} (V4 signatures checked); oss://{BUCKET}/{KEY}: {} generated in {:.1} s, CRC-64 {}",
-        emulator.endpoint(),
-        format_bytes(info.size),
-        t.elapsed().as_secs_f64(),
-        info.crc64
-    ));
+    story.say(
+        Some(1),
+        format!(
+            "OSS emulator on {} (every request's V4 signature checked); oss://{BUCKET}/{KEY}: {} \
+             generated in {:.1} s, CRC-64 {}",
+            emulator.endpoint(),
+            format_bytes(info.size),
+            t.elapsed().as_secs_f64(),
+            info.crc64
+        ),
+    );
 
     // 2. A misbehaving network.
     emulator.set_fault_plan(
@@ -161,137 +196,206 @@ fn demo(rt: &Runtime, args: &DemoArgs) -> Result<u8, String> {
                     .times(6),
             ),
     );
-    say(
-        "2. faults injected: a burst of 5 × 503 SlowDown, connection resets mid-body, short bodies",
+    story.say(
+        Some(2),
+        "faults planned on the server: a burst of 5 × 503 SlowDown, and at random (seeded) \
+         connection resets mid-body and short bodies",
     );
 
     let client = Client::builder()
         .endpoint(emulator.endpoint())
         .region("cn-hangzhou")
+        .signature_version(SignatureVersion::V4)
         .credentials(ACCESS_KEY_ID, secret)
-        .read_timeout(Some(opts.timeout))
+        .read_timeout(Some(transfer.timeout))
         .build()
         .map_err(|e| format!("cannot configure the OSS client: {e}"))?;
     let bucket: Arc<dyn resume_core::RangeSource> =
         Arc::new(client.bucket(BUCKET).map_err(|e| e.to_string())?);
-    let out = Arc::new(Output::new(crate::output_mode(opts)));
+    let out = Arc::new(Output::new(story.mode));
     let cancel = CancellationToken::new();
     rt.block_on(async { crate::cancel_on_signals(cancel.clone()) });
 
-    // 3. Crash at 40 %: the download future is dropped, like `kill -9`.
+    // 3. Crash once 40 % of the bytes are in parts recorded done: the download future is
+    // dropped, like `kill -9`.
     let crash_at = args.size * 2 / 5;
     let crash = Arc::new(Notify::new());
     let crashed = Arc::new(AtomicBool::new(false));
+    let recorded = Arc::new(AtomicU64::new(0));
     let retries_before_crash = Arc::new(AtomicU64::new(0));
     let first = {
         let (out, crash, crashed) = (out.clone(), crash.clone(), crashed.clone());
-        let retries = retries_before_crash.clone();
-        crate::downloader(bucket.clone(), opts, cancel.clone(), move |e: &Event| {
-            out.handle(e);
-            if matches!(e, Event::Retry { .. }) {
-                retries.fetch_add(1, Ordering::Relaxed);
-            }
-            if let Event::Progress { done_bytes, .. } = e
-                && *done_bytes >= crash_at
-                && !crashed.swap(true, Ordering::SeqCst)
-            {
-                crash.notify_one();
-            }
-        })
+        let (retries, recorded) = (retries_before_crash.clone(), recorded.clone());
+        crate::downloader(
+            bucket.clone(),
+            transfer,
+            cancel.clone(),
+            move |e: &Event| {
+                out.handle(e);
+                match e {
+                    Event::Retry { .. } => {
+                        retries.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Event::PartDone { range, .. } => {
+                        let done = recorded.fetch_add(range.end - range.start, Ordering::SeqCst)
+                            + (range.end - range.start);
+                        if done >= crash_at && !crashed.swap(true, Ordering::SeqCst) {
+                            crash.notify_one();
+                        }
+                    }
+                    _ => {}
+                }
+            },
+        )
     };
     let t = Instant::now();
     let outcome = rt.block_on(async {
         tokio::select! {
-            r = first.download(KEY, &dest) => Some(r),
+            biased;
             _ = crash.notified() => None,
+            r = first.download(KEY, &dest) => Some(r),
         }
     });
     out.finish();
-    match outcome {
-        None => say(format!(
-            "3. crash after {:.1} s with ≥ {} on disk: the process state is gone, {} and {} remain",
-            t.elapsed().as_secs_f64(),
-            format_bytes(crash_at),
-            file_name(&resume_core::with_suffix(&dest, resume_core::PART_SUFFIX)),
-            file_name(&resume_core::with_suffix(&dest, ".rgcp")),
-        )),
-        Some(Ok(_)) => {
-            say("3. the download finished before the simulated crash (object too small)")
+    let resumed = outcome.is_none();
+    let report = match outcome {
+        None => {
+            // Only what is really there: the files are looked at, not assumed.
+            let left: Vec<String> = [&part_file, &checkpoint]
+                .into_iter()
+                .filter(|p| p.exists())
+                .map(|p| file_name(p))
+                .collect();
+            story.say(
+                Some(3),
+                format!(
+                    "simulated crash after {:.1} s, with {} in parts recorded done: the \
+                     download is dropped mid-flight, nothing flushed on the way out; left on \
+                     disk: {}",
+                    t.elapsed().as_secs_f64(),
+                    format_bytes(recorded.load(Ordering::SeqCst)),
+                    if left.is_empty() {
+                        "nothing".to_owned()
+                    } else {
+                        left.join(" and ")
+                    }
+                ),
+            );
+
+            // 4. Resume: the same download again.
+            let second = {
+                let out = out.clone();
+                crate::downloader(bucket, transfer, cancel, move |e: &Event| out.handle(e))
+            };
+            let result = rt.block_on(second.download(KEY, &dest));
+            out.finish();
+            let report = match result {
+                Ok(r) => r,
+                Err(e) => return Ok(fail(&e)),
+            };
+            story.say(
+                Some(4),
+                format!(
+                    "resumed: {} of {} parts reused from the checkpoint ({}), {} fetched in {:.1} \
+                     s ({}/s); retries: {} before the crash, {} after",
+                    report.parts_reused,
+                    report.parts,
+                    format_bytes(report.reused_bytes),
+                    format_bytes(report.fetched_bytes),
+                    report.elapsed.as_secs_f64(),
+                    format_bytes(rate(&report)),
+                    retries_before_crash.load(Ordering::Relaxed),
+                    report.retries
+                ),
+            );
+            report
+        }
+        Some(Ok(report)) => {
+            story.say(
+                Some(3),
+                format!(
+                    "the download finished in {:.1} s, before the simulated crash at 40 %: \
+                     nothing to resume (a larger --size, or a smaller --part-size, shows the crash \
+                     and the resume)",
+                    t.elapsed().as_secs_f64()
+                ),
+            );
+            report
         }
         Some(Err(e)) => return Ok(fail(&e)),
-    }
-
-    // 4. Resume: the same download again.
-    let second = {
-        let out = out.clone();
-        crate::downloader(bucket, opts, cancel, move |e: &Event| out.handle(e))
     };
-    let result = rt.block_on(second.download(KEY, &dest));
-    out.finish();
-    let report = match result {
-        Ok(r) => r,
-        Err(e) => return Ok(fail(&e)),
-    };
-    say(format!(
-        "4. resumed: {} of {} parts reused from the checkpoint ({}), {} fetched in {:.1} s ({}/s); \
-         retries survived: {} before the crash, {} after",
-        report.parts_reused,
-        report.parts,
-        format_bytes(report.reused_bytes),
-        format_bytes(report.fetched_bytes),
-        report.elapsed.as_secs_f64(),
-        format_bytes(rate(&report)),
-        retries_before_crash.load(Ordering::Relaxed),
-        report.retries
-    ));
 
     // 5. Verification, independently of the engine.
     let actual = hash_file(&dest).map_err(|e| format!("cannot read {}: {e}", dest.display()))?;
     let blake_ok = actual == expected_blake3;
     let crc_ok = report.crc64_verified && report.crc64 == info.crc64;
-    say(format!(
-        "5. verified: CRC-64 {} ({}), BLAKE3 {} ({})",
-        report.crc64,
-        if crc_ok {
-            "matches the object"
-        } else {
-            "MISMATCH"
-        },
-        &actual.to_hex()[..16],
-        if blake_ok {
-            "matches the generated content"
-        } else {
-            "MISMATCH"
-        }
-    ));
+    story.say(
+        Some(5),
+        format!(
+            "verified: CRC-64 {} ({}), BLAKE3 {} ({})",
+            report.crc64,
+            if crc_ok {
+                "matches the object"
+            } else {
+                "MISMATCH"
+            },
+            &actual.to_hex()[..16],
+            if blake_ok {
+                "matches the generated content"
+            } else {
+                "MISMATCH"
+            }
+        ),
+    );
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
     for f in emulator.fault_log() {
         *kinds.entry(fault_name(&f.fault)).or_default() += 1;
     }
+    let injected: usize = kinds.values().sum();
     let faults: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} × {k}")).collect();
-    say(format!(
-        "   faults the server injected: {}",
-        if faults.is_empty() {
-            "none".into()
-        } else {
-            faults.join(", ")
-        }
-    ));
+    story.say(
+        None,
+        format!(
+            "faults the server injected: {}",
+            if faults.is_empty() {
+                "none".into()
+            } else {
+                faults.join(", ")
+            }
+        ),
+    );
     drop(emulator);
     if args.keep.is_some() {
-        say(format!("   the file is at {}", dest.display()));
+        story.say(None, format!("the file is at {}", dest.display()));
     }
     if blake_ok && crc_ok {
-        say("demo complete: every byte correct after faults and a crash");
+        let mut survived = Vec::new();
+        if injected > 0 {
+            survived.push(format!(
+                "{injected} injected fault{}",
+                if injected == 1 { "" } else { "s" }
+            ));
+        }
+        if resumed {
+            survived.push("a crash and a resume".to_owned());
+        }
+        story.conclude(&if survived.is_empty() {
+            "demo complete: every byte correct".to_owned()
+        } else {
+            format!(
+                "demo complete: every byte correct after {}",
+                survived.join(" and ")
+            )
+        });
         Ok(exit::OK)
     } else {
-        eprintln!("resume-get demo: the downloaded file does not match the object");
+        output::err_line("resume-get demo: the downloaded file does not match the object");
         Ok(exit::INTEGRITY)
     }
 }
 
 fn fail(e: &resume_core::Error) -> u8 {
-    eprintln!("resume-get demo: error: {e}");
+    crate::output::err_line(format_args!("resume-get demo: error: {e}"));
     exit::for_kind(e.kind())
 }
 

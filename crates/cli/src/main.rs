@@ -18,10 +18,20 @@ use resume_core::{
     CancellationToken, CheckpointChoice, Downloader, ErrorKind, OnChange, RetryPolicy,
 };
 
-use args::{Cli, Command, DownloadOpts, OnChangeArg};
+use args::{Cli, Command, DownloadOpts, OnChangeArg, OutputOpts, TransferOpts};
 use output::{Mode, Output};
 
 fn main() -> ExitCode {
+    if std::env::args_os().len() <= 1 {
+        // A first try without arguments: what to type, not just what is missing.
+        use clap::CommandFactory;
+        let usage = Cli::command().render_usage();
+        output::err_line(format_args!(
+            "{usage}\n\n{}\n\nFor all options and the exit codes: resume-get --help",
+            args::EXAMPLES
+        ));
+        return ExitCode::from(exit::USAGE);
+    }
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -29,19 +39,21 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("resume-get: cannot start the async runtime: {e}");
+            output::err_line(format_args!(
+                "resume-get: cannot start the async runtime: {e}"
+            ));
             return ExitCode::from(exit::LOCAL_IO);
         }
     };
     let code = match cli.command {
         Some(Command::Demo(args)) => {
-            init_logging(args.opts.verbose);
+            init_logging(args.output.verbose);
             demo::run(&runtime, args)
         }
         None => {
-            init_logging(cli.opts.verbose);
+            init_logging(cli.opts.output.verbose);
             let (Some(source), Some(dest)) = (cli.source, cli.dest) else {
-                eprintln!("resume-get: error: SOURCE and DEST are required (see --help)");
+                output::err_line("resume-get: error: SOURCE and DEST are required (see --help)");
                 return ExitCode::from(exit::USAGE);
             };
             // Run the download as a task on the runtime's workers, beside the tasks of its
@@ -54,7 +66,9 @@ fn main() -> ExitCode {
                 Ok(code) => code,
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                 Err(e) => {
-                    eprintln!("resume-get: internal error: the download task stopped: {e}");
+                    output::err_line(format_args!(
+                        "resume-get: internal error: the download task stopped: {e}"
+                    ));
                     exit::LOCAL_IO
                 }
             }
@@ -64,9 +78,11 @@ fn main() -> ExitCode {
 }
 
 /// Logs go to stderr; `-v` info, `-vv` debug, `-vvv` trace; `RUST_LOG` wins when set.
+/// Without `-v` there are none: what a person needs to know is told in one-line messages
+/// (see `output`), or as JSON events with `--json`.
 fn init_logging(verbose: u8) {
     let default = match verbose {
-        0 => "warn",
+        0 => "off",
         1 => "info",
         2 => "debug",
         _ => "trace",
@@ -80,7 +96,7 @@ fn init_logging(verbose: u8) {
 }
 
 /// Checks what clap cannot; returns a usage message.
-pub(crate) fn validate(opts: &DownloadOpts) -> Result<(), String> {
+pub(crate) fn validate(opts: &TransferOpts) -> Result<(), String> {
     if opts.part_size == 0 {
         return Err("--part-size must be at least 1 byte (e.g. 8MiB)".into());
     }
@@ -90,20 +106,17 @@ pub(crate) fn validate(opts: &DownloadOpts) -> Result<(), String> {
     if opts.retries == 0 {
         return Err("--retries must be at least 1 (1 = no retry)".into());
     }
-    if opts.limit_rate == Some(0) {
-        return Err("--limit-rate must be more than 0 bytes per second".into());
-    }
     Ok(())
 }
 
-/// The engine configured from the command line; `on_event` sees every event.
+/// The engine configured with the transfer settings; `on_event` sees every event.
 pub(crate) fn downloader(
     source: Arc<dyn resume_core::RangeSource>,
-    opts: &DownloadOpts,
+    opts: &TransferOpts,
     cancel: CancellationToken,
     on_event: impl Fn(&resume_core::Event) + Send + Sync + 'static,
 ) -> Downloader {
-    let mut dl = Downloader::from_arc(source)
+    Downloader::from_arc(source)
         .part_size(opts.part_size)
         .concurrency(opts.jobs)
         .retry(RetryPolicy {
@@ -111,14 +124,20 @@ pub(crate) fn downloader(
             ..RetryPolicy::default()
         })
         .idle_timeout(opts.timeout)
+        // 0 means no limit, as in curl, wget, aria2c and rclone.
+        .rate_limit(opts.limit_rate.filter(|&r| r > 0))
+        .cancel_token(cancel)
+        .on_progress(on_event)
+}
+
+/// The rest of the command line's settings: what to download and where progress is kept.
+fn configure(mut dl: Downloader, opts: &DownloadOpts) -> Downloader {
+    dl = dl
         .verify_on_resume(opts.verify_on_resume)
         .on_change(match opts.on_change {
             OnChangeArg::Restart => OnChange::Restart,
             OnChangeArg::Fail => OnChange::Fail,
-        })
-        .rate_limit(opts.limit_rate)
-        .cancel_token(cancel)
-        .on_progress(on_event);
+        });
     if let Some(range) = opts.range {
         dl = dl.range(range);
     }
@@ -133,7 +152,7 @@ pub(crate) fn downloader(
     dl
 }
 
-pub(crate) fn output_mode(opts: &DownloadOpts) -> Mode {
+pub(crate) fn output_mode(opts: &OutputOpts) -> Mode {
     if opts.json {
         Mode::Json
     } else if opts.quiet {
@@ -172,50 +191,51 @@ pub(crate) fn cancel_on_signals(token: CancellationToken) {
 }
 
 async fn download(source_url: &str, dest: &Path, opts: &DownloadOpts) -> u8 {
-    if let Err(msg) = validate(opts) {
-        eprintln!("resume-get: error: {msg}");
+    if let Err(msg) = validate(&opts.transfer) {
+        output::err_line(format_args!("resume-get: error: {msg}"));
         return exit::USAGE;
     }
     let shown_url = resume_core::redact::redact_url(source_url);
     let (source, key) = match sources::open(source_url, opts) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!(
+            output::err_line(format_args!(
                 "resume-get: error: {}",
                 naming_source(e.message, &shown_url, "")
-            );
+            ));
             return e.exit_code;
         }
     };
     let dest = match resolve_dest(dest, &key) {
         Ok(d) => d,
-        Err(msg) => {
-            eprintln!(
+        Err((msg, code)) => {
+            output::err_line(format_args!(
                 "resume-get: error: {}",
                 naming_source(msg, &shown_url, &key)
-            );
-            return exit::USAGE;
+            ));
+            return code;
         }
     };
-    let out = Arc::new(Output::new(output_mode(opts)));
+    let out = Arc::new(Output::new(output_mode(&opts.output)));
     let cancel = CancellationToken::new();
     cancel_on_signals(cancel.clone());
     let sink = out.clone();
     let identity = source.identity();
-    let result = downloader(source, opts, cancel, move |e| sink.handle(e))
-        .download(&key, &dest)
-        .await;
+    let dl = downloader(source, &opts.transfer, cancel, move |e| sink.handle(e));
+    let result = configure(dl, opts).download(&key, &dest).await;
     out.finish();
     match result {
         Ok(report) => {
             if out.mode() != Mode::Json && out.mode() != Mode::Quiet {
-                eprintln!("{}", output::summary(&report));
+                let line = output::summary(&report);
+                output::err_line(sources::with_shown_key(&line, source_url, &key));
             }
             exit::OK
         }
         Err(e) => {
             let code = exit::for_kind(e.kind());
-            let mut msg = naming_source(e.to_string(), &shown_url, &key);
+            let msg = naming_source(e.to_string(), &shown_url, &key);
+            let mut msg = sources::with_shown_key(&msg, source_url, &key);
             // Say what is on disk to resume from, having looked (never assumed). Not for
             // errors before any transfer could start, nor for another download's files.
             if !matches!(e.kind(), ErrorKind::Usage | ErrorKind::Locked) {
@@ -224,9 +244,9 @@ async fn download(source_url: &str, dest: &Path, opts: &DownloadOpts) -> u8 {
                 msg.push_str(&saved::describe(saved.as_ref(), opts.no_checkpoint));
             }
             if code == exit::INTERRUPTED {
-                eprintln!("resume-get: interrupted: {msg}");
+                output::err_line(format_args!("resume-get: interrupted: {msg}"));
             } else {
-                eprintln!("resume-get: error: {msg}");
+                output::err_line(format_args!("resume-get: error: {msg}"));
             }
             code
         }
@@ -246,8 +266,9 @@ fn naming_source(msg: String, source_url: &str, key: &str) -> String {
 }
 
 /// DEST as given, or, when it is an existing directory (or ends with a separator), the
-/// key's last segment inside it.
-fn resolve_dest(dest: &Path, key: &str) -> Result<PathBuf, String> {
+/// key's last segment inside it. The error comes with its exit code: a missing directory is
+/// local I/O (7), as for `missing/sub/file`; a key without a file name is usage (2).
+fn resolve_dest(dest: &Path, key: &str) -> Result<PathBuf, (String, u8)> {
     let names_dir = dest
         .as_os_str()
         .to_string_lossy()
@@ -256,16 +277,23 @@ fn resolve_dest(dest: &Path, key: &str) -> Result<PathBuf, String> {
         return Ok(dest.to_path_buf());
     }
     if names_dir && !dest.is_dir() {
-        return Err(format!(
-            "destination directory {} does not exist; create it first",
-            dest.display()
+        return Err((
+            format!(
+                "destination directory {} does not exist; create it first",
+                dest.display()
+            ),
+            exit::LOCAL_IO,
         ));
     }
     let name = key.rsplit('/').find(|s| !s.is_empty()).unwrap_or("");
     if name.is_empty() || name == "." || name == ".." {
-        return Err(format!(
-            "the key {key:?} has no file name to use inside directory {}; give a file path as DEST",
-            dest.display()
+        return Err((
+            format!(
+                "the key {key:?} has no file name to use inside directory {}; give a file path \
+                 as DEST",
+                dest.display()
+            ),
+            exit::USAGE,
         ));
     }
     Ok(dest.join(name))
@@ -307,10 +335,9 @@ mod tests {
         let file = dir.path().join("x.bin");
         assert_eq!(resolve_dest(&file, "a/b/c.bin").unwrap(), file);
         let missing = format!("{}/missing/", dir.path().display());
-        assert!(
-            resolve_dest(Path::new(&missing), "k")
-                .unwrap_err()
-                .contains("does not exist")
-        );
+        let (msg, code) = resolve_dest(Path::new(&missing), "k").unwrap_err();
+        assert!(msg.contains("does not exist"), "{msg}");
+        assert_eq!(code, exit::LOCAL_IO);
+        assert_eq!(resolve_dest(dir.path(), "a/..").unwrap_err().1, exit::USAGE);
     }
 }

@@ -1,5 +1,8 @@
 //! What the user sees: a progress bar on a terminal, newline-delimited JSON for scripts, and
 //! one summary line.
+//!
+//! Every line goes out through [`err_line`] / [`out_line`], which ignore a closed or broken
+//! stream: `resume-get … | head -1` must never panic, nor change how the download ends.
 
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
@@ -10,6 +13,21 @@ use resume_core::{Event, Report};
 use serde_json::{Value, json};
 
 use crate::size::format_bytes;
+
+/// Writes `line` and a newline to stderr. A closed or broken stderr is ignored: output is a
+/// courtesy, and losing it must never panic or change the outcome of a download.
+pub fn err_line(line: impl std::fmt::Display) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{line}");
+}
+
+/// Writes `line` and a newline to stdout and flushes it; a closed stdout is ignored, as in
+/// [`err_line`].
+pub fn out_line(line: impl std::fmt::Display) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,19 +91,25 @@ impl Output {
         if self.mode == Mode::Json {
             let mut value = event_json(event);
             value["t_ms"] = json!(self.start.elapsed().as_millis() as u64);
-            let line = value.to_string();
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
+            out_line(value);
             return;
         }
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if self.mode == Mode::Quiet {
+            return;
+        }
         let Some(bar) = &self.bar else {
-            if self.mode == (Mode::Bar { force: true }) {
+            // No terminal: the notable events as one line each; progress only if asked for.
+            if let Some(note) = human_note(event) {
+                err_line(note);
+            } else if self.mode == (Mode::Bar { force: true }) {
                 plain_line(&mut st, event);
             }
             return;
         };
+        if let Some(note) = human_note(event) {
+            bar.println(note);
+        }
         match event {
             Event::Started {
                 total_bytes,
@@ -106,17 +130,6 @@ impl Output {
                 st.retries += 1;
                 bar.println(format!("retrying: {cause}"));
             }
-            Event::CheckpointDiscarded { reason, .. } => {
-                bar.println(format!("checkpoint discarded: {reason}"));
-            }
-            Event::CheckpointNote { note, .. } => bar.println(format!("checkpoint: {note}")),
-            Event::PartsDamaged { parts, reason } => {
-                bar.println(format!(
-                    "re-fetching {} damaged part(s): {reason}",
-                    parts.len()
-                ));
-            }
-            Event::Restarted { reason, .. } => bar.println(format!("restarting: {reason}")),
             Event::Completed(_) | Event::Failed { .. } => bar.finish_and_clear(),
             _ => {}
         }
@@ -188,7 +201,32 @@ fn plain_line(st: &mut State, event: &Event) {
         _ => return,
     };
     st.last_line = Some(Instant::now());
-    eprintln!("{line}");
+    err_line(line);
+}
+
+/// The one-line message for an event a person should hear about even without `--progress`
+/// or `-v`: saved progress not used, a remark on it, damaged parts, an automatic restart.
+fn human_note(event: &Event) -> Option<String> {
+    Some(match event {
+        Event::CheckpointDiscarded { reason, .. } => {
+            format!("resume-get: not resuming, starting from the beginning: {reason}")
+        }
+        Event::CheckpointNote { note, .. } => format!("resume-get: checkpoint: {note}"),
+        Event::PartsDamaged { parts, reason } => {
+            format!(
+                "resume-get: re-fetching {} damaged part{}: {reason}",
+                parts.len(),
+                if parts.len() == 1 { "" } else { "s" }
+            )
+        }
+        // The reason carries the server's answer, whose advice (start again) is for a person
+        // driving a download by hand; the tool is doing exactly that by itself.
+        Event::Restarted { restart, .. } => format!(
+            "resume-get: the object changed during the download; starting over with its new \
+             version (restart {restart})"
+        ),
+        _ => return None,
+    })
 }
 
 /// The final one-line summary.

@@ -2,11 +2,17 @@
 //!
 //! Single letters (`K`, `M`, `G`, `T`, any case) and `KiB`-style suffixes are binary, as in
 //! curl and aria2; `KB`-style suffixes are decimal (SI). A trailing `/s` is accepted for rates.
+//! `--help` says the same (args.rs); keep them in step.
 
 /// Parses a size; `what` names the option in the error.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let t = t.strip_suffix("/s").unwrap_or(t);
+    if t.starts_with('-') {
+        return Err(format!(
+            "size {text:?} is negative; give a size like 8MiB, 500KB or 4096"
+        ));
+    }
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
@@ -90,7 +96,9 @@ mod tests {
 
     #[test]
     fn rejects_garbage_and_overflow_with_a_message() {
-        for bad in ["", "MiB", "8 XB", "1.2.3M", "-5M", "8MiBs", "1.M", "0x10"] {
+        assert!(parse_size("-5M").unwrap_err().contains("is negative"));
+        assert!(parse_size("-1").unwrap_err().contains("is negative"));
+        for bad in ["", "MiB", "8 XB", "1.2.3M", "8MiBs", "1.M", "0x10"] {
             let e = parse_size(bad).unwrap_err();
             assert!(e.contains("cannot parse size"), "{bad:?}: {e}");
         }

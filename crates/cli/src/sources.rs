@@ -4,13 +4,16 @@
 //! chooses and configures a backend; it never talks to a store itself.
 
 use std::net::IpAddr;
+use std::ops::Range;
 use std::sync::Arc;
 
 use backend_object_store::{StoreOptions, from_url};
 use backend_oss::sign::SignError;
 use backend_oss::{Client, Endpoint, EnvCredentials, SignatureVersion};
-use resume_core::RangeSource;
 use resume_core::redact::redact_url;
+use resume_core::{
+    ObjectMeta, RangeRead, RangeSource, ReadConditions, SourceError, SourceErrorKind,
+};
 
 use crate::args::{DownloadOpts, SignatureArg};
 use crate::exit;
@@ -50,6 +53,9 @@ pub fn open(url: &str, opts: &DownloadOpts) -> Result<Opened, OpenError> {
             }
         )));
     }
+    if let Some(scheme) = scheme.as_deref() {
+        refuse_folder(scheme, url, &shown)?;
+    }
     match scheme.as_deref() {
         Some("oss") => open_oss(url, opts),
         Some(
@@ -65,6 +71,28 @@ pub fn open(url: &str, opts: &DownloadOpts) -> Result<Opened, OpenError> {
              https://host/path or file:///path"
         ))),
     }
+}
+
+/// A key ending in `/` names a folder (a prefix, or the empty "folder marker" object some
+/// consoles create), not an object: downloading it would write an empty file named after the
+/// folder. Refused before any request. HTTP URLs are exempt: there a path ending in `/` is an
+/// ordinary resource (an index page).
+fn refuse_folder(scheme: &str, url: &str, shown: &str) -> Result<(), OpenError> {
+    if matches!(scheme, "http" | "https") {
+        return Ok(());
+    }
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let (_, rest) = path.split_once("://").unwrap_or(("", path));
+    // `oss://bucket/` (no key at all) is reported as such by the backend's own check.
+    let key = rest.split_once('/').map_or("", |(_, key)| key);
+    if path.ends_with('/') && (scheme == "file" || !key.is_empty()) {
+        return Err(usage(format!(
+            "{shown} ends in \"/\": it names a folder, not an object, so there is nothing to \
+             download; name one object in it (downloading a whole folder, as with -r, is not \
+             supported yet)"
+        )));
+    }
+    Ok(())
 }
 
 /// Splits `oss://bucket/key` (the key taken verbatim: OSS keys are not URL-encoded here).
@@ -114,7 +142,7 @@ fn open_oss(url: &str, opts: &DownloadOpts) -> Result<Opened, OpenError> {
     let mut builder = Client::builder()
         .endpoint(endpoint.clone())
         .env_credentials_from(env)
-        .read_timeout(Some(opts.timeout))
+        .read_timeout(Some(opts.transfer.timeout))
         .signature_version(match opts.signature {
             SignatureArg::V1 => SignatureVersion::V1,
             SignatureArg::V4 => SignatureVersion::V4,
@@ -173,7 +201,102 @@ fn open_object_store(url: &str, opts: &DownloadOpts) -> Result<Opened, OpenError
         options = options.region(region.clone());
     }
     let (source, key) = from_url(url, &options).map_err(|e| usage(e.to_string()))?;
-    Ok((Arc::new(source), key))
+    let scheme = url.split_once("://").map_or("", |(s, _)| s);
+    let not_found = match scheme.to_ascii_lowercase().as_str() {
+        "http" | "https" => Some("check the URL"),
+        "file" => Some("check the path"),
+        _ => None,
+    };
+    Ok(match not_found {
+        // No bucket, no version there: the engine's advice for object stores would mislead.
+        Some(hint) => (
+            Arc::new(NotFoundHint {
+                inner: Arc::new(source),
+                hint,
+            }),
+            key,
+        ),
+        None => (Arc::new(source), key),
+    })
+}
+
+/// A source whose "not found" comes with `hint` instead of the engine's advice about
+/// buckets, keys and version ids (for `http(s)://` and `file://`, which have none of those).
+#[derive(Debug)]
+struct NotFoundHint {
+    inner: Arc<dyn RangeSource>,
+    hint: &'static str,
+}
+
+impl NotFoundHint {
+    fn hinted(&self, e: SourceError) -> SourceError {
+        if e.kind == SourceErrorKind::NotFound && e.hint.is_none() {
+            e.with_hint(self.hint)
+        } else {
+            e
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl RangeSource for NotFoundHint {
+    fn identity(&self) -> String {
+        self.inner.identity()
+    }
+
+    async fn stat(&self, key: &str, version_id: Option<&str>) -> Result<ObjectMeta, SourceError> {
+        self.inner
+            .stat(key, version_id)
+            .await
+            .map_err(|e| self.hinted(e))
+    }
+
+    async fn read_range(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        conditions: &ReadConditions,
+    ) -> Result<RangeRead, SourceError> {
+        self.inner
+            .read_range(key, range, conditions)
+            .await
+            .map_err(|e| self.hinted(e))
+    }
+}
+
+/// `key` as a person knows it: a `file://` key is the path without its leading `/` (the
+/// store is rooted at `/`), so messages naming the key get it back.
+pub fn shown_key(url: &str, key: &str) -> String {
+    if url
+        .get(..7)
+        .is_some_and(|s| s.eq_ignore_ascii_case("file://"))
+    {
+        format!("/{key}")
+    } else {
+        key.to_owned()
+    }
+}
+
+/// `msg` with every mention of `key` as a person knows it (see [`shown_key`]): for a
+/// `file://` source, `tmp/x` becomes `/tmp/x` wherever it is not already preceded by `/`.
+pub fn with_shown_key(msg: &str, url: &str, key: &str) -> String {
+    let shown = shown_key(url, key);
+    if shown == key || key.is_empty() {
+        return msg.to_owned();
+    }
+    let mut out = String::with_capacity(msg.len() + 8);
+    let mut rest = msg;
+    while let Some(i) = rest.find(key) {
+        out.push_str(&rest[..i]);
+        if out.ends_with('/') {
+            out.push_str(key);
+        } else {
+            out.push_str(&shown);
+        }
+        rest = &rest[i + key.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -199,6 +322,57 @@ mod tests {
             "not a url at all",
         ] {
             assert!(!is_loopback_or_ip(remote), "{remote}");
+        }
+    }
+
+    #[test]
+    fn file_keys_are_shown_with_their_leading_slash() {
+        let url = "file:///tmp/sk/obj";
+        assert_eq!(shown_key(url, "tmp/sk/obj"), "/tmp/sk/obj");
+        assert_eq!(
+            with_shown_key(
+                "cannot read metadata of tmp/sk/obj: stat of \"tmp/sk/obj\" failed: Object at \
+                 location /tmp/sk/obj not found",
+                url,
+                "tmp/sk/obj"
+            ),
+            "cannot read metadata of /tmp/sk/obj: stat of \"/tmp/sk/obj\" failed: Object at \
+             location /tmp/sk/obj not found"
+        );
+        // Other schemes keep their keys as they are.
+        assert_eq!(shown_key("oss://b/k", "k"), "k");
+        assert_eq!(with_shown_key("k failed", "s3://b/k", "k"), "k failed");
+    }
+
+    #[test]
+    fn keys_ending_in_a_slash_are_folders_not_objects() {
+        for folder in [
+            "oss://b/data/",
+            "oss://b//",
+            "s3://b/a/b/",
+            "gs://b/x/",
+            "az://c/dir/",
+            "file:///tmp/dir/",
+            "file:///",
+        ] {
+            let scheme = folder.split_once("://").unwrap().0;
+            let e = refuse_folder(scheme, folder, folder).unwrap_err();
+            assert_eq!(e.exit_code, exit::USAGE, "{folder}");
+            assert!(
+                e.message.contains("names a folder, not an object"),
+                "{folder}"
+            );
+        }
+        for object in [
+            "oss://b/data",
+            "oss://b/",
+            "s3://b/a/b",
+            "https://example.com/dir/",
+            "http://127.0.0.1:8/",
+            "file:///tmp/x",
+        ] {
+            let scheme = object.split_once("://").unwrap().0;
+            assert!(refuse_folder(scheme, object, object).is_ok(), "{object}");
         }
     }
 

@@ -42,6 +42,38 @@ impl Dest {
     }
 }
 
+/// The table in `--help` and the one in the README list the same codes with the same
+/// meanings, and every code has its test in this file.
+#[test]
+fn the_exit_table_in_help_and_readme_agree_and_every_row_is_tested() {
+    let help = run(bare_cmd().arg("--help"), "--help");
+    help.expect_code(0);
+    let table = help
+        .stdout
+        .split("Exit codes:")
+        .nth(1)
+        .expect("an exit table");
+    let help_codes: Vec<u8> = table
+        .lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let readme_codes: Vec<u8> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| ")?.split(" |").next()?.parse().ok())
+        .collect();
+    assert_eq!(help_codes, [0, 2, 3, 4, 5, 6, 7, 8, 130]);
+    assert_eq!(readme_codes, help_codes);
+    let this_file = include_str!("exit_codes.rs");
+    for code in help_codes {
+        assert!(
+            this_file.contains(&format!("fn exit_{code}_")),
+            "no test for exit code {code}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // 0
 
@@ -88,10 +120,6 @@ fn exit_2_for_bad_options() {
         (&["--jobs", "0"], &["--jobs must be at least 1"]),
         (&["--jobs", "many"], &["'many'", "--jobs", "--help"]),
         (&["--retries", "0"], &["--retries must be at least 1"]),
-        (
-            &["--limit-rate", "0"],
-            &["--limit-rate must be more than 0"],
-        ),
         (
             &["--limit-rate", "fast"],
             &["'fast'", "--limit-rate", "8MiB"],
@@ -188,7 +216,7 @@ fn exit_3_for_a_missing_key_or_bucket() {
         "missing key",
     );
     out.expect_code(3)
-        .stderr_has(&["absent/key.bin", "check the bucket, the key"]);
+        .stderr_has(&["absent/key.bin", "does not exist", "check the key"]);
     dest.assert_untouched("missing key");
 
     let out = run(
@@ -222,7 +250,7 @@ fn exit_4_for_a_wrong_secret_or_missing_credentials() {
     out.expect_code(4).stderr_has(&[
         "secret.bin",
         "SignatureDoesNotMatch",
-        "check the credentials",
+        "check the AccessKey secret",
     ]);
     assert!(
         !out.stderr.contains(wrong) && !out.stdout.contains(wrong),
@@ -256,6 +284,29 @@ fn exit_4_for_a_wrong_secret_or_missing_credentials() {
             .map(|r| (r.status, &r.error_code))
             .collect::<Vec<_>>()
     );
+}
+
+/// A V4 signature for the wrong region: OSS answers HeadObject with 400 InvalidArgument
+/// naming the region it expects (as the emulator does). Bad credentials, not the network.
+#[test]
+fn exit_4_for_a_wrong_oss_region() {
+    let oss = Oss::start();
+    oss.put("region.bin", 1000, 23);
+    let dest = Dest::existing();
+    let out = run(
+        bare_cmd()
+            .env("OSS_ACCESS_KEY_ID", KEY_ID)
+            .env("OSS_ACCESS_KEY_SECRET", SECRET)
+            .args(["--endpoint", &oss.emu.endpoint(), "--region", "us-west-1"])
+            .arg(oss.url("region.bin"))
+            .arg(&dest.path),
+        "wrong region",
+    );
+    out.expect_code(4)
+        .stderr_has(&["region.bin", "us-west-1", "cn-hangzhou", "--region"]);
+    assert!(!out.stderr.contains("to resume"), "{}", out.stderr);
+    assert_eq!(oss.emu.request_count(), 1, "not retried");
+    dest.assert_untouched("wrong region");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -387,6 +438,21 @@ fn exit_7_when_dest_is_in_a_missing_directory() {
         "check that the directory exists",
     ]);
     assert!(listing(dir.path()).is_empty());
+}
+
+/// A DEST naming a directory that does not exist (`newdir/`) is the same local problem as
+/// `missing/sub/file`: exit 7, nothing created, no request.
+#[test]
+fn exit_7_when_dest_names_a_missing_directory() {
+    let oss = Oss::start();
+    oss.put("k.bin", 1000, 24);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = format!("{}/newdir/", dir.path().display());
+    let out = run(oss.cmd().arg(oss.url("k.bin")).arg(&dest), "newdir/");
+    out.expect_code(7)
+        .stderr_has(&["newdir/", "does not exist", "create it first"]);
+    assert!(listing(dir.path()).is_empty());
+    assert_eq!(oss.emu.request_count(), 0);
 }
 
 /// A read-only directory stops a normal user, not root (tests here may run as root, where

@@ -5,6 +5,7 @@ mod common;
 mod exit_codes;
 mod json;
 mod long_names;
+mod newcomer;
 mod object_store_sources;
 mod output;
 mod rate_limit;

@@ -155,8 +155,8 @@ fn verbose_logs_show_debug_and_never_the_secret() {
 #[test]
 fn demo_runs_out_of_the_box_and_tells_its_story() {
     let out = run(
-        bare_cmd().args(["demo", "--size", "8MiB"]),
-        "demo --size 8MiB",
+        bare_cmd().args(["demo", "--size", "8MiB", "--part-size", "512KiB"]),
+        "demo --size 8MiB --part-size 512KiB",
     );
     out.expect_code(0);
     let lines: Vec<&str> = out.stdout.lines().collect();
@@ -174,5 +174,10 @@ fn demo_runs_out_of_the_box_and_tells_its_story() {
         out.stdout
     );
     assert!(out.stdout.contains("resumed"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("after") && out.stdout.contains("a crash and a resume"),
+        "{}",
+        out.stdout
+    );
     assert!(!out.stdout.contains("MISMATCH"), "{}", out.stdout);
 }
