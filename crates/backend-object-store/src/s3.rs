@@ -61,7 +61,9 @@ impl S3Hints {
                      for a public bucket",
                     self.bucket, base.message
                 ),
-            ));
+            )
+            // The message says what to set; the engine's generic advice would repeat it.
+            .with_hint(""));
         }
         let seen = self
             .seen_region
@@ -85,7 +87,7 @@ impl S3Hints {
                     self.bucket, self.region
                 ),
             };
-            let mut e = SourceError::new(SourceErrorKind::Misconfigured, message);
+            let mut e = SourceError::new(SourceErrorKind::Misconfigured, message).with_hint("");
             if let Some(s) = status {
                 e = e.with_status(s);
             }

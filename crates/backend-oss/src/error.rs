@@ -247,8 +247,9 @@ pub fn advice(status: u16, code: Option<&str>, message: Option<&str>) -> &'stati
 }
 
 /// A V4 request signed for another region than the endpoint's: OSS answers 400
-/// `InvalidArgument` naming the signing region. It is a credential problem (exit 4 in the
-/// CLI), not a transient or unknown failure.
+/// `InvalidArgument` naming the signing region. The settings must change (`Misconfigured`,
+/// exit 2 in the CLI, as for an S3 bucket in another region), not a transient or unknown
+/// failure.
 fn is_wrong_region(status: u16, code: Option<&str>, message: Option<&str>) -> bool {
     status == 400
         && code == Some("InvalidArgument")
@@ -268,7 +269,7 @@ pub fn source_error(
 ) -> SourceError {
     let code = body.code.as_deref();
     let kind = if is_wrong_region(status, code, body.message.as_deref()) {
-        SourceErrorKind::Denied
+        SourceErrorKind::Misconfigured
     } else {
         error_kind(status, code)
     };
@@ -283,7 +284,10 @@ pub fn source_error(
         (None, None) => {}
     }
     let mut err = SourceError::new(kind, message).with_status(status);
-    if matches!(kind, SourceErrorKind::NotFound | SourceErrorKind::Denied) {
+    if matches!(
+        kind,
+        SourceErrorKind::NotFound | SourceErrorKind::Denied | SourceErrorKind::Misconfigured
+    ) {
         // The advice above is specific (which key, which credential, which region); the
         // engine's generic one would only repeat it less precisely.
         err = err.with_hint("");

@@ -228,7 +228,7 @@ fn denied_errors_say_what_the_user_can_do() {
 }
 
 /// A V4 signature for another region: OSS (and the emulator) answer 400 InvalidArgument
-/// naming the region. That is a credential problem with a fix, not an unknown failure.
+/// naming the region. The settings must change: not retried, not an unknown failure.
 #[test]
 fn a_request_signed_for_another_region_is_denied_with_a_region_hint() {
     let e = source_error(
@@ -240,7 +240,8 @@ fn a_request_signed_for_another_region_is_denied_with_a_region_hint() {
         ),
         None,
     );
-    assert_eq!(e.kind, SourceErrorKind::Denied);
+    assert_eq!(e.kind, SourceErrorKind::Misconfigured);
+    assert_eq!(e.hint.as_deref(), Some(""), "the message has the advice");
     assert!(e.message.contains("--region"), "{}", e.message);
     assert!(e.message.contains("cn-hangzhou"), "{}", e.message);
     // Other InvalidArgument answers stay what they were.

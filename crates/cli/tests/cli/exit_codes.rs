@@ -63,7 +63,7 @@ fn the_exit_table_in_help_and_readme_agree_and_every_row_is_tested() {
         .lines()
         .filter_map(|l| l.strip_prefix("| ")?.split(" |").next()?.parse().ok())
         .collect();
-    assert_eq!(help_codes, [0, 2, 3, 4, 5, 6, 7, 8, 130]);
+    assert_eq!(help_codes, [0, 1, 2, 3, 4, 5, 6, 7, 8, 130]);
     assert_eq!(readme_codes, help_codes);
     let this_file = include_str!("exit_codes.rs");
     for code in help_codes {
@@ -203,6 +203,63 @@ fn exit_2_for_a_range_starting_past_the_end() {
     );
 }
 
+/// A V4 signature for the wrong region: OSS answers HeadObject with 400 InvalidArgument
+/// naming the region it expects (as the emulator does). The settings are wrong, as for an S3
+/// bucket in another region: exit 2, at once, nothing saved, with the fix.
+#[test]
+fn exit_2_for_a_wrong_oss_region() {
+    let oss = Oss::start();
+    oss.put("region.bin", 1000, 23);
+    let dest = Dest::existing();
+    let out = run(
+        bare_cmd()
+            .env("OSS_ACCESS_KEY_ID", KEY_ID)
+            .env("OSS_ACCESS_KEY_SECRET", SECRET)
+            .args(["--endpoint", &oss.emu.endpoint(), "--region", "us-west-1"])
+            .arg(oss.url("region.bin"))
+            .arg(&dest.path),
+        "wrong region",
+    );
+    out.expect_code(2)
+        .stderr_has(&["region.bin", "us-west-1", "cn-hangzhou", "--region"]);
+    assert!(!out.stderr.contains("progress is saved"), "{}", out.stderr);
+    assert_eq!(oss.emu.request_count(), 1, "not retried");
+    dest.assert_untouched("wrong region");
+}
+
+// ---------------------------------------------------------------------------------------
+// 1: a refusal retrying cannot fix
+
+/// A 400 the engine has no class for (here an injected InvalidArgument on the GET): exit 1,
+/// not retried, quoting the server.
+#[test]
+fn exit_1_when_the_server_refuses_for_a_reason_retrying_cannot_fix() {
+    let oss = Oss::start();
+    let key = "refused.bin";
+    oss.put(key, 1000, 25);
+    oss.emu.set_fault_plan(FaultPlan::new(1).rule(FaultRule::on(
+        "GET",
+        key,
+        Fault::Error {
+            status: 400,
+            code: "InvalidArgument".into(),
+            message: Some("injected by the test".into()),
+        },
+    )));
+    let dest = Dest::existing();
+    let out = run(oss.cmd().arg(oss.url(key)).arg(&dest.path), "400 on GET");
+    out.expect_code(1)
+        .stderr_has(&[key, "InvalidArgument", "injected by the test"]);
+    let gets = oss
+        .emu
+        .request_log()
+        .iter()
+        .filter(|r| r.method == "GET")
+        .count();
+    assert_eq!(gets, 1, "not retried");
+    dest.assert_intact_with_resume_state("400 on GET");
+}
+
 // ---------------------------------------------------------------------------------------
 // 3: not found
 
@@ -284,29 +341,6 @@ fn exit_4_for_a_wrong_secret_or_missing_credentials() {
             .map(|r| (r.status, &r.error_code))
             .collect::<Vec<_>>()
     );
-}
-
-/// A V4 signature for the wrong region: OSS answers HeadObject with 400 InvalidArgument
-/// naming the region it expects (as the emulator does). Bad credentials, not the network.
-#[test]
-fn exit_4_for_a_wrong_oss_region() {
-    let oss = Oss::start();
-    oss.put("region.bin", 1000, 23);
-    let dest = Dest::existing();
-    let out = run(
-        bare_cmd()
-            .env("OSS_ACCESS_KEY_ID", KEY_ID)
-            .env("OSS_ACCESS_KEY_SECRET", SECRET)
-            .args(["--endpoint", &oss.emu.endpoint(), "--region", "us-west-1"])
-            .arg(oss.url("region.bin"))
-            .arg(&dest.path),
-        "wrong region",
-    );
-    out.expect_code(4)
-        .stderr_has(&["region.bin", "us-west-1", "cn-hangzhou", "--region"]);
-    assert!(!out.stderr.contains("to resume"), "{}", out.stderr);
-    assert_eq!(oss.emu.request_count(), 1, "not retried");
-    dest.assert_untouched("wrong region");
 }
 
 // ---------------------------------------------------------------------------------------
