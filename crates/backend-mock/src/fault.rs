@@ -49,6 +49,10 @@ pub enum Fault {
     /// bytes after the range, wrapping around to its start), while declaring the requested
     /// range.
     ExtraBytes(u64),
+    /// The response declares and serves the requested range, but the body byte this many
+    /// bytes into the response (if it has that many) is flipped (xor 0x01): corruption on
+    /// the way that no length or range check can see. Only a checksum catches it.
+    FlipByte(u64),
     /// The response is delayed by this long (`tokio::time::sleep`, so paused-time tests stay
     /// deterministic), then served normally.
     Delay(Duration),

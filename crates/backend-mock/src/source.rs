@@ -11,7 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures::Stream;
 use resume_core::{
-    ObjectMeta, RangeRead, RangeSource, ReadConditions, SourceError, SourceErrorKind,
+    Algorithm, Checksum, ObjectMeta, Origin, RangeRead, RangeSource, ReadConditions, SourceError,
+    SourceErrorKind,
 };
 use tokio::sync::watch;
 
@@ -33,7 +34,7 @@ const BASE_MTIME_SECS: u64 = 1_700_000_000;
 #[derive(Clone, PartialEq, Eq)]
 pub struct MockObject {
     content: Bytes,
-    crc64: Option<u64>,
+    checksums: Vec<Checksum>,
     last_modified: Option<SystemTime>,
     etag: Option<String>,
 }
@@ -43,16 +44,27 @@ impl MockObject {
     pub fn new(content: impl Into<Bytes>) -> Self {
         Self {
             content: content.into(),
-            crc64: None,
+            checksums: Vec::new(),
             last_modified: None,
             etag: None,
         }
     }
 
-    /// The whole-object CRC-64/XZ that `stat` publishes (`ObjectMeta::crc64`). Without it
-    /// (and without [`MockSource::with_crc64_fn`]) the object publishes none.
-    pub fn with_crc64(mut self, crc64: u64) -> Self {
-        self.crc64 = Some(crc64);
+    /// A whole-object CRC-64/XZ that `stat` publishes (in `ObjectMeta::checksums`, as the
+    /// store `mock`). Without it (and without [`MockSource::with_crc64_fn`] or
+    /// [`with_checksum`](Self::with_checksum)) the object publishes none.
+    pub fn with_crc64(self, crc64: u64) -> Self {
+        self.with_checksum(Checksum::crc(
+            Algorithm::Crc64Xz,
+            crc64,
+            Origin::Store("mock".into()),
+        ))
+    }
+
+    /// A checksum that `stat` publishes for this object (any algorithm; the mock does not
+    /// check that it matches the content). May be given several times.
+    pub fn with_checksum(mut self, checksum: Checksum) -> Self {
+        self.checksums.push(checksum);
         self
     }
 
@@ -76,7 +88,7 @@ impl fmt::Debug for MockObject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MockObject")
             .field("len", &self.content.len())
-            .field("crc64", &self.crc64)
+            .field("checksums", &self.checksums)
             .field("last_modified", &self.last_modified)
             .field("etag", &self.etag)
             .finish()
@@ -255,7 +267,20 @@ impl State {
                     UNIX_EPOCH + Duration::from_secs(BASE_MTIME_SECS + generation)
                 })),
                 version_id: self.versioning.then(|| format!("v{generation}")),
-                crc64: object.crc64.or_else(|| self.crc64_fn.map(|f| f(&content))),
+                checksums: if object.checksums.is_empty() {
+                    self.crc64_fn
+                        .map(|f| {
+                            Checksum::crc(
+                                Algorithm::Crc64Xz,
+                                f(&content),
+                                Origin::Store("mock".into()),
+                            )
+                        })
+                        .into_iter()
+                        .collect()
+                } else {
+                    object.checksums
+                },
             };
         let entry = self
             .objects
@@ -883,6 +908,14 @@ fn serve_read(
         _ => range,
     };
     plan.main = slice(&served);
+    if let Some(Fault::FlipByte(at)) = fault
+        && let Ok(at) = usize::try_from(at)
+        && at < plan.main.len()
+    {
+        let mut flipped = plan.main.to_vec();
+        flipped[at] ^= 0x01;
+        plan.main = Bytes::from(flipped);
+    }
     Ok(plan)
 }
 

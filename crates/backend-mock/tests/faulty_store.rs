@@ -77,7 +77,7 @@ fn checkpoint() -> Checkpoint {
         etag: Some("\"e\"".into()),
         last_modified: None,
         version_id: None,
-        crc64: None,
+        checksums: Vec::new(),
     };
     Checkpoint::new(id, object, PartLayout::new(0, 100, 10).unwrap())
 }

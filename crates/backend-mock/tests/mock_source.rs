@@ -85,7 +85,7 @@ async fn identity_and_stat_report_the_object() {
     let stat = src.stat("a/b", None).await.unwrap();
     assert_eq!(stat, meta);
     assert_eq!(stat.size, 10);
-    assert_eq!(stat.crc64, Some(0xABCD));
+    assert_eq!(stat.crc64(), Some(0xABCD));
     assert_eq!(stat.version_id, None);
     let etag = stat.etag.unwrap();
     assert!(
@@ -114,13 +114,13 @@ async fn crc64_fn_covers_later_versions() {
         b.len() as u64 * 7
     }
     let src = MockSource::new("t").with_crc64_fn(fake_crc);
-    assert_eq!(src.put("k", vec![0u8; 3]).crc64, Some(21));
+    assert_eq!(src.put("k", vec![0u8; 3]).crc64(), Some(21));
     src.set_fault_plan(FaultPlan::new().change_object_after(0));
     read(&src, "k", 0..1).await.unwrap();
-    assert_eq!(src.meta("k").unwrap().crc64, Some(21));
+    assert_eq!(src.meta("k").unwrap().crc64(), Some(21));
     assert_eq!(
         src.put_object("k", MockObject::new(vec![0u8; 3]).with_crc64(5))
-            .crc64,
+            .crc64(),
         Some(5)
     );
 }

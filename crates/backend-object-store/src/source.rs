@@ -335,7 +335,7 @@ impl RangeSource for ObjectStoreSource {
             etag,
             last_modified: last_modified(meta),
             version_id: meta.version.clone(),
-            crc64: None,
+            checksums: Vec::new(),
         })
     }
 

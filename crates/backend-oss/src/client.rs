@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use resume_core::ObjectMeta;
+use resume_core::{Algorithm, Checksum, ObjectMeta, Origin};
 
 use crate::config::{AddressingStyle, ConfigError, Endpoint, validate_bucket};
 use crate::core::Core;
@@ -527,6 +527,8 @@ pub struct ObjectInfo {
     pub version_id: Option<String>,
     /// `x-oss-hash-crc64ecma`: whole-object CRC-64/XZ.
     pub crc64: Option<u64>,
+    /// `Content-MD5` (decoded): the whole object's MD5, when the uploader gave one.
+    pub content_md5: Option<[u8; 16]>,
     /// `x-oss-object-type`: `Normal`, `Multipart`, `Appendable`, `Symlink`.
     pub object_type: Option<String>,
     /// `x-oss-storage-class`: `Standard`, `IA`, `Archive`, …
@@ -545,27 +547,32 @@ impl ObjectInfo {
             .is_some_and(|t| t.eq_ignore_ascii_case("Appendable"))
     }
 
-    /// The engine's view.
+    /// The engine's view: what OSS published, as checksums of the whole object
+    /// (`x-oss-hash-crc64ecma` as CRC-64/XZ, `Content-MD5` as MD5).
     pub fn meta(&self) -> ObjectMeta {
+        let oss = || Origin::Store("OSS".into());
+        let mut checksums = Vec::new();
+        if let Some(crc) = self.crc64 {
+            checksums.push(Checksum::crc(Algorithm::Crc64Xz, crc, oss()));
+        }
+        if let Some(md5) = self.content_md5
+            && let Ok(c) = Checksum::new(Algorithm::Md5, md5.to_vec(), oss())
+        {
+            checksums.push(c);
+        }
         ObjectMeta {
             size: self.size,
             etag: self.etag.clone(),
             last_modified: self.last_modified,
             version_id: self.version_id.clone(),
-            crc64: self.crc64,
+            checksums,
         }
     }
 }
 
 impl From<ObjectInfo> for ObjectMeta {
     fn from(info: ObjectInfo) -> Self {
-        ObjectMeta {
-            size: info.size,
-            etag: info.etag,
-            last_modified: info.last_modified,
-            version_id: info.version_id,
-            crc64: info.crc64,
-        }
+        info.meta()
     }
 }
 

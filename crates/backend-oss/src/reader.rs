@@ -121,6 +121,22 @@ fn parse_head(operation: &str, headers: &HeaderMap) -> Result<ObjectInfo, Source
             )
         })?),
     };
+    // Set by the uploader, so optional; a value that is not base64 of 16 bytes says nothing
+    // about the object and is left out (with a note) rather than failing the download.
+    let content_md5 = header_str(headers, "content-md5").and_then(|v| {
+        use base64::Engine as _;
+        let md5 = base64::engine::general_purpose::STANDARD
+            .decode(v.trim())
+            .ok()
+            .and_then(|b| <[u8; 16]>::try_from(b).ok());
+        if md5.is_none() {
+            tracing::warn!(
+                value = v,
+                "ignoring a Content-MD5 that is not base64 of 16 bytes"
+            );
+        }
+        md5
+    });
     let last_modified =
         header_str(headers, "last-modified").and_then(|v| httpdate::parse_http_date(v).ok());
     let info = ObjectInfo {
@@ -129,6 +145,7 @@ fn parse_head(operation: &str, headers: &HeaderMap) -> Result<ObjectInfo, Source
         last_modified,
         version_id: text("x-oss-version-id"),
         crc64,
+        content_md5,
         object_type: text("x-oss-object-type"),
         storage_class: text("x-oss-storage-class"),
         content_type: text("content-type"),

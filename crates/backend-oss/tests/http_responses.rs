@@ -60,7 +60,7 @@ async fn stat_reports_size_etag_last_modified_version_and_crc64_and_flags_append
         Some(UNIX_EPOCH + Duration::from_secs(1_672_223_261))
     );
     assert_eq!(meta.version_id.as_deref(), Some("CAEQNhiBgM"));
-    assert_eq!(meta.crc64, Some(crc));
+    assert_eq!(meta.crc64(), Some(crc));
 
     let info = bucket.head_object("k", None).await.unwrap();
     assert!(info.is_appendable());
@@ -87,7 +87,7 @@ async fn stat_without_crc_reports_none_and_a_malformed_crc_is_an_error() {
     .await;
     let bucket = bucket_for(&server);
     let meta = bucket.stat("plain", None).await.unwrap();
-    assert_eq!((meta.size, meta.crc64), (7, None));
+    assert_eq!((meta.size, meta.crc64()), (7, None));
     let err = bucket.stat("bad", None).await.unwrap_err();
     assert_eq!(err.kind, SourceErrorKind::Other);
     assert!(err.message.contains("x-oss-hash-crc64ecma"), "{err}");

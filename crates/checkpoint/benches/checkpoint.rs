@@ -39,7 +39,10 @@ fn checkpoint(done: u64) -> Checkpoint {
         etag: Some("\"5EB63BBBE01EEED093CB22BB8F5ACDC3\"".into()),
         last_modified: None,
         version_id: None,
-        crc64: Some(42),
+        checksums: vec![checkpoint::StoredChecksum {
+            kind: checkpoint::CRC64_XZ_FULL_OBJECT.into(),
+            value: 42u64.to_be_bytes().to_vec(),
+        }],
     };
     let layout = PartLayout::new(0, PARTS * PART_SIZE, PART_SIZE).unwrap();
     let mut cp = Checkpoint::new(id, object, layout);

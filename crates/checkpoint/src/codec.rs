@@ -27,9 +27,14 @@ pub const MAGIC: [u8; 8] = *b"\x89RGCKPT\n";
 
 /// The payload schema this build writes and reads.
 ///
-/// 2: the checkpoint records its temp file ([`crate::TempFile`]). Format 1 is still read
-/// (as [`crate::TempFile::Unrecorded`]), so downloads interrupted by an older build resume.
-pub const FORMAT_VERSION: u32 = 2;
+/// 2: the checkpoint records its temp file ([`crate::TempFile`]).
+/// 3: the object's fingerprint holds every checksum the source published
+/// ([`crate::StoredChecksum`]) instead of one optional CRC-64/XZ.
+///
+/// Formats 1 and 2 are still read (their CRC-64 becomes a [`crate::CRC64_XZ_FULL_OBJECT`]
+/// checksum, format 1's temp file [`crate::TempFile::Unrecorded`]), so downloads interrupted
+/// by an older build resume. The journal's records are the same in every format.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The oldest payload schema this build still reads.
 pub const OLDEST_READ_VERSION: u32 = 1;
@@ -163,6 +168,9 @@ pub(crate) fn decode_prefix(bytes: &[u8], location: &str) -> Result<Snapshot, Ch
     let decoded = if version == 1 {
         bincode::serde::decode_from_slice::<v1::Checkpoint, _>(payload, limited)
             .map(|(cp, used)| (cp.into(), used))
+    } else if version == 2 {
+        bincode::serde::decode_from_slice::<v2::Checkpoint, _>(payload, limited)
+            .map(|(cp, used)| (cp.into(), used))
     } else {
         bincode::serde::decode_from_slice::<Checkpoint, _>(payload, limited)
     };
@@ -191,7 +199,8 @@ mod v1 {
 
     use serde::Deserialize;
 
-    use crate::model::{self, CheckpointId, ObjectFingerprint, PartDigest, PartLayout, TempFile};
+    use super::v2::ObjectFingerprint;
+    use crate::model::{self, CheckpointId, PartDigest, PartLayout, TempFile};
 
     #[derive(Deserialize)]
     pub(super) struct Checkpoint {
@@ -203,8 +212,66 @@ mod v1 {
 
     impl From<Checkpoint> for model::Checkpoint {
         fn from(cp: Checkpoint) -> Self {
-            let mut out = model::Checkpoint::new(cp.id, cp.object, cp.layout)
+            let mut out = model::Checkpoint::new(cp.id, cp.object.into(), cp.layout)
                 .with_temp_file(TempFile::Unrecorded);
+            out.done = cp.done;
+            out
+        }
+    }
+}
+
+/// Format 2's payload: the object's fingerprint had one optional CRC-64/XZ.
+mod v2 {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Serialize};
+
+    use crate::model::{
+        self, CRC64_XZ_FULL_OBJECT, CheckpointId, PartDigest, PartLayout, StoredChecksum, TempFile,
+        Timestamp,
+    };
+
+    #[derive(Serialize, Deserialize)]
+    pub(super) struct ObjectFingerprint {
+        pub(super) size: u64,
+        pub(super) etag: Option<String>,
+        pub(super) last_modified: Option<Timestamp>,
+        pub(super) version_id: Option<String>,
+        pub(super) crc64: Option<u64>,
+    }
+
+    impl From<ObjectFingerprint> for model::ObjectFingerprint {
+        fn from(f: ObjectFingerprint) -> Self {
+            model::ObjectFingerprint {
+                size: f.size,
+                etag: f.etag,
+                last_modified: f.last_modified,
+                version_id: f.version_id,
+                checksums: f
+                    .crc64
+                    .map(|crc| StoredChecksum {
+                        kind: CRC64_XZ_FULL_OBJECT.to_owned(),
+                        value: crc.to_be_bytes().to_vec(),
+                    })
+                    .into_iter()
+                    .collect(),
+            }
+        }
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Checkpoint {
+        id: CheckpointId,
+        temp_file: TempFile,
+        object: ObjectFingerprint,
+        layout: PartLayout,
+        done: BTreeMap<u64, PartDigest>,
+    }
+
+    impl From<Checkpoint> for model::Checkpoint {
+        fn from(cp: Checkpoint) -> Self {
+            let mut out = model::Checkpoint::new(cp.id, cp.object.into(), cp.layout)
+                .with_temp_file(cp.temp_file);
             out.done = cp.done;
             out
         }
@@ -252,7 +319,9 @@ pub(crate) fn corrupt(location: &str, reason: String) -> CheckpointError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{CheckpointId, ObjectFingerprint, PartDigest, PartLayout, RangeSpec};
+    use crate::model::{
+        CheckpointId, ObjectFingerprint, PartDigest, PartLayout, RangeSpec, StoredChecksum,
+    };
 
     fn sample(parts: u64, done: u64) -> Checkpoint {
         let layout = PartLayout::new(0, parts * 10, 10).expect("part size is not zero");
@@ -269,7 +338,10 @@ mod tests {
                 etag: Some("\"etag\"".into()),
                 last_modified: None,
                 version_id: None,
-                crc64: Some(7),
+                checksums: vec![StoredChecksum {
+                    kind: crate::model::CRC64_XZ_FULL_OBJECT.into(),
+                    value: 7u64.to_be_bytes().to_vec(),
+                }],
             },
             layout,
         );
@@ -333,14 +405,25 @@ mod tests {
         ));
     }
 
-    /// A snapshot as format 1 wrote it: the same fields in the same order, without the temp
-    /// file (bincode encodes a struct as its fields in order).
-    fn encode_v1(cp: &Checkpoint) -> Vec<u8> {
+    /// The object's fingerprint as formats 1 and 2 wrote it: one optional CRC-64/XZ (bincode
+    /// encodes a struct as its fields in order).
+    fn old_fingerprint(f: &ObjectFingerprint) -> v2::ObjectFingerprint {
+        let crc64 = f.checksums.first().map(|c| {
+            assert_eq!(c.kind, crate::model::CRC64_XZ_FULL_OBJECT);
+            u64::from_be_bytes(c.value.clone().try_into().expect("8 bytes"))
+        });
+        v2::ObjectFingerprint {
+            size: f.size,
+            etag: f.etag.clone(),
+            last_modified: f.last_modified,
+            version_id: f.version_id.clone(),
+            crc64,
+        }
+    }
+
+    fn seal(version: u32, payload: Vec<u8>) -> Vec<u8> {
         let mut out = MAGIC.to_vec();
-        out.extend_from_slice(&1u32.to_le_bytes());
-        let payload =
-            bincode::serde::encode_to_vec((&cp.id, &cp.object, &cp.layout, &cp.done), config())
-                .expect("encodes");
+        out.extend_from_slice(&version.to_le_bytes());
         out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
         out.extend_from_slice(&payload);
         let sum = *blake3::hash(&out).as_bytes();
@@ -348,11 +431,31 @@ mod tests {
         out
     }
 
+    /// A snapshot as format 1 wrote it: format 2 without the temp file.
+    fn encode_v1(cp: &Checkpoint) -> Vec<u8> {
+        let object = old_fingerprint(&cp.object);
+        let payload =
+            bincode::serde::encode_to_vec((&cp.id, &object, &cp.layout, &cp.done), config())
+                .expect("encodes");
+        seal(1, payload)
+    }
+
+    /// A snapshot as format 2 wrote it.
+    fn encode_v2(cp: &Checkpoint) -> Vec<u8> {
+        let object = old_fingerprint(&cp.object);
+        let payload = bincode::serde::encode_to_vec(
+            (&cp.id, &cp.temp_file, &object, &cp.layout, &cp.done),
+            config(),
+        )
+        .expect("encodes");
+        seal(2, payload)
+    }
+
     #[test]
     fn format_1_is_read_with_its_temp_file_unrecorded() {
         let cp = sample(5, 3);
         let v1 = encode_v1(&cp);
-        assert_ne!(v1, encode(&cp), "format 2 must differ from format 1");
+        assert_ne!(v1, encode(&cp), "format 3 must differ from format 1");
         let read = decode(&v1, "old").expect("format 1 still reads");
         assert_eq!(read.temp_file, crate::model::TempFile::Unrecorded);
         assert_eq!(read.with_temp_file(cp.temp_file), cp);
@@ -360,6 +463,31 @@ mod tests {
         let mut bad = v1.clone();
         bad[HEADER_LEN + 3] ^= 1;
         assert!(is_corrupt(decode(&bad, "old")));
+    }
+
+    #[test]
+    fn format_2_is_read_with_its_crc64_as_the_one_published_checksum() {
+        for cp in [
+            sample(5, 3).with_temp_file(crate::model::TempFile::Created(
+                crate::model::FileIdentity {
+                    ino: 42,
+                    birth: None,
+                },
+            )),
+            {
+                let mut none = sample(2, 1);
+                none.object.checksums.clear();
+                none
+            },
+        ] {
+            let v2 = encode_v2(&cp);
+            assert_eq!(&v2[8..12], &2u32.to_le_bytes());
+            assert_ne!(v2, encode(&cp), "format 3 must differ from format 2");
+            assert_eq!(decode(&v2, "old").expect("format 2 still reads"), cp);
+            let mut bad = v2.clone();
+            bad[HEADER_LEN + 5] ^= 1;
+            assert!(is_corrupt(decode(&bad, "old")));
+        }
     }
 
     #[test]

@@ -551,7 +551,7 @@ mod tests {
                 etag: Some("e".into()),
                 last_modified: None,
                 version_id: None,
-                crc64: None,
+                checksums: Vec::new(),
             },
             PartLayout::new(0, parts * 4, 4).expect("nonzero part size"),
         )

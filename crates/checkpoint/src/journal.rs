@@ -209,7 +209,7 @@ mod tests {
                 etag: None,
                 last_modified: None,
                 version_id: None,
-                crc64: None,
+                checksums: Vec::new(),
             },
             PartLayout::new(0, parts, 1).expect("nonzero part size"),
         )

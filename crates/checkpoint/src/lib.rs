@@ -21,7 +21,7 @@ pub use file::FileCheckpointStore;
 pub use journal::RECORD_LEN;
 pub use memory::MemoryCheckpointStore;
 pub use model::{
-    Checkpoint, CheckpointId, FileIdentity, ObjectFingerprint, PartDigest, PartLayout, RangeSpec,
-    TempFile, Timestamp,
+    CRC64_XZ_FULL_OBJECT, Checkpoint, CheckpointId, FileIdentity, ObjectFingerprint, PartDigest,
+    PartLayout, RangeSpec, StoredChecksum, TempFile, Timestamp,
 };
 pub use store::{CheckpointStore, Loaded};

@@ -53,9 +53,24 @@ pub struct ObjectFingerprint {
     pub etag: Option<String>,
     pub last_modified: Option<Timestamp>,
     pub version_id: Option<String>,
-    /// Whole-object CRC-64/XZ when the source publishes one.
-    pub crc64: Option<u64>,
+    /// The checksums the source published for the object (so that a change in them is a
+    /// change of the object), in the order it gave them.
+    pub checksums: Vec<StoredChecksum>,
 }
+
+/// One published checksum as the checkpoint keeps it: what it is (algorithm and scope, in
+/// the engine's words, e.g. [`CRC64_XZ_FULL_OBJECT`]) and its value (the big-endian digest).
+///
+/// The checkpoint only compares these; what they mean is the engine's (`resume_core::
+/// integrity`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct StoredChecksum {
+    pub kind: String,
+    pub value: Vec<u8>,
+}
+
+/// The kind of OSS's whole-object CRC-64/XZ, the only checksum formats 1 and 2 recorded.
+pub const CRC64_XZ_FULL_OBJECT: &str = "CRC-64/XZ full-object";
 
 /// How the covered byte range is cut into parts.
 ///
@@ -70,7 +85,12 @@ pub struct PartLayout {
     pub part_count: u64,
 }
 
-/// Digests of one part's bytes, taken as they were received.
+/// Digests of one part's bytes, taken as they were received: what a resumed run needs to
+/// tell whether the part's bytes on disk are still the ones received.
+///
+/// Other checksums of a reused part (the CRCs a store publishes, digests a user gives) are
+/// not kept: a resumed run re-reads every reused part to compare it with this record, and
+/// computes them from the same read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PartDigest {
     pub blake3: [u8; 32],

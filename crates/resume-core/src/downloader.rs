@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine;
 use crate::error::Error;
 use crate::event::{Event, Report};
+use crate::integrity::Checksum;
 use crate::retry::RetryPolicy;
 use crate::source::RangeSource;
 
@@ -86,6 +87,8 @@ pub struct Downloader {
     pub(crate) buffer_size: usize,
     pub(crate) sync_interval: Option<Duration>,
     pub(crate) rate_limit: Option<u64>,
+    pub(crate) expected: Vec<Checksum>,
+    pub(crate) require_checksum: bool,
 }
 
 impl fmt::Debug for Downloader {
@@ -105,6 +108,8 @@ impl fmt::Debug for Downloader {
             .field("buffer_size", &self.buffer_size)
             .field("sync_interval", &self.sync_interval)
             .field("rate_limit", &self.rate_limit)
+            .field("expected", &self.expected)
+            .field("require_checksum", &self.require_checksum)
             .finish_non_exhaustive()
     }
 }
@@ -138,6 +143,8 @@ impl Downloader {
             buffer_size: 256 << 10,
             sync_interval: Some(Duration::from_secs(1)),
             rate_limit: None,
+            expected: Vec::new(),
+            require_checksum: false,
         }
     }
 
@@ -249,6 +256,24 @@ impl Downloader {
     /// `None` for no limit.
     pub fn rate_limit(mut self, bytes_per_sec: Option<u64>) -> Self {
         self.rate_limit = bytes_per_sec;
+        self
+    }
+
+    /// Also checks the written bytes against `checksum`, a digest the caller knows (say,
+    /// from a `SHA256SUMS` file). Unlike the store's checksums, which describe the whole
+    /// object, it describes the file written: with a range, the range's bytes. May be given
+    /// several times; every one must match.
+    pub fn expect_checksum(mut self, checksum: Checksum) -> Self {
+        self.expected.push(checksum);
+        self
+    }
+
+    /// With `true`, a download with nothing to verify it against (the store publishes no
+    /// checksum that applies, and none was given with [`expect_checksum`](Self::expect_checksum))
+    /// fails with [`Error::Unverifiable`] before any byte is fetched. Default `false`: such a
+    /// download completes, and its report says it was not verified.
+    pub fn require_checksum(mut self, yes: bool) -> Self {
+        self.require_checksum = yes;
         self
     }
 

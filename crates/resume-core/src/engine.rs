@@ -10,18 +10,21 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use checkpoint::{
-    Checkpoint, CheckpointId, CheckpointStore, ObjectFingerprint, PartDigest, PartLayout, TempFile,
-    Timestamp,
+    Checkpoint, CheckpointId, CheckpointStore, ObjectFingerprint, PartDigest, PartLayout,
+    StoredChecksum, TempFile, Timestamp,
 };
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::digest::{Crc64Appender, crc64_combine};
 use crate::downloader::{Downloader, OnChange};
 use crate::error::Error;
 use crate::event::{Event, Report};
+use crate::integrity::{
+    Algorithm, CrcCombiner, CrcHasher, CrcSet, InOrderHasher, Origin, PartCrcs, Plan, Verification,
+    show,
+};
 use crate::local_state::{Disk, Found, inspect, is_checkpoint_file};
 use crate::part_file::{PART_SUFFIX, PartFile, identity_at, with_suffix};
 use crate::plan::{format_range, plan, resolve_range};
@@ -223,7 +226,11 @@ struct Transfer<'a> {
     meta: &'a ObjectMeta,
     layout: PartLayout,
     conditions: ReadConditions,
+    /// What this download is checked against, and which CRCs each part computes.
+    checks: &'a Plan,
     digests: Mutex<Vec<Option<PartDigest>>>,
+    /// Each done part's CRCs (those of `checks.crcs`; CRC-64/XZ is its digest's).
+    crcs: Mutex<Vec<PartCrcs>>,
     last_progress: Mutex<Option<Instant>>,
     last_sync: Mutex<Instant>,
     /// Bytes of parts done since the last sync started.
@@ -258,6 +265,16 @@ impl<'a> Attempt<'a> {
         let layout = plan(range.clone(), dl.part_size)
             .ok_or_else(|| Error::Config("part size is 0 bytes".into()))?;
         let fingerprint = fingerprint(&meta);
+        let whole_object = range.start == 0 && range.end == meta.size;
+        let checks = Plan::new(&meta.checksums, &dl.expected, whole_object);
+        if dl.require_checksum && checks.checks.is_empty() {
+            // Before the checkpoint is even looked at: nothing is touched.
+            return Err(Error::Unverifiable {
+                key: self.key.to_owned(),
+                reason: checks.unverified,
+            }
+            .into());
+        }
 
         // Only the first attempt sees what earlier runs left; a restart starts from zero.
         let found = lock(&self.disk.found).take();
@@ -270,16 +287,21 @@ impl<'a> Attempt<'a> {
                 }
                 Accepted::Resume(cp) => (self.temp_file()?, cp, true),
                 Accepted::Complete(cp) => {
-                    return self.finish_completed(cp, &meta, range, restarts, started);
+                    return self
+                        .finish_completed(cp, &meta, &checks, range, restarts, started)
+                        .await;
                 }
             };
         let resumed = !checkpoint.done.is_empty();
         let mut verified_on_resume = false;
+        // CRCs of reused parts, computed while re-reading them.
+        let mut reused_crcs = Vec::new();
         if resumed && dl.verify_on_resume {
             let done: Vec<u64> = checkpoint.done.keys().copied().collect();
-            let damaged = self
-                .find_damaged(file, &layout, &checkpoint, &done, true)
+            let (damaged, good) = self
+                .find_damaged(file, &layout, &checkpoint, &done, true, checks.crcs)
                 .await?;
+            reused_crcs = good;
             if !damaged.is_empty() {
                 for p in &damaged {
                     checkpoint.done.remove(p);
@@ -323,8 +345,13 @@ impl<'a> Attempt<'a> {
         );
 
         let mut digests = vec![None; usize_of(layout.part_count)?];
+        let mut crcs = vec![PartCrcs::default(); digests.len()];
         for (&i, d) in &checkpoint.done {
             digests[usize_of(i)?] = Some(*d);
+            crcs[usize_of(i)?].0[0] = d.crc64;
+        }
+        for (i, c) in reused_crcs {
+            crcs[usize_of(i)?] = c;
         }
         drop(checkpoint);
         let transfer = Transfer {
@@ -335,7 +362,9 @@ impl<'a> Attempt<'a> {
                 if_match: meta.etag.clone(),
                 version_id: meta.version_id.clone().or_else(|| dl.version_id.clone()),
             },
+            checks: &checks,
             digests: Mutex::new(digests),
+            crcs: Mutex::new(crcs),
             last_progress: Mutex::new(None),
             last_sync: Mutex::new(Instant::now()),
             unsynced: AtomicU64::new(0),
@@ -353,9 +382,15 @@ impl<'a> Attempt<'a> {
         // since: check their bytes on disk (CRC-64, cheap) and re-fetch what no longer matches.
         if !verified_on_resume && !reused_parts.is_empty() {
             let snapshot = self.snapshot(&transfer);
-            let damaged = self
-                .find_damaged(file, &layout, &snapshot, &reused_parts, false)
+            let (damaged, good) = self
+                .find_damaged(file, &layout, &snapshot, &reused_parts, false, checks.crcs)
                 .await?;
+            {
+                let mut c = lock(&transfer.crcs);
+                for (p, crcs) in good {
+                    c[p as usize] = crcs;
+                }
+            }
             if !damaged.is_empty() {
                 {
                     let mut d = lock(&transfer.digests);
@@ -374,11 +409,24 @@ impl<'a> Attempt<'a> {
             }
         }
 
-        let crc = combined_crc(&transfer.layout, &lock(&transfer.digests))?;
+        let combined = combined_crcs(&transfer, &checks)?;
+        let in_order = if checks.in_order.is_empty() {
+            Vec::new()
+        } else {
+            self.hash_in_order(
+                |buf, off| file.read_exact_at(buf, off),
+                layout.len,
+                &checks.in_order,
+            )
+            .await?
+        };
         // On a mismatch the checkpoint and temp file hold bytes that cannot be trusted: the
         // failure removes both, so the next run starts from zero instead of repeating it.
-        let crc64_verified = self.check_crc(&meta, &range, crc)?;
-        if !crc64_verified {
+        let verification = self.verify(&checks, &combined, &in_order)?;
+        let crc = combined.0[0];
+        if !verification.is_verified() {
+            // Nothing vouched for the bytes as a whole (a digest the caller gave does, as a
+            // store's checksum does): make sure the object did not change meanwhile.
             self.confirm_unchanged(&meta).await?;
         }
 
@@ -397,7 +445,8 @@ impl<'a> Attempt<'a> {
             retries: self.counters.retries.load(Ordering::Relaxed),
             restarts,
             crc64: crc,
-            crc64_verified,
+            crc64_verified: crc64_verified(&verification),
+            verification,
             elapsed: started.elapsed(),
         };
         self.emit_progress(&transfer, true);
@@ -598,37 +647,101 @@ impl<'a> Attempt<'a> {
         Ok((file, checkpoint))
     }
 
-    /// Compares the combined CRC-64 with the object's, when the whole object was downloaded
-    /// and the source publishes one; whether it was compared.
-    fn check_crc(&self, meta: &ObjectMeta, range: &Range<u64>, crc: u64) -> Result<bool, Failure> {
-        let whole_object = range.start == 0 && range.end == meta.size;
-        match (whole_object, meta.crc64) {
-            (true, Some(expected)) if crc != expected => Err(Error::Integrity {
-                key: self.key.to_owned(),
-                expected,
-                actual: crc,
+    /// Compares what was computed with every check; a mismatch names the algorithm and both
+    /// values.
+    fn verify(
+        &self,
+        checks: &Plan,
+        crcs: &PartCrcs,
+        in_order: &[(Algorithm, Vec<u8>)],
+    ) -> Result<Verification, Failure> {
+        checks
+            .compare(crcs, in_order)
+            .map_err(|(expected, actual)| {
+                Failure::Fatal(Error::Integrity {
+                    key: self.key.to_owned(),
+                    algorithm: expected.algorithm.name().to_owned(),
+                    origin: match &expected.origin {
+                        Origin::Store(s) => format!("the store ({s})"),
+                        Origin::User(s) => s.clone(),
+                    },
+                    expected: show(expected.algorithm, &expected.value),
+                    actual: show(expected.algorithm, &actual),
+                })
+            })
+    }
+
+    /// Reads `len` bytes in order through `read_at` and computes the `algorithms` (MD5,
+    /// SHA-1, SHA-256: digests that do not combine from parts).
+    async fn hash_in_order(
+        &self,
+        read_at: impl Fn(&mut [u8], u64) -> Result<(), Error>,
+        len: u64,
+        algorithms: &[Algorithm],
+    ) -> Result<Vec<(Algorithm, Vec<u8>)>, Failure> {
+        let mut hashers: Vec<InOrderHasher> = algorithms
+            .iter()
+            .filter_map(|&a| InOrderHasher::new(a))
+            .collect();
+        let mut buf = vec![0u8; self.dl.buffer_size.clamp(64 << 10, 4 << 20)];
+        let mut off = 0u64;
+        while off < len {
+            if self.halt.is_cancelled() {
+                return Err(Failure::Stopped);
             }
-            .into()),
-            (true, Some(_)) => Ok(true),
-            _ => Ok(false),
+            let n = usize::try_from(len - off)
+                .unwrap_or(usize::MAX)
+                .min(buf.len());
+            read_at(&mut buf[..n], off)?;
+            for h in &mut hashers {
+                h.update(&buf[..n]);
+            }
+            off += n as u64;
+            // A long pass must not starve the rest of the runtime.
+            tokio::task::yield_now().await;
         }
+        Ok(hashers.into_iter().map(InOrderHasher::finish).collect())
     }
 
     /// Finishes a download whose file is already DEST (see [`Accepted::Complete`]): nothing is
-    /// fetched; the checkpoint's digests give the CRC-64, checked like a download's.
-    fn finish_completed(
+    /// fetched; the checkpoint's digests give the CRC-64; any other check reads DEST back.
+    async fn finish_completed(
         &self,
         cp: Checkpoint,
         meta: &ObjectMeta,
+        checks: &Plan,
         range: Range<u64>,
         restarts: u32,
         started: Instant,
     ) -> Result<Report, Failure> {
         let dl = self.dl;
         let layout = cp.layout;
-        let digests: Vec<Option<PartDigest>> = cp.done.values().map(|d| Some(*d)).collect();
-        let crc = combined_crc(&layout, &digests)?;
-        let crc64_verified = self.check_crc(meta, &range, crc)?;
+        let mut crcs = PartCrcs::default();
+        let mut comb = CrcCombiner::new(CrcSet::default(), layout.part_size);
+        for (&i, d) in &cp.done {
+            let mut part = PartCrcs::default();
+            part.0[0] = d.crc64;
+            comb.push(&part, layout.part_len(i));
+        }
+        crcs.0[0] = comb.finish().0[0];
+        let mut in_order = Vec::new();
+        if checks.crcs.has_extra() || !checks.in_order.is_empty() {
+            let dest = Path::new(&self.id.destination);
+            let file = std::fs::File::open(dest).map_err(|e| Error::io("open", dest, e))?;
+            let extra = Mutex::new(CrcHasher::new(checks.crcs));
+            let read_at = |buf: &mut [u8], off: u64| {
+                std::os::unix::fs::FileExt::read_exact_at(&file, buf, off)
+                    .map_err(|e| Error::io("read", dest, e))?;
+                lock(&extra).update(buf);
+                Ok(())
+            };
+            in_order = self
+                .hash_in_order(read_at, layout.len, &checks.in_order)
+                .await?;
+            crcs = lock(&extra).finish(crcs.0[0]);
+        }
+        let verification = self.verify(checks, &crcs, &in_order)?;
+        let crc = crcs.0[0];
         dl.emit(&Event::Started {
             key: self.key.to_owned(),
             total_bytes: layout.len,
@@ -659,7 +772,8 @@ impl<'a> Attempt<'a> {
             retries: 0,
             restarts,
             crc64: crc,
-            crc64_verified,
+            crc64_verified: crc64_verified(&verification),
+            verification,
             elapsed: started.elapsed(),
         };
         dl.emit(&Event::Progress {
@@ -725,19 +839,26 @@ impl<'a> Attempt<'a> {
             let Some(&part) = queue.get(next.fetch_add(1, Ordering::Relaxed)) else {
                 return Ok(());
             };
-            let digest = self.fetch_part(t, part, &mut buf).await?;
-            self.part_done(t, part, digest)?;
+            let (digest, crcs) = self.fetch_part(t, part, &mut buf).await?;
+            self.part_done(t, part, digest, crcs)?;
         }
     }
 
     /// Records a part whose bytes are all written (DESIGN invariant 3: data before record).
-    fn part_done(&self, t: &Transfer<'_>, part: u64, digest: PartDigest) -> Result<(), Failure> {
+    fn part_done(
+        &self,
+        t: &Transfer<'_>,
+        part: u64,
+        digest: PartDigest,
+        crcs: PartCrcs,
+    ) -> Result<(), Failure> {
         if let Some(store) = self.store {
             store.record(self.id, part, digest)?;
             store.flush(self.id)?;
             self.disk.progress.store(true, Ordering::Relaxed);
         }
         lock(&t.digests)[part as usize] = Some(digest);
+        lock(&t.crcs)[part as usize] = crcs;
         self.dl.emit(&Event::PartDone {
             part,
             range: t.layout.part_range(part),
@@ -825,7 +946,8 @@ impl<'a> Attempt<'a> {
     }
 
     /// Re-reads `parts` from the temp file; returns those whose bytes no longer match their
-    /// recorded digest (`full`: BLAKE3 and CRC-64; otherwise CRC-64 only, which is much cheaper).
+    /// recorded digest (`full`: BLAKE3 and CRC-64; otherwise CRC-64 only, which is much
+    /// cheaper), and the CRCs of `crcs` of the others, computed in the same read.
     async fn find_damaged(
         &self,
         file: &PartFile,
@@ -833,8 +955,10 @@ impl<'a> Attempt<'a> {
         cp: &Checkpoint,
         parts: &[u64],
         full: bool,
-    ) -> Result<Vec<u64>, Failure> {
+        crcs: CrcSet,
+    ) -> Result<(Vec<u64>, Vec<(u64, PartCrcs)>), Failure> {
         let mut damaged = Vec::new();
+        let mut good = Vec::new();
         let mut buf = vec![0u8; self.dl.buffer_size.min(4 << 20)];
         for &part in parts {
             let Some(expected) = cp.done.get(&part) else {
@@ -842,6 +966,7 @@ impl<'a> Attempt<'a> {
             };
             let mut crc = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Xz);
             let mut blake = full.then(blake3::Hasher::new);
+            let mut extra = CrcHasher::new(crcs);
             let (mut off, end) = (
                 layout.part_offset(part),
                 layout.part_offset(part) + layout.part_len(part),
@@ -855,6 +980,7 @@ impl<'a> Attempt<'a> {
                     .min(buf.len());
                 file.read_exact_at(&mut buf[..n], off)?;
                 crc.update(&buf[..n]);
+                extra.update(&buf[..n]);
                 if let Some(b) = blake.as_mut() {
                     b.update(&buf[..n]);
                 }
@@ -864,36 +990,39 @@ impl<'a> Attempt<'a> {
             }
             let ok = crc.finalize() == expected.crc64
                 && blake.is_none_or(|b| *b.finalize().as_bytes() == expected.blake3);
-            if !ok {
+            if ok {
+                good.push((part, extra.finish(expected.crc64)));
+            } else {
                 damaged.push(part);
             }
         }
-        Ok(damaged)
+        Ok((damaged, good))
     }
 }
 
-/// The CRC-64 of the download's bytes, combined from its parts' (all of which must be done).
-fn combined_crc(layout: &PartLayout, digests: &[Option<PartDigest>]) -> Result<u64, Failure> {
-    let full = Crc64Appender::new(layout.part_size);
-    let mut crc = 0u64;
+/// The CRCs of the download's bytes, combined from its parts' (all of which must be done).
+fn combined_crcs(t: &Transfer<'_>, checks: &Plan) -> Result<PartCrcs, Failure> {
+    let layout = &t.layout;
+    let mut comb = CrcCombiner::new(checks.crcs, layout.part_size);
+    let digests = lock(&t.digests);
+    let crcs = lock(&t.crcs);
     for i in 0..layout.part_count {
-        let digest = digests
-            .get(usize_of(i)?)
-            .copied()
-            .flatten()
-            .ok_or_else(|| {
-                Failure::Fatal(Error::Config(format!(
-                    "internal error: part {i} finished without a digest; please report this"
-                )))
-            })?;
-        let len = layout.part_len(i);
-        crc = if len == layout.part_size {
-            full.append(crc, digest.crc64)
-        } else {
-            crc64_combine(crc, digest.crc64, len)
+        let idx = usize_of(i)?;
+        let (Some(Some(_)), Some(part)) = (digests.get(idx), crcs.get(idx)) else {
+            return Err(Failure::Fatal(Error::Config(format!(
+                "internal error: part {i} finished without a digest; please report this"
+            ))));
         };
+        comb.push(part, layout.part_len(i));
     }
-    Ok(crc)
+    Ok(comb.finish())
+}
+
+/// Whether a CRC-64/XZ the store published was among the checks that passed.
+fn crc64_verified(v: &Verification) -> bool {
+    matches!(v, Verification::Verified(sums) if sums.iter().any(|c| {
+        c.algorithm == Algorithm::Crc64Xz && matches!(c.origin, Origin::Store(_))
+    }))
 }
 
 fn usize_of(n: u64) -> Result<usize, Failure> {
@@ -910,7 +1039,14 @@ pub(crate) fn fingerprint(meta: &ObjectMeta) -> ObjectFingerprint {
         etag: meta.etag.clone(),
         last_modified: meta.last_modified.map(timestamp),
         version_id: meta.version_id.clone(),
-        crc64: meta.crc64,
+        checksums: meta
+            .checksums
+            .iter()
+            .map(|c| StoredChecksum {
+                kind: c.stored_kind(),
+                value: c.value.clone(),
+            })
+            .collect(),
     }
 }
 

@@ -90,17 +90,32 @@ pub enum Error {
     #[error("cannot download {key}: {detail}")]
     BadSource { key: String, detail: String },
 
-    /// The assembled bytes do not match the object's published checksum.
+    /// The assembled bytes do not match a checksum the store published or the caller gave.
     #[error(
-        "{key} failed verification: CRC-64 of the downloaded bytes is {actual}, the source says \
-         {expected}; the partial download was discarded, run again to fetch it afresh (if it \
-         keeps failing, the object or the path to it is corrupting data)"
+        "{key} failed verification: {algorithm} of the downloaded bytes is {actual}, {origin} \
+         says {expected}; the partial download was discarded and the destination left as it \
+         was; run again to fetch it afresh (if it keeps failing, check the expected value, or \
+         the object or the path to it is corrupting data)"
     )]
     Integrity {
         key: String,
-        expected: u64,
-        actual: u64,
+        /// The algorithm's name, e.g. `CRC-64/XZ`, `SHA-256`.
+        algorithm: String,
+        /// Who gave the expected value: the store (`OSS`) or the caller (`--checksum`).
+        origin: String,
+        /// Expected and computed values, in hex (CRCs also in decimal).
+        expected: String,
+        actual: String,
     },
+
+    /// Checksums are required ([`Downloader::require_checksum`](crate::Downloader::require_checksum))
+    /// and there is none to verify this download with; nothing was fetched.
+    #[error(
+        "{key} cannot be verified: {reason}; nothing was downloaded because a checksum is \
+         required: give the expected digest (resume-get: --checksum ALG=HEX or --checksum-file \
+         SUMS), or allow unverified downloads"
+    )]
+    Unverifiable { key: String, reason: String },
 
     /// A local file operation failed.
     #[error("cannot {op} {}: {source}; {}", path.display(), io_hint(source))]
@@ -166,7 +181,7 @@ impl Error {
             },
             Error::Changed { .. } => ErrorKind::Changed,
             Error::BadSource { .. } => ErrorKind::Network,
-            Error::Integrity { .. } => ErrorKind::Integrity,
+            Error::Integrity { .. } | Error::Unverifiable { .. } => ErrorKind::Integrity,
             Error::LocalIo { .. } => ErrorKind::LocalIo,
             Error::Checkpoint(CheckpointError::Io { .. } | CheckpointError::Foreign { .. })
             | Error::ForeignFile { .. } => ErrorKind::LocalIo,

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::integrity::Verification;
 use crate::source::ObjectMeta;
 
 /// Progress and diagnostics, in the order they happen. Delivered synchronously from the
@@ -70,7 +71,10 @@ pub struct Report {
     pub restarts: u32,
     /// CRC-64/XZ of the written bytes.
     pub crc64: u64,
-    /// Whether `crc64` was checked against a whole-object CRC published by the source.
+    /// Whether `crc64` was checked against a whole-object CRC-64/XZ published by the source
+    /// (OSS); see `verification` for every check.
     pub crc64_verified: bool,
+    /// What verified the written bytes, or why nothing did.
+    pub verification: Verification,
     pub elapsed: Duration,
 }

@@ -14,6 +14,7 @@ mod downloader;
 mod engine;
 mod error;
 mod event;
+pub mod integrity;
 mod local_state;
 mod part_file;
 mod plan;
@@ -30,6 +31,7 @@ pub use downloader::{
 };
 pub use error::{Error, ErrorKind};
 pub use event::{Event, Report};
+pub use integrity::{Algorithm, Checksum, Origin, Scope, Verification};
 pub use part_file::{PART_SUFFIX, with_suffix};
 pub use plan::{RangeProblem, format_range, parse_range, plan, resolve_range};
 pub use retry::RetryPolicy;

@@ -11,6 +11,8 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
+use crate::integrity::{Algorithm, Checksum, Scope};
+
 /// What a source knows about an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectMeta {
@@ -19,8 +21,21 @@ pub struct ObjectMeta {
     pub etag: Option<String>,
     pub last_modified: Option<SystemTime>,
     pub version_id: Option<String>,
-    /// Whole-object CRC-64/XZ (OSS's `x-oss-hash-crc64ecma`) when published.
-    pub crc64: Option<u64>,
+    /// The checksums the store published for the object, as it said them (e.g. OSS's
+    /// `x-oss-hash-crc64ecma` as a CRC-64/XZ, its `Content-MD5` as an MD5), each with
+    /// [`Origin::Store`](crate::Origin::Store). The engine checks the ones it can.
+    pub checksums: Vec<Checksum>,
+}
+
+impl ObjectMeta {
+    /// The published whole-object CRC-64/XZ, if any.
+    pub fn crc64(&self) -> Option<u64> {
+        self.checksums
+            .iter()
+            .find(|c| c.algorithm == Algorithm::Crc64Xz && c.scope == Scope::FullObject)
+            .and_then(|c| c.value.as_slice().try_into().ok())
+            .map(u64::from_be_bytes)
+    }
 }
 
 /// Preconditions every ranged read carries, so that a read never mixes object versions.

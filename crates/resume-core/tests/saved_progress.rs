@@ -319,7 +319,7 @@ async fn another_destinations_checkpoint_at_the_checkpoint_path_is_refused_and_k
             etag: None,
             last_modified: None,
             version_id: None,
-            crc64: None,
+            checksums: Vec::new(),
         },
         PartLayout::new(0, 30_000, PART).unwrap(),
     );
@@ -366,7 +366,14 @@ async fn a_crash_between_claiming_and_creating_the_temp_file_is_recovered() {
                 etag: meta.etag.clone(),
                 last_modified: None,
                 version_id: meta.version_id.clone(),
-                crc64: meta.crc64,
+                checksums: meta
+                    .crc64()
+                    .map(|c| checkpoint::StoredChecksum {
+                        kind: checkpoint::CRC64_XZ_FULL_OBJECT.into(),
+                        value: c.to_be_bytes().to_vec(),
+                    })
+                    .into_iter()
+                    .collect(),
             },
             PartLayout::new(0, 30_000, PART).unwrap(),
         );

@@ -49,7 +49,10 @@ pub fn checkpoint(key: &str, parts: u64, done: impl IntoIterator<Item = u64>) ->
                 nanos: 5,
             }),
             version_id: None,
-            crc64: Some(0x1234_5678),
+            checksums: vec![checkpoint::StoredChecksum {
+                kind: checkpoint::CRC64_XZ_FULL_OBJECT.into(),
+                value: 0x1234_5678u64.to_be_bytes().to_vec(),
+            }],
         },
         layout,
     );
@@ -96,14 +99,20 @@ fn fingerprint() -> impl Strategy<Value = ObjectFingerprint> {
         proptest::option::of(text()),
         proptest::option::of((any::<i64>(), 0..1_000_000_000u32)),
         proptest::option::of(text()),
-        proptest::option::of(any::<u64>()),
+        proptest::collection::vec(
+            (text(), proptest::collection::vec(any::<u8>(), 0..40)),
+            0..4,
+        ),
     )
-        .prop_map(|(size, etag, lm, version_id, crc64)| ObjectFingerprint {
+        .prop_map(|(size, etag, lm, version_id, sums)| ObjectFingerprint {
             size,
             etag,
             last_modified: lm.map(|(secs, nanos)| Timestamp { secs, nanos }),
             version_id,
-            crc64,
+            checksums: sums
+                .into_iter()
+                .map(|(kind, value)| checkpoint::StoredChecksum { kind, value })
+                .collect(),
         })
 }
 

@@ -11,6 +11,7 @@ use super::{Attempt, Failure, Transfer, lock};
 use crate::digest::PartHasher;
 use crate::error::Error;
 use crate::event::Event;
+use crate::integrity::PartCrcs;
 use crate::source::{RangeRead, SourceError, SourceErrorKind};
 
 impl Attempt<'_> {
@@ -20,10 +21,10 @@ impl Attempt<'_> {
         t: &Transfer<'_>,
         part: u64,
         buf: &mut Vec<u8>,
-    ) -> Result<PartDigest, Failure> {
+    ) -> Result<(PartDigest, PartCrcs), Failure> {
         let range = t.layout.part_range(part);
         let mut pos = range.start;
-        let mut hasher = PartHasher::new();
+        let mut hasher = PartHasher::new(t.checks.crcs);
         let (mut failures, mut requests) = (0u32, 0u32);
         loop {
             requests += 1;
@@ -40,7 +41,7 @@ impl Attempt<'_> {
                         .done_bytes
                         .fetch_sub(pos - range.start, Ordering::Relaxed);
                     pos = range.start;
-                    hasher = PartHasher::new();
+                    hasher = PartHasher::new(t.checks.crcs);
                     e
                 }
                 Err(AttemptError::Failure(f)) => return Err(f),

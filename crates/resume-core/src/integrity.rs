@@ -1,0 +1,795 @@
+//! Checksums: what a store publishes (or a user gives) about an object's bytes, and how the
+//! engine checks a download against them. One concept for every backend: a backend only
+//! reports what its store said ([`ObjectMeta::checksums`](crate::ObjectMeta::checksums)); the
+//! engine decides what to compute and compares.
+//!
+//! CRCs (CRC-64/XZ, CRC-64/NVME, CRC-32C, CRC-32) are computed per part in the same pass as
+//! the part's BLAKE3 and combined in object order; digests that do not combine (MD5, SHA-1,
+//! SHA-256) are computed by one in-order read of the finished temp file.
+
+use std::fmt;
+
+use crc_fast::CrcAlgorithm;
+use md5::Digest as _;
+
+/// A checksum algorithm a store or a user may give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Algorithm {
+    /// CRC-64/XZ (ECMA-182 reflected): OSS's `x-oss-hash-crc64ecma`.
+    Crc64Xz,
+    /// CRC-64/NVME: S3's `x-amz-checksum-crc64nvme`, Azure's `x-ms-content-crc64`.
+    Crc64Nvme,
+    /// CRC-32C (Castagnoli): S3, GCS.
+    Crc32c,
+    /// CRC-32 (ISO-HDLC, zlib's): S3.
+    Crc32,
+    Md5,
+    Sha1,
+    Sha256,
+}
+
+impl Algorithm {
+    /// Every algorithm, CRCs first.
+    pub const ALL: [Algorithm; 7] = [
+        Algorithm::Crc64Xz,
+        Algorithm::Crc64Nvme,
+        Algorithm::Crc32c,
+        Algorithm::Crc32,
+        Algorithm::Md5,
+        Algorithm::Sha1,
+        Algorithm::Sha256,
+    ];
+
+    /// The usual name, e.g. `CRC-64/NVME`, `SHA-256`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Crc64Xz => "CRC-64/XZ",
+            Algorithm::Crc64Nvme => "CRC-64/NVME",
+            Algorithm::Crc32c => "CRC-32C",
+            Algorithm::Crc32 => "CRC-32",
+            Algorithm::Md5 => "MD5",
+            Algorithm::Sha1 => "SHA-1",
+            Algorithm::Sha256 => "SHA-256",
+        }
+    }
+
+    /// The short lower-case name used on command lines: `crc64xz`, `crc64nvme`, `crc32c`,
+    /// `crc32`, `md5`, `sha1`, `sha256`.
+    pub fn short_name(self) -> &'static str {
+        match self {
+            Algorithm::Crc64Xz => "crc64xz",
+            Algorithm::Crc64Nvme => "crc64nvme",
+            Algorithm::Crc32c => "crc32c",
+            Algorithm::Crc32 => "crc32",
+            Algorithm::Md5 => "md5",
+            Algorithm::Sha1 => "sha1",
+            Algorithm::Sha256 => "sha256",
+        }
+    }
+
+    /// Parses a short or usual name, ignoring case, `-` and `/` (`sha256`, `SHA-256`,
+    /// `crc64/nvme`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        let norm: String = name
+            .chars()
+            .filter(|c| !matches!(c, '-' | '/' | '_'))
+            .flat_map(char::to_lowercase)
+            .collect();
+        Self::ALL.into_iter().find(|a| a.short_name() == norm)
+    }
+
+    /// Bytes of a value of this algorithm.
+    pub fn value_len(self) -> usize {
+        match self {
+            Algorithm::Crc64Xz | Algorithm::Crc64Nvme => 8,
+            Algorithm::Crc32c | Algorithm::Crc32 => 4,
+            Algorithm::Md5 => 16,
+            Algorithm::Sha1 => 20,
+            Algorithm::Sha256 => 32,
+        }
+    }
+
+    /// Whether values of parts combine into the whole's (CRCs) or the bytes must be hashed
+    /// in order (MD5, SHA-1, SHA-256).
+    pub fn combines(self) -> bool {
+        self.crc().is_some()
+    }
+
+    fn crc(self) -> Option<Crc> {
+        match self {
+            Algorithm::Crc64Xz => Some(Crc::Xz),
+            Algorithm::Crc64Nvme => Some(Crc::Nvme),
+            Algorithm::Crc32c => Some(Crc::C),
+            Algorithm::Crc32 => Some(Crc::Iso),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which bytes a checksum covers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Scope {
+    /// The whole object (OSS's CRC-64, S3 `FULL_OBJECT`, GCS, `Content-MD5`): compared with
+    /// the download when the whole object was downloaded.
+    FullObject,
+    /// A checksum of the concatenated checksums of upload parts of these sizes (S3
+    /// `COMPOSITE`, `…-N`). Reported by no backend yet; the engine does not check it (a
+    /// download verified only by one is reported as not verified).
+    Composite { part_sizes: Vec<u64> },
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::FullObject => f.write_str("full-object"),
+            Scope::Composite { part_sizes } => write!(f, "composite of {} parts", part_sizes.len()),
+        }
+    }
+}
+
+/// Who vouches for a checksum.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Origin {
+    /// The store published it for the object (e.g. `OSS`, `S3`): it describes the object,
+    /// so it is checked when the whole object is downloaded.
+    Store(String),
+    /// The user gave it (e.g. `--checksum`, `SHA256SUMS`): it describes the file written,
+    /// also for a range.
+    User(String),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Store(s) | Origin::User(s) => f.write_str(s),
+        }
+    }
+}
+
+/// One checksum of an object (or of the file to be written): algorithm, scope, value and who
+/// gave it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Checksum {
+    pub algorithm: Algorithm,
+    pub scope: Scope,
+    /// The digest, big-endian (as hex and base64 forms write it); `algorithm.value_len()` bytes.
+    pub value: Vec<u8>,
+    pub origin: Origin,
+}
+
+impl fmt::Debug for Checksum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}={}",
+            self.describe(),
+            self.algorithm.short_name(),
+            self.hex()
+        )
+    }
+}
+
+/// Why a checksum could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ChecksumError(pub String);
+
+impl Checksum {
+    /// A whole-object checksum; `value` must have the algorithm's length.
+    pub fn new(
+        algorithm: Algorithm,
+        value: Vec<u8>,
+        origin: Origin,
+    ) -> Result<Self, ChecksumError> {
+        if value.len() != algorithm.value_len() {
+            return Err(ChecksumError(format!(
+                "a {} value has {} bytes ({} hex digits), this one has {}",
+                algorithm,
+                algorithm.value_len(),
+                algorithm.value_len() * 2,
+                value.len()
+            )));
+        }
+        Ok(Self {
+            algorithm,
+            scope: Scope::FullObject,
+            value,
+            origin,
+        })
+    }
+
+    /// A whole-object CRC given as a number (e.g. OSS's decimal CRC-64).
+    ///
+    /// # Panics
+    /// If `algorithm` is not a CRC.
+    pub fn crc(algorithm: Algorithm, crc: u64, origin: Origin) -> Self {
+        assert!(algorithm.combines(), "{algorithm} is not a CRC");
+        let bytes = crc.to_be_bytes();
+        Self {
+            algorithm,
+            scope: Scope::FullObject,
+            value: bytes[8 - algorithm.value_len()..].to_vec(),
+            origin,
+        }
+    }
+
+    /// Parses `ALG=HEX` (`sha256=9f86d0…`, `crc32c=e3069283`), as given by a user.
+    pub fn parse(spec: &str, origin: Origin) -> Result<Self, ChecksumError> {
+        let names = || Algorithm::ALL.map(Algorithm::short_name).join(", ");
+        let Some((alg, hex)) = spec.split_once('=') else {
+            return Err(ChecksumError(format!(
+                "{spec:?} is not ALGORITHM=HEX (e.g. sha256=9f86d081…; algorithms: {})",
+                names()
+            )));
+        };
+        let algorithm = Algorithm::from_name(alg.trim()).ok_or_else(|| {
+            ChecksumError(format!(
+                "unknown checksum algorithm {alg:?}; use one of {}",
+                names()
+            ))
+        })?;
+        let value = parse_hex(hex.trim()).ok_or_else(|| {
+            ChecksumError(format!(
+                "{} value {hex:?} is not hexadecimal (expected {} hex digits)",
+                algorithm,
+                algorithm.value_len() * 2
+            ))
+        })?;
+        Self::new(algorithm, value, origin)
+    }
+
+    /// The value in lower-case hex.
+    pub fn hex(&self) -> String {
+        to_hex(&self.value)
+    }
+
+    /// What this checksum is, for people: `CRC-64/XZ full-object (OSS)`, `SHA-256
+    /// (--checksum)`.
+    pub fn describe(&self) -> String {
+        match &self.origin {
+            Origin::Store(s) => format!("{} {} ({s})", self.algorithm, self.scope),
+            Origin::User(s) => format!("{} ({s})", self.algorithm),
+        }
+    }
+
+    /// How a checkpoint records this checksum's kind (algorithm and scope).
+    pub(crate) fn stored_kind(&self) -> String {
+        match &self.scope {
+            Scope::FullObject => format!("{} full-object", self.algorithm),
+            Scope::Composite { part_sizes } => {
+                let sizes: Vec<String> = part_sizes.iter().map(u64::to_string).collect();
+                format!("{} composite {}", self.algorithm, sizes.join(","))
+            }
+        }
+    }
+}
+
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A value for people: hex, and for a CRC also the number in decimal (OSS sends its CRC-64
+/// in decimal, `crc32`-style tools print hex).
+pub(crate) fn show(algorithm: Algorithm, value: &[u8]) -> String {
+    let hex = to_hex(value);
+    if algorithm.combines() && value.len() <= 8 {
+        let n = value.iter().fold(0u64, |n, &b| (n << 8) | u64::from(b));
+        format!("{hex} (decimal {n})")
+    } else {
+        hex
+    }
+}
+
+/// Even-length hex, either case; `None` otherwise.
+pub fn parse_hex(s: &str) -> Option<Vec<u8>> {
+    if s.is_empty() || !s.len().is_multiple_of(2) || !s.is_ascii() {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
+}
+
+/// What verified a finished download, or why nothing did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Verification {
+    /// The written bytes matched every one of these.
+    Verified(Vec<Checksum>),
+    /// Nothing to compare with, and why.
+    NotVerified(String),
+}
+
+impl Verification {
+    pub fn is_verified(&self) -> bool {
+        matches!(self, Verification::Verified(_))
+    }
+}
+
+impl fmt::Display for Verification {
+    /// `verified: CRC-64/XZ full-object (OSS), MD5 full-object (OSS)` or `not verified: …`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verification::Verified(sums) => {
+                let what: Vec<String> = sums.iter().map(Checksum::describe).collect();
+                write!(f, "verified: {}", what.join(", "))
+            }
+            Verification::NotVerified(why) => write!(f, "not verified: {why}"),
+        }
+    }
+}
+
+/// The checks one download will make: the applicable checksums, and what to compute for them.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub(crate) checks: Vec<Checksum>,
+    /// Why there is nothing to check (when `checks` is empty).
+    pub(crate) unverified: String,
+    /// CRCs to compute per part (CRC-64/XZ always is: the parts' own record).
+    pub(crate) crcs: CrcSet,
+    /// Digests to compute over the whole file in order.
+    pub(crate) in_order: Vec<Algorithm>,
+}
+
+impl Plan {
+    /// Which of `published` (the store's, about the object) and `given` (the user's, about the
+    /// file) apply to a download covering the whole object or not.
+    pub(crate) fn new(published: &[Checksum], given: &[Checksum], whole_object: bool) -> Self {
+        let mut checks: Vec<Checksum> = Vec::new();
+        let full = |c: &&Checksum| c.scope == Scope::FullObject;
+        if whole_object {
+            checks.extend(published.iter().filter(full).cloned());
+        }
+        checks.extend(given.iter().filter(full).cloned());
+        checks.dedup();
+        let unverified = if !published.is_empty() && !whole_object {
+            "the store's checksums cover the whole object, and a range of it was downloaded"
+        } else if published.iter().any(|c| !full(&c)) {
+            "the store publishes only a composite checksum for this object, which this version \
+             does not check yet"
+        } else {
+            "the store publishes no checksum for this object"
+        }
+        .to_owned();
+        let mut crcs = CrcSet::default();
+        let mut in_order = Vec::new();
+        for c in &checks {
+            match c.algorithm.crc() {
+                Some(crc) => crcs.insert(crc),
+                None if !in_order.contains(&c.algorithm) => in_order.push(c.algorithm),
+                None => {}
+            }
+        }
+        Self {
+            checks,
+            unverified,
+            crcs,
+            in_order,
+        }
+    }
+
+    /// Compares the computed values with every check: the verification, or the first check
+    /// that failed with the value computed for it.
+    pub(crate) fn compare(
+        &self,
+        crcs: &PartCrcs,
+        in_order: &[(Algorithm, Vec<u8>)],
+    ) -> Result<Verification, (Checksum, Vec<u8>)> {
+        for c in &self.checks {
+            let actual = match c.algorithm.crc() {
+                Some(crc) => {
+                    let v = crcs.0[crc as usize].to_be_bytes();
+                    v[8 - c.algorithm.value_len()..].to_vec()
+                }
+                None => in_order
+                    .iter()
+                    .find(|(a, _)| *a == c.algorithm)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default(),
+            };
+            if actual != c.value {
+                return Err((c.clone(), actual));
+            }
+        }
+        Ok(if self.checks.is_empty() {
+            Verification::NotVerified(self.unverified.clone())
+        } else {
+            Verification::Verified(self.checks.clone())
+        })
+    }
+}
+
+/// The four CRCs crc-fast computes and combines, as indices into [`PartCrcs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Crc {
+    Xz = 0,
+    Nvme = 1,
+    C = 2,
+    Iso = 3,
+}
+
+impl Crc {
+    const ALL: [Crc; 4] = [Crc::Xz, Crc::Nvme, Crc::C, Crc::Iso];
+
+    fn algorithm(self) -> CrcAlgorithm {
+        match self {
+            Crc::Xz => CrcAlgorithm::Crc64Xz,
+            Crc::Nvme => CrcAlgorithm::Crc64Nvme,
+            Crc::C => CrcAlgorithm::Crc32Iscsi,
+            Crc::Iso => CrcAlgorithm::Crc32IsoHdlc,
+        }
+    }
+
+    /// Width in bits and the reflected polynomial (all four are reflected, with init and
+    /// xorout all ones, so `crc(a ‖ b) = shift(crc(a), |b|) ^ crc(b)`).
+    fn params(self) -> (u32, u64) {
+        match self {
+            Crc::Xz => (64, 0xC96C_5795_D787_0F42),
+            Crc::Nvme => (64, 0x9A6C_9329_AC4B_C9B5),
+            Crc::C => (32, 0x82F6_3B78),
+            Crc::Iso => (32, 0xEDB8_8320),
+        }
+    }
+}
+
+/// A set of [`Crc`]s.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CrcSet(u8);
+
+impl CrcSet {
+    pub(crate) fn insert(&mut self, crc: Crc) {
+        self.0 |= 1 << crc as u8;
+    }
+
+    pub(crate) fn contains(self, crc: Crc) -> bool {
+        self.0 & (1 << crc as u8) != 0
+    }
+
+    /// The CRCs other than CRC-64/XZ (which every part computes anyway).
+    pub(crate) fn extra(self) -> impl Iterator<Item = Crc> {
+        Crc::ALL
+            .into_iter()
+            .filter(move |&c| c != Crc::Xz && self.contains(c))
+    }
+
+    pub(crate) fn has_extra(self) -> bool {
+        self.extra().next().is_some()
+    }
+}
+
+/// CRCs of one run of bytes, indexed by [`Crc`]; those not computed are 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct PartCrcs(pub(crate) [u64; 4]);
+
+/// Computes the CRCs of a [`CrcSet`] other than CRC-64/XZ over bytes fed in order.
+pub(crate) struct CrcHasher {
+    digests: Vec<(Crc, crc_fast::Digest)>,
+}
+
+impl CrcHasher {
+    pub(crate) fn new(set: CrcSet) -> Self {
+        Self {
+            digests: set
+                .extra()
+                .map(|c| (c, crc_fast::Digest::new(c.algorithm())))
+                .collect(),
+        }
+    }
+
+    pub(crate) fn update(&mut self, data: &[u8]) {
+        for (_, d) in &mut self.digests {
+            d.update(data);
+        }
+    }
+
+    /// The CRCs, with `xz` (computed by the caller) in its place.
+    pub(crate) fn finish(&self, xz: u64) -> PartCrcs {
+        let mut out = PartCrcs::default();
+        out.0[Crc::Xz as usize] = xz;
+        for (c, d) in &self.digests {
+            out.0[*c as usize] = d.finalize();
+        }
+        out
+    }
+}
+
+/// CRC of `a ‖ b` from `crc(a)`, `crc(b)` and `b`'s length (crc-fast; rebuilds its shift
+/// operator on every call).
+fn combine(crc: Crc, a: u64, b: u64, len_b: u64) -> u64 {
+    crc_fast::checksum_combine(crc.algorithm(), a, b, len_b)
+}
+
+/// Appends blocks of one length to a CRC: `crc(a ‖ b)` from `crc(a)` and `crc(b)` for every
+/// `b` of `len` bytes, with the "shift by `len` zero bytes" operator built once (a `width` ×
+/// `width` matrix over GF(2), as in zlib's `crc32_combine`); crc-fast's combine rebuilds it on
+/// every call, which is slow for thousands of parts. Checked against crc-fast in the tests.
+pub(crate) struct CrcAppender {
+    op: [u64; 64],
+}
+
+fn gf2_times(mat: &[u64; 64], mut vec: u64) -> u64 {
+    let mut sum = 0u64;
+    let mut i = 0;
+    while vec != 0 {
+        if vec & 1 == 1 {
+            sum ^= mat[i];
+        }
+        vec >>= 1;
+        i += 1;
+    }
+    sum
+}
+
+fn gf2_square(mat: &[u64; 64]) -> [u64; 64] {
+    std::array::from_fn(|n| gf2_times(mat, mat[n]))
+}
+
+impl CrcAppender {
+    pub(crate) fn new(crc: Crc, len: u64) -> Self {
+        let (width, poly) = crc.params();
+        let width = width as usize;
+        // One zero bit on the reflected register: shift right, fold in the polynomial when
+        // the low bit falls out. Columns past the width stay zero.
+        let mut one_bit = [0u64; 64];
+        one_bit[0] = poly;
+        for (n, col) in one_bit.iter_mut().enumerate().take(width).skip(1) {
+            *col = 1 << (n - 1);
+        }
+        // 2, 4, 8 bits: one zero byte.
+        let mut power = gf2_square(&gf2_square(&gf2_square(&one_bit)));
+        let mut op: [u64; 64] = std::array::from_fn(|n| if n < width { 1u64 << n } else { 0 });
+        let mut n = len;
+        while n > 0 {
+            if n & 1 == 1 {
+                op = std::array::from_fn(|c| gf2_times(&power, op[c]));
+            }
+            power = gf2_square(&power);
+            n >>= 1;
+        }
+        Self { op }
+    }
+
+    pub(crate) fn append(&self, crc_a: u64, crc_b: u64) -> u64 {
+        gf2_times(&self.op, crc_a) ^ crc_b
+    }
+}
+
+/// Combines the CRCs of `set` over parts of `part_size` bytes (the last may be shorter),
+/// given in object order.
+pub(crate) struct CrcCombiner {
+    part_size: u64,
+    crcs: Vec<(Crc, CrcAppender)>,
+    acc: PartCrcs,
+}
+
+impl CrcCombiner {
+    pub(crate) fn new(set: CrcSet, part_size: u64) -> Self {
+        let mut with_xz = set;
+        with_xz.insert(Crc::Xz);
+        Self {
+            part_size,
+            crcs: Crc::ALL
+                .into_iter()
+                .filter(|&c| with_xz.contains(c))
+                .map(|c| (c, CrcAppender::new(c, part_size)))
+                .collect(),
+            acc: PartCrcs::default(),
+        }
+    }
+
+    /// Appends the next part, of `len` bytes.
+    pub(crate) fn push(&mut self, part: &PartCrcs, len: u64) {
+        for (c, app) in &self.crcs {
+            let i = *c as usize;
+            self.acc.0[i] = if len == self.part_size {
+                app.append(self.acc.0[i], part.0[i])
+            } else {
+                combine(*c, self.acc.0[i], part.0[i], len)
+            };
+        }
+    }
+
+    pub(crate) fn finish(&self) -> PartCrcs {
+        self.acc
+    }
+}
+
+/// An in-order digest (MD5, SHA-1, SHA-256).
+pub(crate) enum InOrderHasher {
+    Md5(md5::Md5),
+    Sha1(sha1::Sha1),
+    Sha256(sha2::Sha256),
+}
+
+impl InOrderHasher {
+    pub(crate) fn new(algorithm: Algorithm) -> Option<Self> {
+        match algorithm {
+            Algorithm::Md5 => Some(Self::Md5(md5::Md5::new())),
+            Algorithm::Sha1 => Some(Self::Sha1(sha1::Sha1::new())),
+            Algorithm::Sha256 => Some(Self::Sha256(sha2::Sha256::new())),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn update(&mut self, data: &[u8]) {
+        match self {
+            Self::Md5(h) => h.update(data),
+            Self::Sha1(h) => h.update(data),
+            Self::Sha256(h) => h.update(data),
+        }
+    }
+
+    pub(crate) fn finish(self) -> (Algorithm, Vec<u8>) {
+        match self {
+            Self::Md5(h) => (Algorithm::Md5, h.finalize().to_vec()),
+            Self::Sha1(h) => (Algorithm::Sha1, h.finalize().to_vec()),
+            Self::Sha256(h) => (Algorithm::Sha256, h.finalize().to_vec()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn direct(crc: Crc, data: &[u8]) -> u64 {
+        crc_fast::checksum(crc.algorithm(), data)
+    }
+
+    #[test]
+    fn check_values_of_every_algorithm() {
+        // The catalogue's check value: the CRC of "123456789".
+        let check = |c| direct(c, b"123456789");
+        assert_eq!(check(Crc::Xz), 0x995D_C9BB_DF19_39FA);
+        assert_eq!(check(Crc::Nvme), 0xAE8B_1486_0A79_9888);
+        assert_eq!(check(Crc::C), 0xE306_9283);
+        assert_eq!(check(Crc::Iso), 0xCBF4_3926);
+        let md5 = InOrderHasher::new(Algorithm::Md5).expect("in order");
+        let mut h = md5;
+        h.update(b"abc");
+        assert_eq!(to_hex(&h.finish().1), "900150983cd24fb0d6963f7d28e17f72");
+        let mut h = InOrderHasher::new(Algorithm::Sha1).expect("in order");
+        h.update(b"abc");
+        assert_eq!(
+            to_hex(&h.finish().1),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+        let mut h = InOrderHasher::new(Algorithm::Sha256).expect("in order");
+        h.update(b"abc");
+        assert_eq!(
+            to_hex(&h.finish().1),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    proptest! {
+        /// For every CRC: the operator built once agrees with crc-fast's own combine for any
+        /// values and lengths, and combining the parts of a random split gives crc-fast's CRC
+        /// of the whole.
+        #[test]
+        fn every_combine_matches_crc_fast(
+            data in proptest::collection::vec(any::<u8>(), 0..2000),
+            cuts in proptest::collection::vec(any::<usize>(), 0..6),
+            part_size in 1u64..300,
+            crc_a in any::<u64>(),
+            crc_b in any::<u64>(),
+            len in 0u64..(1 << 40),
+        ) {
+            for crc in Crc::ALL {
+                let mask = if crc.params().0 == 32 { u64::from(u32::MAX) } else { u64::MAX };
+                let (a, b) = (crc_a & mask, crc_b & mask);
+                prop_assert_eq!(
+                    CrcAppender::new(crc, len).append(a, b),
+                    combine(crc, a, b, len),
+                    "{:?}", crc
+                );
+                // A random split, combined with crc-fast's combine.
+                let mut points: Vec<usize> = cuts.iter().map(|c| c % (data.len() + 1)).collect();
+                points.sort_unstable();
+                let mut acc = direct(crc, b"");
+                let mut start = 0;
+                for end in points.into_iter().chain([data.len()]) {
+                    let piece = &data[start..end];
+                    acc = combine(crc, acc, direct(crc, piece), piece.len() as u64);
+                    start = end;
+                }
+                prop_assert_eq!(acc, direct(crc, &data), "{:?}", crc);
+            }
+            // Equal parts through the combiner, every CRC at once.
+            let mut set = CrcSet::default();
+            for c in Crc::ALL {
+                set.insert(c);
+            }
+            let mut comb = CrcCombiner::new(set, part_size);
+            for piece in data.chunks(part_size as usize) {
+                let mut h = CrcHasher::new(set);
+                h.update(piece);
+                comb.push(&h.finish(direct(Crc::Xz, piece)), piece.len() as u64);
+            }
+            let got = comb.finish();
+            for c in Crc::ALL {
+                prop_assert_eq!(got.0[c as usize], direct(c, &data), "{:?}", c);
+            }
+        }
+    }
+
+    #[test]
+    fn parse_names_values_and_describe() {
+        let user = || Origin::User("--checksum".into());
+        let c = Checksum::parse(
+            "SHA-256=BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD",
+            user(),
+        )
+        .expect("parses");
+        assert_eq!(c.algorithm, Algorithm::Sha256);
+        assert_eq!(c.describe(), "SHA-256 (--checksum)");
+        assert_eq!(&c.hex()[..8], "ba7816bf");
+        for (name, alg) in [
+            ("crc64nvme", Algorithm::Crc64Nvme),
+            ("CRC-64/XZ", Algorithm::Crc64Xz),
+            ("crc32c", Algorithm::Crc32c),
+            ("crc32", Algorithm::Crc32),
+            ("md5", Algorithm::Md5),
+            ("sha1", Algorithm::Sha1),
+        ] {
+            assert_eq!(Algorithm::from_name(name), Some(alg), "{name}");
+            assert_eq!(Algorithm::from_name(alg.short_name()), Some(alg));
+        }
+        for bad in ["sha256", "sha512=00", "md5=xyz", "md5=abc", "crc32c=00"] {
+            let e = Checksum::parse(bad, user()).expect_err(bad).to_string();
+            assert!(!e.is_empty(), "{bad}");
+        }
+        let e = Checksum::parse("md5=00", user())
+            .expect_err("short")
+            .to_string();
+        assert!(e.contains("32 hex digits"), "{e}");
+        let oss = Checksum::crc(Algorithm::Crc64Xz, 1, Origin::Store("OSS".into()));
+        assert_eq!(oss.describe(), "CRC-64/XZ full-object (OSS)");
+        assert_eq!(oss.stored_kind(), checkpoint::CRC64_XZ_FULL_OBJECT);
+        assert_eq!(oss.value, [0, 0, 0, 0, 0, 0, 0, 1]);
+        let c32 = Checksum::crc(Algorithm::Crc32c, 0xE306_9283, user());
+        assert_eq!(c32.hex(), "e3069283");
+    }
+
+    #[test]
+    fn plan_applies_store_checksums_to_whole_objects_and_user_ones_always() {
+        let store = vec![
+            Checksum::crc(Algorithm::Crc64Xz, 1, Origin::Store("OSS".into())),
+            Checksum::new(Algorithm::Md5, vec![0; 16], Origin::Store("OSS".into()))
+                .expect("16 bytes"),
+        ];
+        let user = vec![Checksum::crc(
+            Algorithm::Crc32c,
+            2,
+            Origin::User("u".into()),
+        )];
+        let p = Plan::new(&store, &user, true);
+        assert_eq!(p.checks.len(), 3);
+        assert!(p.crcs.contains(Crc::C) && p.crcs.contains(Crc::Xz));
+        assert_eq!(p.in_order, [Algorithm::Md5]);
+        let p = Plan::new(&store, &[], false);
+        assert!(p.checks.is_empty());
+        assert!(p.unverified.contains("range"), "{}", p.unverified);
+        let p = Plan::new(&store, &user, false);
+        assert_eq!(p.checks, user);
+        let p = Plan::new(&[], &[], true);
+        assert_eq!(
+            p.compare(&PartCrcs::default(), &[])
+                .expect("nothing to fail")
+                .to_string(),
+            "not verified: the store publishes no checksum for this object"
+        );
+    }
+}

@@ -1,0 +1,347 @@
+//! End-to-end integrity against whatever the store publishes (or the caller gives): every
+//! algorithm, on fresh and resumed downloads, with corruption that no length or range check
+//! can see. The mock publishes exactly the checksums each test puts on the object.
+
+mod common;
+
+use backend_mock::{Fault, FaultPlan, MockObject};
+use common::{Fixture, KEY};
+use md5::Digest as _;
+use resume_core::{
+    Algorithm, Checksum, ErrorKind, Event, Origin, RangeSpec, Verification, integrity,
+};
+
+const SIZE: usize = 100_000;
+const PART: u64 = 10_000;
+
+/// The value of `algorithm` over `data`, computed independently of the engine.
+fn value(algorithm: Algorithm, data: &[u8]) -> Vec<u8> {
+    use crc_fast::CrcAlgorithm as C;
+    let crc = |a, len: usize| crc_fast::checksum(a, data).to_be_bytes()[8 - len..].to_vec();
+    match algorithm {
+        Algorithm::Crc64Xz => crc(C::Crc64Xz, 8),
+        Algorithm::Crc64Nvme => crc(C::Crc64Nvme, 8),
+        Algorithm::Crc32c => crc(C::Crc32Iscsi, 4),
+        Algorithm::Crc32 => crc(C::Crc32IsoHdlc, 4),
+        Algorithm::Md5 => md5::Md5::digest(data).to_vec(),
+        Algorithm::Sha1 => sha1::Sha1::digest(data).to_vec(),
+        Algorithm::Sha256 => sha2::Sha256::digest(data).to_vec(),
+        other => panic!("no reference for {other}"),
+    }
+}
+
+fn store() -> Origin {
+    Origin::Store("mock".into())
+}
+
+fn published(algorithm: Algorithm, data: &[u8]) -> Checksum {
+    Checksum::new(algorithm, value(algorithm, data), store()).unwrap()
+}
+
+/// A fixture whose object publishes exactly `sums` (no CRC-64/XZ unless among them).
+fn fixture_publishing(seed: u64, sums: impl Fn(&[u8]) -> Vec<Checksum>) -> Fixture {
+    let f = Fixture {
+        source: backend_mock::MockSource::new("test").with_chunk_size(4096),
+        ..Fixture::new(SIZE, seed)
+    };
+    let mut object = MockObject::new(f.content.clone());
+    for c in sums(&f.content) {
+        object = object.with_checksum(c);
+    }
+    f.source.put_object(KEY, object);
+    f
+}
+
+fn verified(r: &resume_core::Report) -> Vec<String> {
+    match &r.verification {
+        Verification::Verified(sums) => sums.iter().map(Checksum::describe).collect(),
+        other => panic!("not verified: {other}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_published_algorithm_verifies_fresh_downloads() {
+    for (i, alg) in Algorithm::ALL.into_iter().enumerate() {
+        let f = fixture_publishing(100 + i as u64, |d| vec![published(alg, d)]);
+        let r = f
+            .downloader()
+            .part_size(PART)
+            .download(KEY, &f.dest)
+            .await
+            .unwrap();
+        assert_eq!(f.dest_bytes(), f.content, "{alg}");
+        assert_eq!(verified(&r), [format!("{alg} full-object (mock)")]);
+        assert_eq!(
+            r.verification.to_string(),
+            format!("verified: {alg} full-object (mock)")
+        );
+        assert_eq!(r.crc64_verified, alg == Algorithm::Crc64Xz, "{alg}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_published_algorithm_verifies_resumed_downloads() {
+    for (i, alg) in Algorithm::ALL.into_iter().enumerate() {
+        for verify_on_resume in [false, true] {
+            let f = fixture_publishing(200 + i as u64, |d| vec![published(alg, d)]);
+            let trigger = f.source.crash_trigger_after_bytes(55_000);
+            let crashing = f.downloader().part_size(PART).concurrency(2);
+            tokio::select! {
+                _ = crashing.download(KEY, &f.dest) => panic!("no crash"),
+                _ = trigger.fired() => {}
+            }
+            drop(trigger);
+            let r = f
+                .downloader()
+                .part_size(PART)
+                .verify_on_resume(verify_on_resume)
+                .download(KEY, &f.dest)
+                .await
+                .unwrap();
+            assert!(r.parts_reused >= 4, "{alg}: {} reused", r.parts_reused);
+            assert_eq!(f.dest_bytes(), f.content, "{alg}");
+            assert_eq!(verified(&r), [format!("{alg} full-object (mock)")]);
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn all_algorithms_at_once_with_odd_sizes_verify() {
+    // A last part shorter than the others, and every check in one download.
+    let f = Fixture::new(SIZE + 777, 300);
+    let mut object = MockObject::new(f.content.clone());
+    for alg in Algorithm::ALL {
+        object = object.with_checksum(published(alg, &f.content));
+    }
+    f.source.put_object(KEY, object);
+    let r = f
+        .downloader()
+        .part_size(3_333)
+        .download(KEY, &f.dest)
+        .await
+        .unwrap();
+    assert_eq!(verified(&r).len(), Algorithm::ALL.len());
+}
+
+/// One byte flipped in the body of one part's response (its length intact): the download
+/// fails with Integrity naming the algorithm and both values, DEST is never replaced, and the
+/// checkpoint and temp file are discarded.
+#[tokio::test(start_paused = true)]
+async fn a_flipped_byte_in_one_part_fails_naming_the_algorithm_and_both_values() {
+    for (i, alg) in Algorithm::ALL.into_iter().enumerate() {
+        let f = fixture_publishing(400 + i as u64, |d| vec![published(alg, d)]);
+        std::fs::write(&f.dest, b"precious").unwrap();
+        f.source
+            .set_fault_plan(FaultPlan::new().on_request(3, Fault::FlipByte(1234)));
+        let err = f
+            .downloader()
+            .part_size(PART)
+            .download(KEY, &f.dest)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Integrity, "{alg}: {err}");
+        let msg = err.to_string();
+        let expected = integrity_hex(&value(alg, &f.content));
+        let mut bad = f.content.clone();
+        // Request 3 is part 3 (one request per part, in order, with the default concurrency
+        // claiming parts in order).
+        bad[3 * PART as usize + 1234] ^= 0x01;
+        let actual = integrity_hex(&value(alg, &bad));
+        for needle in [alg.name(), "the store (mock)", &expected, &actual] {
+            assert!(msg.contains(needle), "{alg}: {needle:?} missing from {msg}");
+        }
+        assert_eq!(std::fs::read(&f.dest).unwrap(), b"precious", "{alg}");
+        assert!(f.store.ids().is_empty(), "{alg}: checkpoint kept");
+        assert_eq!(f.files(), ["out.bin"], "{alg}");
+    }
+}
+
+fn integrity_hex(v: &[u8]) -> String {
+    v.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Bytes corrupted on the way in before a crash are recorded as received; the resumed run
+/// reuses that part and must fail exactly like a fresh one.
+#[tokio::test(start_paused = true)]
+async fn a_reused_part_that_was_corrupted_in_transit_fails_the_resumed_run() {
+    for (i, alg) in [Algorithm::Crc64Nvme, Algorithm::Crc32c, Algorithm::Sha256]
+        .into_iter()
+        .enumerate()
+    {
+        let f = fixture_publishing(500 + i as u64, |d| vec![published(alg, d)]);
+        f.source
+            .set_fault_plan(FaultPlan::new().on_request(0, Fault::FlipByte(10)));
+        let trigger = f.source.crash_trigger_after_bytes(55_000);
+        let crashing = f.downloader().part_size(PART).concurrency(1);
+        tokio::select! {
+            _ = crashing.download(KEY, &f.dest) => panic!("no crash"),
+            _ = trigger.fired() => {}
+        }
+        drop(trigger);
+        f.source.set_fault_plan(FaultPlan::new());
+        let err = f
+            .downloader()
+            .part_size(PART)
+            .download(KEY, &f.dest)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Integrity, "{alg}: {err}");
+        assert!(err.to_string().contains(alg.name()), "{err}");
+        let started = f
+            .events()
+            .iter()
+            .any(|e| matches!(e, Event::Started { parts_reused, .. } if *parts_reused >= 4));
+        assert!(started, "{alg}: the resumed run reused the parts");
+        assert!(!f.dest.exists());
+        assert!(f.store.ids().is_empty());
+    }
+}
+
+/// A reused part damaged on disk after it was recorded is caught by its record and fetched
+/// again; the file is then verified against the store's checksum like any other.
+#[tokio::test(start_paused = true)]
+async fn a_reused_part_damaged_on_disk_is_refetched_and_the_file_verified() {
+    for (i, alg) in [Algorithm::Crc32, Algorithm::Md5].into_iter().enumerate() {
+        let f = fixture_publishing(600 + i as u64, |d| vec![published(alg, d)]);
+        let trigger = f.source.crash_trigger_after_bytes(60_000);
+        let crashing = f.downloader().part_size(PART).concurrency(1);
+        tokio::select! {
+            _ = crashing.download(KEY, &f.dest) => panic!("no crash"),
+            _ = trigger.fired() => {}
+        }
+        drop(trigger);
+        let mut tmp = std::fs::read(f.part_path()).unwrap();
+        tmp[25_000] ^= 0x01;
+        std::fs::write(f.part_path(), tmp).unwrap();
+        f.take_events();
+        let r = f
+            .downloader()
+            .part_size(PART)
+            .concurrency(1)
+            .download(KEY, &f.dest)
+            .await
+            .unwrap();
+        assert_eq!(f.dest_bytes(), f.content);
+        assert!(
+            f.events()
+                .iter()
+                .any(|e| matches!(e, Event::PartsDamaged { parts, .. } if parts == &[2])),
+            "{alg}"
+        );
+        assert_eq!(verified(&r), [format!("{alg} full-object (mock)")]);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_given_checksum_verifies_the_file_written_also_for_a_range() {
+    let f = fixture_publishing(700, |_| Vec::new());
+    let user = |s: &str| Checksum::parse(s, Origin::User("--checksum".into())).unwrap();
+    let good = format!(
+        "sha256={}",
+        integrity_hex(&value(Algorithm::Sha256, &f.content))
+    );
+    let r = f
+        .downloader()
+        .part_size(PART)
+        .expect_checksum(user(&good))
+        .download(KEY, &f.dest)
+        .await
+        .unwrap();
+    assert_eq!(r.verification.to_string(), "verified: SHA-256 (--checksum)");
+
+    // A range: the given digest is of the range's bytes; the store's full-object CRC does
+    // not apply.
+    let f = fixture_publishing(701, |d| vec![published(Algorithm::Crc64Xz, d)]);
+    let part = &f.content[1_000..=50_999];
+    let crc = format!("crc32c={}", integrity_hex(&value(Algorithm::Crc32c, part)));
+    let r = f
+        .downloader()
+        .part_size(PART)
+        .range(RangeSpec::Inclusive {
+            first: 1_000,
+            last: 50_999,
+        })
+        .expect_checksum(user(&crc))
+        .download(KEY, &f.dest)
+        .await
+        .unwrap();
+    assert_eq!(r.verification.to_string(), "verified: CRC-32C (--checksum)");
+    let r = f
+        .downloader()
+        .part_size(PART)
+        .range(RangeSpec::From { first: 1 })
+        .download(KEY, &f.dest)
+        .await
+        .unwrap();
+    assert_eq!(
+        r.verification.to_string(),
+        "not verified: the store's checksums cover the whole object, and a range of it was \
+         downloaded"
+    );
+
+    // A wrong one fails, naming who gave it.
+    let f = fixture_publishing(702, |d| vec![published(Algorithm::Crc64Xz, d)]);
+    let wrong = format!("md5={}", "00".repeat(16));
+    let err = f
+        .downloader()
+        .expect_checksum(user(&wrong))
+        .download(KEY, &f.dest)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Integrity);
+    let msg = err.to_string();
+    assert!(
+        msg.contains("MD5") && msg.contains("--checksum says 0000"),
+        "{msg}"
+    );
+    assert!(!f.dest.exists());
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_to_verify_is_reported_or_with_require_checksum_refused_before_any_read() {
+    let f = fixture_publishing(800, |_| Vec::new());
+    let r = f.downloader().download(KEY, &f.dest).await.unwrap();
+    assert_eq!(
+        r.verification.to_string(),
+        "not verified: the store publishes no checksum for this object"
+    );
+    assert!(!r.crc64_verified);
+
+    let f = fixture_publishing(801, |_| Vec::new());
+    let reads = f.source.read_requests();
+    let err = f
+        .downloader()
+        .require_checksum(true)
+        .download(KEY, &f.dest)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Integrity);
+    assert!(
+        matches!(err, resume_core::Error::Unverifiable { .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("the store publishes no checksum for this object"),
+        "{err}"
+    );
+    assert_eq!(f.source.read_requests(), reads, "no byte was requested");
+    assert_eq!(f.files(), Vec::<String>::new());
+    assert!(f.store.ids().is_empty());
+
+    // With something to check, require_checksum changes nothing.
+    let f = fixture_publishing(802, |d| vec![published(Algorithm::Crc32c, d)]);
+    let r = f
+        .downloader()
+        .require_checksum(true)
+        .download(KEY, &f.dest)
+        .await
+        .unwrap();
+    assert!(r.verification.is_verified());
+}
+
+#[test]
+fn the_module_is_public_for_backends_and_the_cli() {
+    assert_eq!(integrity::parse_hex("0aFF"), Some(vec![0x0a, 0xff]));
+    assert_eq!(integrity::parse_hex("0"), None);
+}
