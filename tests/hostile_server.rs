@@ -492,3 +492,38 @@ fn ten_thousand_parts_with_a_failure_in_the_middle_resume_from_the_journal() {
         "the resume requests exactly the parts not done"
     );
 }
+
+/// OSS also publishes `Content-MD5` for objects uploaded in one piece: a server whose MD5
+/// disagrees with the bytes (while its CRC-64 agrees) fails with exit 6 naming MD5 and both
+/// values, and never replaces DEST; the right MD5 is reported as verified.
+#[test]
+fn a_content_md5_that_disagrees_with_the_bytes_fails_naming_md5_and_both_values() {
+    let c = case(300_000, 31);
+    let out = c.get().args(["--part-size", "64KiB"]).run();
+    out.expect_ok();
+    assert_eq!(
+        out.completed()["verification"],
+        "verified: CRC-64/XZ full-object (OSS), MD5 full-object (OSS)"
+    );
+    let precious = b"an older copy the user keeps".to_vec();
+    std::fs::write(&c.dest, &precious).expect("existing DEST");
+    // 16 zero bytes, base64.
+    let proxy = HeaderProxy::start(
+        c.server.emu.addr(),
+        vec![Rewrite::Set(
+            "content-md5",
+            "AAAAAAAAAAAAAAAAAAAAAA==".into(),
+        )],
+    );
+    let out = Get::new(&proxy.endpoint(), &oss_url(KEY), &c.dest)
+        .args(["--part-size", "64KiB"])
+        .run();
+    out.expect_code(EXIT_INTEGRITY).expect_stderr(&[
+        KEY,
+        "failed verification",
+        "MD5",
+        "the store (OSS) says 00000000000000000000000000000000",
+    ]);
+    assert_file_is(&c.dest, &precious, "DEST after an MD5 failure");
+    assert!(!rgpart(&c.dest).exists() && !rgcp(&c.dest).exists());
+}

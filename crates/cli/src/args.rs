@@ -108,6 +108,24 @@ pub struct DownloadOpts {
     #[arg(long)]
     pub verify_on_resume: bool,
 
+    /// Also verify the file against this digest, ALG=HEX with ALG one of sha256, sha1, md5,
+    /// crc32c, crc32, crc64nvme, crc64xz (any SOURCE; repeatable; with --range, the digest
+    /// of the range's bytes). A mismatch exits 6 and leaves DEST as it was.
+    #[arg(long, value_name = "ALG=HEX", value_parser = crate::checksum::parse_checksum_arg)]
+    pub checksum: Vec<resume_core::Checksum>,
+
+    /// Verify the file against its entry in this checksum file: `HEX  NAME` lines as
+    /// sha256sum/md5sum write them (or BSD `ALG (NAME) = HEX`), the entry whose NAME is
+    /// DEST's file name or the key's last segment; the algorithm comes from the file's name
+    /// (SHA256SUMS, SHA1SUMS, MD5SUMS) or else the digest's length.
+    #[arg(long, value_name = "FILE")]
+    pub checksum_file: Option<PathBuf>,
+
+    /// Refuse to download, before any byte is fetched (exit 6), when nothing can verify
+    /// the file: the store publishes no checksum that applies and none was given.
+    #[arg(long)]
+    pub require_checksum: bool,
+
     /// What to do if the object changes during the download.
     #[arg(long, value_enum, default_value_t = OnChangeArg::Restart)]
     pub on_change: OnChangeArg,

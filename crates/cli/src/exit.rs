@@ -23,7 +23,9 @@ Exit codes:
   3    not found: no such bucket, key or version
   4    access denied or bad credentials
   5    the object changed while downloading (with --on-change fail)
-  6    integrity failure: the bytes did not verify against the object's checksum
+  6    integrity failure: the bytes did not verify against the object's checksum or a
+       digest given with --checksum/--checksum-file (DEST left as it was); or
+       --require-checksum and nothing to verify the file with (nothing fetched)
   7    local I/O: disk full, permissions, missing directory, DEST locked by another download
   8    network: the source kept failing and retries ran out, or answered inconsistently
        (ignored Range, refused a range inside the object)

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod checksum;
 mod demo;
 mod exit;
 mod output;
@@ -137,12 +138,16 @@ fn configure(mut dl: Downloader, opts: &DownloadOpts) -> Downloader {
         .on_change(match opts.on_change {
             OnChangeArg::Restart => OnChange::Restart,
             OnChangeArg::Fail => OnChange::Fail,
-        });
+        })
+        .require_checksum(opts.require_checksum);
     if let Some(range) = opts.range {
         dl = dl.range(range);
     }
     if let Some(v) = &opts.version_id {
         dl = dl.version_id(v.clone());
+    }
+    for c in &opts.checksum {
+        dl = dl.expect_checksum(c.clone());
     }
     if opts.no_checkpoint {
         dl = dl.no_checkpoint();
@@ -216,13 +221,34 @@ async fn download(source_url: &str, dest: &Path, opts: &DownloadOpts) -> u8 {
             return code;
         }
     };
+    let from_file = match &opts.checksum_file {
+        None => None,
+        Some(file) => {
+            let dest_name = dest
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let key_name = key.rsplit('/').next().unwrap_or(&key);
+            match checksum::from_sums_file(file, &[&dest_name, key_name]) {
+                Ok(c) => Some(c),
+                Err(msg) => {
+                    output::err_line(format_args!("resume-get: error: {msg}"));
+                    return exit::USAGE;
+                }
+            }
+        }
+    };
     let out = Arc::new(Output::new(output_mode(&opts.output)));
     let cancel = CancellationToken::new();
     cancel_on_signals(cancel.clone());
     let sink = out.clone();
     let identity = source.identity();
     let dl = downloader(source, &opts.transfer, cancel, move |e| sink.handle(e));
-    let result = configure(dl, opts).download(&key, &dest).await;
+    let mut dl = configure(dl, opts);
+    if let Some(c) = from_file {
+        dl = dl.expect_checksum(c);
+    }
+    let result = dl.download(&key, &dest).await;
     out.finish();
     match result {
         Ok(report) => {

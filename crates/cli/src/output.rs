@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use resume_core::{Event, Report};
+use resume_core::{Event, Report, Verification};
 use serde_json::{Value, json};
 
 use crate::size::format_bytes;
@@ -254,12 +254,25 @@ pub fn summary(r: &Report) -> String {
             r.restarts
         ));
     }
-    s.push_str(if r.crc64_verified {
-        ", CRC-64 verified"
-    } else {
-        ", per-part digests verified (no whole-object CRC-64 to check)"
-    });
+    // The last line says what verified the file, or plainly that nothing did.
+    s.push('\n');
+    s.push_str(&r.verification.to_string());
     s
+}
+
+/// What verified the file, for JSON: `[{"algorithm", "scope", "origin", "value"}]` (value in
+/// hex), empty when nothing did.
+fn verified_by(v: &Verification) -> Value {
+    let sums = match v {
+        Verification::Verified(sums) => sums.as_slice(),
+        _ => &[],
+    };
+    sums.iter()
+        .map(|c| {
+            json!({"algorithm": c.algorithm.name(), "scope": c.scope.to_string(),
+                "origin": c.origin.to_string(), "value": c.hex()})
+        })
+        .collect()
 }
 
 /// The JSON form of an event; field names are stable (documented in the README).
@@ -308,6 +321,9 @@ pub fn event_json(event: &Event) -> Value {
             "fetched_bytes": r.fetched_bytes, "reused_bytes": r.reused_bytes, "parts": r.parts,
             "parts_reused": r.parts_reused, "retries": r.retries, "restarts": r.restarts,
             "crc64": r.crc64, "crc64_verified": r.crc64_verified,
+            "verified": r.verification.is_verified(),
+            "verification": r.verification.to_string(),
+            "verified_by": verified_by(&r.verification),
             "elapsed_ms": r.elapsed.as_millis() as u64}),
         Event::Failed { error } => json!({"event": "failed", "error": error}),
         _ => json!({"event": "other", "debug": format!("{event:?}")}),

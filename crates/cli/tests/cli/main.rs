@@ -1,6 +1,7 @@
 //! Process-level tests of the `resume-get` binary against the in-process OSS emulator
 //! (strict V4/V1 signatures, seeded fault injection).
 
+mod checksums;
 mod common;
 mod exit_codes;
 mod json;

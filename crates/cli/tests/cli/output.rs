@@ -45,14 +45,12 @@ fn without_a_terminal_only_the_summary_goes_to_stderr() {
     assert_eq!(out.stdout, "");
     assert_no_control_codes(&out.stderr, "no terminal");
     let lines: Vec<&str> = out.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{}", out.stderr);
-    for needle in [
-        "downloaded plain.bin to",
-        "out.bin",
-        "2.0 MiB",
-        "retries",
-        "CRC-64 verified",
-    ] {
+    assert_eq!(lines.len(), 2, "{}", out.stderr);
+    assert_eq!(
+        lines[1], "verified: CRC-64/XZ full-object (OSS), MD5 full-object (OSS)",
+        "the last line says what verified the file"
+    );
+    for needle in ["downloaded plain.bin to", "out.bin", "2.0 MiB", "retries"] {
         assert!(
             lines[0].contains(needle),
             "{needle:?} not in {:?}",
@@ -96,7 +94,12 @@ fn progress_prints_plain_lines_on_stderr() {
         .collect();
     assert!(!progress.is_empty(), "no progress line:\n{}", out.stderr);
     assert!(
-        lines.last().unwrap().starts_with("downloaded progress.bin"),
+        lines[lines.len() - 2].starts_with("downloaded progress.bin"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        lines.last().unwrap().starts_with("verified: CRC-64/XZ"),
         "{}",
         out.stderr
     );
