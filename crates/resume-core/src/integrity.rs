@@ -348,7 +348,22 @@ impl Plan {
         let mut checks: Vec<Checksum> = Vec::new();
         let full = |c: &&Checksum| c.scope == Scope::FullObject;
         if whole_object {
-            checks.extend(published.iter().filter(full).cloned());
+            // The store's CRCs cost next to nothing (one pass as bytes arrive). Its MD5/SHA
+            // digests cost a second read and 1–2.5 CPU-s/GiB (BENCHMARKS.md) and add nothing
+            // against corruption that a full-object CRC of the same store does not catch, so
+            // they are checked only when the store publishes no CRC (the caller's digests are
+            // always checked: the caller asked for them).
+            let has_crc = published
+                .iter()
+                .filter(full)
+                .any(|c| c.algorithm.combines());
+            checks.extend(
+                published
+                    .iter()
+                    .filter(full)
+                    .filter(|c| !has_crc || c.algorithm.combines())
+                    .cloned(),
+            );
         }
         checks.extend(given.iter().filter(full).cloned());
         checks.dedup();
@@ -776,8 +791,12 @@ mod tests {
             Origin::User("u".into()),
         )];
         let p = Plan::new(&store, &user, true);
-        assert_eq!(p.checks.len(), 3);
+        // The store's MD5 is left to its CRC; the caller's digest is checked.
+        assert_eq!(p.checks, [store[0].clone(), user[0].clone()]);
         assert!(p.crcs.contains(Crc::C) && p.crcs.contains(Crc::Xz));
+        assert!(p.in_order.is_empty());
+        let p = Plan::new(&store[1..], &user, true);
+        assert_eq!(p.checks, [store[1].clone(), user[0].clone()]);
         assert_eq!(p.in_order, [Algorithm::Md5]);
         let p = Plan::new(&store, &[], false);
         assert!(p.checks.is_empty());

@@ -4,7 +4,8 @@
 //! [`Downloader`] does everything else: part planning, lazy scheduling over `concurrency`
 //! workers, retries with jittered backoff that resume a broken body where it broke,
 //! positional writes into `DEST.rgpart`, BLAKE3 + CRC-64 per part, checkpointing, end-to-end
-//! CRC-64 verification, and the final atomic rename. See `docs/ARCHITECTURE.md`.
+//! verification against every checksum the store publishes or the caller gives
+//! ([`integrity`]), and the final atomic rename. See `docs/ARCHITECTURE.md`.
 #![forbid(unsafe_code)]
 
 #[cfg(feature = "conformance")]

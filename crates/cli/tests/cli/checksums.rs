@@ -1,4 +1,4 @@
-//! What verified the file: the store's checksums (the emulator's CRC-64 and Content-MD5),
+//! What verified the file: the store's checksums (the emulator's CRC-64),
 //! digests given with `--checksum` / `--checksum-file` against a plain web server (nginx,
 //! which publishes none), `--require-checksum`, and mismatches (exit 6, DEST untouched).
 
@@ -68,14 +68,16 @@ fn assert_untouched(dir: &Path, dest: &Path, what: &str) {
 }
 
 #[test]
-fn oss_downloads_are_verified_by_the_crc64_and_content_md5_the_emulator_publishes() {
+fn oss_downloads_are_verified_by_the_crc64_the_emulator_publishes_and_given_digests() {
     let oss = Oss::start();
     let bytes = oss.put("both.bin", 700_000, 81);
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("out.bin");
+    let md5 = hex(&md5::Md5::digest(&bytes));
     let out = run(
         oss.cmd()
             .args(["--json", "--part-size", "100KiB"])
+            .args(["--checksum", &format!("md5={md5}")])
             .arg(oss.url("both.bin"))
             .arg(&dest),
         "oss",
@@ -84,15 +86,18 @@ fn oss_downloads_are_verified_by_the_crc64_and_content_md5_the_emulator_publishe
     assert_file(&dest, &bytes, "oss");
     let done = out.event("completed");
     assert_eq!(done["verified"], true, "{done}");
+    // The emulator's Content-MD5 is left to its CRC-64; the given MD5 is checked.
     assert_eq!(
         done["verification"],
-        "verified: CRC-64/XZ full-object (OSS), MD5 full-object (OSS)"
+        "verified: CRC-64/XZ full-object (OSS), MD5 (--checksum)"
     );
     let by = done["verified_by"].as_array().expect("an array");
     assert_eq!(by.len(), 2, "{done}");
+    assert_eq!(by[0]["origin"], "OSS");
+    assert_eq!(by[0]["scope"], "full-object");
     assert_eq!(by[1]["algorithm"], "MD5");
-    assert_eq!(by[1]["origin"], "OSS");
-    assert_eq!(by[1]["value"], hex(&md5::Md5::digest(&bytes)));
+    assert_eq!(by[1]["origin"], "--checksum");
+    assert_eq!(by[1]["value"], md5);
 }
 
 #[test]
