@@ -89,7 +89,13 @@ fn without_v_an_automatic_restart_and_a_discarded_checkpoint_are_one_line_each()
     out.expect_code(0);
     assert_no_log_lines(&out.stderr, "stale checkpoint");
     let lines: Vec<&str> = out.stderr.lines().collect();
-    assert_eq!(lines.len(), 2, "a note and the summary:\n{}", out.stderr);
+    assert_eq!(
+        lines.len(),
+        3,
+        "a note, the summary and what verified the file:\n{}",
+        out.stderr
+    );
+    assert_eq!(lines[2], "verified: CRC-64/XZ full-object (OSS)");
     assert!(
         lines[0].starts_with("resume-get: not resuming, starting from the beginning: "),
         "{}",
