@@ -66,16 +66,40 @@ impl Scene {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().canonicalize().unwrap().join("obj.bin");
-        std::fs::write(&src, vec![b'A'; SIZE as usize]).unwrap();
-        // An old mtime: the change moves it however coarse the file system's clock is.
-        let old = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 30);
-        std::fs::File::options()
-            .write(true)
-            .open(&src)
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
+        test_support::write_with_old_mtime(&src, &vec![b'A'; SIZE as usize]);
         Self { dir, src }
+    }
+
+    /// Downloads with one job and `--on-change fail`, running `change` on the source when part
+    /// `part` is recorded done; returns the `Changed` error's detail (and checks no DEST).
+    async fn changed_after_part(
+        &self,
+        part: u64,
+        change: impl Fn(&Path) + Send + Sync + 'static,
+    ) -> String {
+        let url = url::Url::from_file_path(&self.src).unwrap();
+        let (source, key) = from_url(url.as_str(), &StoreOptions::new().no_env()).unwrap();
+        let dest = self.dir.path().join("out.bin");
+        let src = self.src.clone();
+        let result = Downloader::new(source)
+            .part_size(PART)
+            .concurrency(1)
+            .no_checkpoint()
+            .on_change(OnChange::Fail)
+            .on_progress(move |ev| {
+                if let Event::PartDone { part: p, .. } = ev
+                    && *p == part
+                {
+                    change(&src);
+                }
+            })
+            .download(&key, &dest)
+            .await;
+        assert!(!dest.exists());
+        match result {
+            Err(Error::Changed { detail, .. }) => detail,
+            other => panic!("expected Changed, got {other:?}"),
+        }
     }
 
     /// Downloads with one job, applying `change` when the first block of `part` has been
@@ -171,30 +195,10 @@ async fn with_restart_the_download_ends_with_exactly_the_new_content() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_between_parts_is_caught_when_the_next_part_opens_the_file() {
-    let scene = Scene::new();
-    let url = url::Url::from_file_path(&scene.src).unwrap();
-    let (source, key) = from_url(url.as_str(), &StoreOptions::new().no_env()).unwrap();
-    let dest = scene.dir.path().join("out.bin");
-    let src = scene.src.clone();
-    let result = Downloader::new(source)
-        .part_size(PART)
-        .concurrency(1)
-        .no_checkpoint()
-        .on_change(OnChange::Fail)
-        .on_progress(move |ev| {
-            if let Event::PartDone { part: 0, .. } = ev {
-                Change::RewriteInPlace.apply(&src, 0);
-            }
-        })
-        .download(&key, &dest)
+    let detail = Scene::new()
+        .changed_after_part(0, |src| Change::RewriteInPlace.apply(src, 0))
         .await;
-    match result {
-        Err(Error::Changed { detail, .. }) => {
-            assert!(detail.contains("part 1"), "{detail}");
-        }
-        other => panic!("expected Changed, got {other:?}"),
-    }
-    assert!(!dest.exists());
+    assert!(detail.contains("part 1"), "{detail}");
 }
 
 /// A change after the last block was read and before the rename (here: same size, same
@@ -202,31 +206,13 @@ async fn a_change_between_parts_is_caught_when_the_next_part_opens_the_file() {
 /// rename, for every source whose bytes no store checksum covers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_after_the_last_read_is_caught_by_the_stat_before_the_rename() {
-    let scene = Scene::new();
-    let url = url::Url::from_file_path(&scene.src).unwrap();
-    let (source, key) = from_url(url.as_str(), &StoreOptions::new().no_env()).unwrap();
-    let dest = scene.dir.path().join("out.bin");
-    let src = scene.src.clone();
-    let result = Downloader::new(source)
-        .part_size(PART)
-        .concurrency(1)
-        .no_checkpoint()
-        .on_change(OnChange::Fail)
-        .on_progress(move |ev| {
-            if let Event::PartDone { part: 2, .. } = ev {
-                let before = std::fs::metadata(&src).unwrap().modified().unwrap();
-                let f = std::fs::OpenOptions::new().write(true).open(&src).unwrap();
-                std::os::unix::fs::FileExt::write_all_at(&f, b"B", 10).unwrap();
-                f.set_modified(before).unwrap();
-            }
+    let detail = Scene::new()
+        .changed_after_part(2, |src| {
+            let before = std::fs::metadata(src).unwrap().modified().unwrap();
+            let f = std::fs::OpenOptions::new().write(true).open(src).unwrap();
+            std::os::unix::fs::FileExt::write_all_at(&f, b"B", 10).unwrap();
+            f.set_modified(before).unwrap();
         })
-        .download(&key, &dest)
         .await;
-    match result {
-        Err(Error::Changed { detail, .. }) => {
-            assert!(detail.contains("just before the final rename"), "{detail}");
-        }
-        other => panic!("expected Changed, got {other:?}"),
-    }
-    assert!(!dest.exists());
+    assert!(detail.contains("just before the final rename"), "{detail}");
 }

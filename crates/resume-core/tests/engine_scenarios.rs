@@ -388,15 +388,8 @@ async fn restarts_are_bounded_when_the_object_keeps_changing() {
 async fn crash_then_resume_refetches_at_most_the_parts_in_flight() {
     let f = Fixture::new(200_000, 14);
     let (part, jobs) = (10_000u64, 4u64);
-    let trigger = f.source.crash_trigger_after_bytes(123_456);
     let crashing = f.downloader().part_size(part).concurrency(jobs as usize);
-    tokio::select! {
-        r = crashing.download(KEY, &f.dest) => {
-            panic!("finished before the crash point: {r:?}")
-        }
-        _ = trigger.fired() => {} // the download future is dropped here: a crash
-    }
-    drop(trigger);
+    f.crash_after(crashing, 123_456).await;
     let served_before = f.source.bytes_served();
     let r = f
         .downloader()
@@ -470,13 +463,11 @@ async fn ranged_download_resumes_from_its_checkpoint() {
         first: 10_000,
         last: 89_999,
     };
-    let trigger = f.source.crash_trigger_after_bytes(50_000);
-    let crashing = f.downloader().part_size(5_000).concurrency(2).range(range);
-    tokio::select! {
-        _ = crashing.download(KEY, &f.dest) => panic!("no crash"),
-        _ = trigger.fired() => {}
-    }
-    drop(trigger);
+    f.crash_after(
+        f.downloader().part_size(5_000).concurrency(2).range(range),
+        50_000,
+    )
+    .await;
     let r = f
         .downloader()
         .part_size(5_000)
@@ -499,13 +490,7 @@ async fn default_checkpoint_beside_dest_is_on_and_resumes() {
             .concurrency(2)
             .retry(quick_retry(3))
     };
-    let trigger = f.source.crash_trigger_after_bytes(60_000);
-    let crashing = dl();
-    tokio::select! {
-        _ = crashing.download(KEY, &f.dest) => panic!("no crash"),
-        _ = trigger.fired() => {}
-    }
-    drop(trigger);
+    f.crash_after(dl(), 60_000).await;
     assert!(
         f.files().contains(&"out.bin.rgcp".to_string()),
         "{:?}",
@@ -521,13 +506,8 @@ async fn default_checkpoint_beside_dest_is_on_and_resumes() {
 async fn deleted_temp_file_with_surviving_checkpoint_is_refetched_not_zero_filled() {
     // Regression: a zero-filled file was reported as success.
     let f = Fixture::new(100_000, 18);
-    let trigger = f.source.crash_trigger_after_bytes(70_000);
-    let crashing = f.downloader().part_size(10_000);
-    tokio::select! {
-        _ = crashing.download(KEY, &f.dest) => panic!("no crash"),
-        _ = trigger.fired() => {}
-    }
-    drop(trigger);
+    f.crash_after(f.downloader().part_size(10_000), 70_000)
+        .await;
     std::fs::remove_file(f.part_path()).unwrap();
     f.take_events();
     let r = f
@@ -550,13 +530,8 @@ async fn stale_larger_temp_file_is_truncated() {
     // Regression: a stale, larger temp file left trailing garbage in the result. (The temp
     // file must be this download's: an interrupted run's, grown since.)
     let f = Fixture::new(10_000, 19);
-    let trigger = f.source.crash_trigger_after_bytes(5_000);
-    let crashing = f.downloader().part_size(3_000).concurrency(1);
-    tokio::select! {
-        _ = crashing.download(KEY, &f.dest) => panic!("no crash"),
-        _ = trigger.fired() => {}
-    }
-    drop(trigger);
+    f.crash_after(f.downloader().part_size(3_000).concurrency(1), 5_000)
+        .await;
     let part = std::fs::OpenOptions::new()
         .append(true)
         .open(f.part_path())
@@ -576,13 +551,8 @@ async fn damaged_done_part_is_caught_by_crc_at_the_end_and_refetched() {
     // Regression: the whole-object CRC was skipped on resumed runs.
     for verify in [false, true] {
         let f = Fixture::new(100_000, 20);
-        let trigger = f.source.crash_trigger_after_bytes(60_000);
-        let crashing = f.downloader().part_size(10_000).concurrency(1);
-        tokio::select! {
-            _ = crashing.download(KEY, &f.dest) => panic!("no crash"),
-            _ = trigger.fired() => {}
-        }
-        drop(trigger);
+        f.crash_after(f.downloader().part_size(10_000).concurrency(1), 60_000)
+            .await;
         // Flip a byte inside part 2, which the checkpoint records as done.
         let mut tmp = std::fs::read(f.part_path()).unwrap();
         tmp[25_000] ^= 0x01;
@@ -634,13 +604,8 @@ async fn crc_mismatch_fails_and_discards_the_partial_download() {
 #[tokio::test(start_paused = true)]
 async fn corrupt_checkpoint_is_reported_and_discarded() {
     let f = Fixture::new(100_000, 22);
-    let trigger = f.source.crash_trigger_after_bytes(50_000);
-    let crashing = f.downloader().part_size(10_000);
-    tokio::select! {
-        _ = crashing.download(KEY, &f.dest) => panic!("no crash"),
-        _ = trigger.fired() => {}
-    }
-    drop(trigger);
+    f.crash_after(f.downloader().part_size(10_000), 50_000)
+        .await;
     let id = f.store.ids().pop().unwrap();
     let mut raw = f.store.raw(&id).unwrap();
     raw[20] ^= 0x40;
@@ -666,13 +631,8 @@ async fn corrupt_checkpoint_is_reported_and_discarded() {
 #[tokio::test(start_paused = true)]
 async fn checkpoint_from_another_part_size_is_discarded() {
     let f = Fixture::new(100_000, 23);
-    let trigger = f.source.crash_trigger_after_bytes(50_000);
-    let crashing = f.downloader().part_size(10_000);
-    tokio::select! {
-        _ = crashing.download(KEY, &f.dest) => panic!("no crash"),
-        _ = trigger.fired() => {}
-    }
-    drop(trigger);
+    f.crash_after(f.downloader().part_size(10_000), 50_000)
+        .await;
     f.take_events();
     let r = f
         .downloader()
@@ -744,13 +704,7 @@ async fn file_checkpoint_store_in_a_directory_resumes() {
             .part_size(10_000)
             .retry(quick_retry(4))
     };
-    let trigger = f.source.crash_trigger_after_bytes(55_000);
-    let crashing = dl();
-    tokio::select! {
-        _ = crashing.download(KEY, &f.dest) => panic!("no crash"),
-        _ = trigger.fired() => {}
-    }
-    drop(trigger);
+    f.crash_after(dl(), 55_000).await;
     assert_eq!(std::fs::read_dir(&cpdir).unwrap().count(), 1);
     let r = dl().download(KEY, &f.dest).await.unwrap();
     assert_eq!(f.dest_bytes(), f.content);

@@ -84,13 +84,8 @@ async fn every_published_algorithm_verifies_resumed_downloads() {
     for (i, alg) in Algorithm::ALL.into_iter().enumerate() {
         for verify_on_resume in [false, true] {
             let f = fixture_publishing(200 + i as u64, |d| vec![published(alg, d)]);
-            let trigger = f.source.crash_trigger_after_bytes(55_000);
-            let crashing = f.downloader().part_size(PART).concurrency(2);
-            tokio::select! {
-                _ = crashing.download(KEY, &f.dest) => panic!("no crash"),
-                _ = trigger.fired() => {}
-            }
-            drop(trigger);
+            f.crash_after(f.downloader().part_size(PART).concurrency(2), 55_000)
+                .await;
             let r = f
                 .downloader()
                 .part_size(PART)
@@ -175,13 +170,8 @@ async fn a_reused_part_that_was_corrupted_in_transit_fails_the_resumed_run() {
         let f = fixture_publishing(500 + i as u64, |d| vec![published(alg, d)]);
         f.source
             .set_fault_plan(FaultPlan::new().on_request(0, Fault::FlipByte(10)));
-        let trigger = f.source.crash_trigger_after_bytes(55_000);
-        let crashing = f.downloader().part_size(PART).concurrency(1);
-        tokio::select! {
-            _ = crashing.download(KEY, &f.dest) => panic!("no crash"),
-            _ = trigger.fired() => {}
-        }
-        drop(trigger);
+        f.crash_after(f.downloader().part_size(PART).concurrency(1), 55_000)
+            .await;
         f.source.set_fault_plan(FaultPlan::new());
         let err = f
             .downloader()
@@ -207,13 +197,8 @@ async fn a_reused_part_that_was_corrupted_in_transit_fails_the_resumed_run() {
 async fn a_reused_part_damaged_on_disk_is_refetched_and_the_file_verified() {
     for (i, alg) in [Algorithm::Crc32, Algorithm::Md5].into_iter().enumerate() {
         let f = fixture_publishing(600 + i as u64, |d| vec![published(alg, d)]);
-        let trigger = f.source.crash_trigger_after_bytes(60_000);
-        let crashing = f.downloader().part_size(PART).concurrency(1);
-        tokio::select! {
-            _ = crashing.download(KEY, &f.dest) => panic!("no crash"),
-            _ = trigger.fired() => {}
-        }
-        drop(trigger);
+        f.crash_after(f.downloader().part_size(PART).concurrency(1), 60_000)
+            .await;
         let mut tmp = std::fs::read(f.part_path()).unwrap();
         tmp[25_000] ^= 0x01;
         std::fs::write(f.part_path(), tmp).unwrap();

@@ -35,13 +35,7 @@ fn on_disk(f: &Fixture) -> Downloader {
 
 /// Crashes a download after `bytes` bytes were served; returns the parts it saved.
 async fn interrupt(f: &Fixture, bytes: u64) -> u64 {
-    let trigger = f.source.crash_trigger_after_bytes(bytes);
-    let crashing = on_disk(f);
-    tokio::select! {
-        _ = crashing.download(KEY, &f.dest) => panic!("the download finished before the crash"),
-        _ = trigger.fired() => {}
-    }
-    drop(trigger);
+    f.crash_after(on_disk(f), bytes).await;
     let saved = FileCheckpointStore::beside(&f.dest)
         .load(&saved_id(f))
         .expect("the checkpoint loads")
@@ -53,6 +47,11 @@ async fn interrupt(f: &Fixture, bytes: u64) -> u64 {
         saved >= 2,
         "the crash should leave parts to reuse, left {saved}"
     );
+    let found = on_disk(f)
+        .saved_progress(KEY, &f.dest)
+        .expect("saved progress");
+    assert_eq!((found.parts_done, found.temp), (saved, f.part_path()));
+    assert_eq!(found.done_bytes, saved * PART);
     saved
 }
 
@@ -209,6 +208,10 @@ async fn a_fresh_download_that_fails_before_any_part_leaves_nothing() {
         .await
         .expect_err("every read fails");
     assert!(f.files().is_empty(), "{:?}", f.files());
+    assert_eq!(on_disk(&f).saved_progress(KEY, &f.dest), None);
+    // A temp file no checkpoint claims is nothing saved either.
+    std::fs::write(f.part_path(), vec![0u8; 50_000]).unwrap();
+    assert_eq!(on_disk(&f).saved_progress(KEY, &f.dest), None);
 }
 
 /// The reproduction: objects named `data.rgpart` and `data.rgcp` downloaded into a

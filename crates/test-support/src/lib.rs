@@ -216,6 +216,18 @@ http {{
     Ok((addr, guard))
 }
 
+/// Writes `bytes` to `path` and dates its modification 2004-01-10, so that any later change
+/// moves the mtime however coarse the file system's clock is.
+pub fn write_with_old_mtime(path: &Path, bytes: &[u8]) {
+    fs::write(path, bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    let old = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 30);
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(old))
+        .unwrap_or_else(|e| panic!("set the mtime of {}: {e}", path.display()));
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released; for servers that cannot take port 0).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

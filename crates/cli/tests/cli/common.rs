@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use oss_emulator::{AccessKey, Emulator, EmulatorConfig};
+use oss_emulator::{AccessKey, Emulator, EmulatorConfig, Fault, FaultPlan, FaultRule};
 use serde_json::Value;
 use test_support::ChildGuard;
 
@@ -71,6 +71,34 @@ impl Oss {
             .put_object(BUCKET, key, &bytes)
             .expect("put the test object");
         bytes
+    }
+
+    /// Throttles every GET to `bytes_per_second` per connection, so a download lasts long
+    /// enough to be interrupted, killed or raced.
+    pub fn throttle_gets(&self, bytes_per_second: u64) {
+        self.emu.set_fault_plan(
+            FaultPlan::new(1)
+                .rule(FaultRule::always(Fault::Throttle { bytes_per_second }).method("GET")),
+        );
+    }
+
+    /// 403 on the `n`th GET of `key` (1-based): with one job, parts `0..n-1` are done and the
+    /// download stops with exit 4, keeping its temp file and checkpoint.
+    pub fn deny_nth_get(&self, key: &str, n: u64) {
+        self.emu.set_fault_plan(
+            FaultPlan::new(16).rule(
+                FaultRule::on(
+                    "GET",
+                    key,
+                    Fault::Error {
+                        status: 403,
+                        code: "AccessDenied".into(),
+                        message: Some("injected by the test".into()),
+                    },
+                )
+                .nth(n),
+            ),
+        );
     }
 
     pub fn url(&self, key: &str) -> String {

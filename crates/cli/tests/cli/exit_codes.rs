@@ -544,14 +544,7 @@ fn exit_7_for_a_second_download_into_the_same_dest_and_the_first_is_unaffected()
     let key = "locked.bin";
     let bytes = oss.put(key, 2 << 20, 20);
     // Slow enough that the first download is surely still running when the second starts.
-    oss.emu.set_fault_plan(
-        FaultPlan::new(1).rule(
-            FaultRule::always(Fault::Throttle {
-                bytes_per_second: 128 << 10,
-            })
-            .method("GET"),
-        ),
-    );
+    oss.throttle_gets(128 << 10);
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("out.bin");
     let cmd = || {
@@ -675,14 +668,7 @@ fn exit_130_on_sigint_or_sigterm_and_an_older_dest_is_left_alone() {
     let oss = Oss::start();
     let key = "interrupted.bin";
     let bytes = oss.put(key, 2 << 20, 22);
-    oss.emu.set_fault_plan(
-        FaultPlan::new(1).rule(
-            FaultRule::always(Fault::Throttle {
-                bytes_per_second: 128 << 10,
-            })
-            .method("GET"),
-        ),
-    );
+    oss.throttle_gets(128 << 10);
     let dest = Dest::existing();
     let cmd = || {
         let mut cmd = oss.cmd();

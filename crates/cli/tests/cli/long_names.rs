@@ -7,32 +7,12 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use oss_emulator::{Fault, FaultPlan, FaultRule};
 use serde_json::Value;
 
 use crate::common::*;
 
 /// The limit on one file name on the file systems the tests run on (ext4, XFS, tmpfs, …).
 const NAME_MAX: usize = 255;
-
-/// 403 on the `n`th GET of `key` (1-based): with one job, parts `0..n-1` are done and the
-/// download stops with exit 4, keeping its temp file and checkpoint.
-fn deny_nth_get(oss: &Oss, key: &str, n: u64) {
-    oss.emu.set_fault_plan(
-        FaultPlan::new(16).rule(
-            FaultRule::on(
-                "GET",
-                key,
-                Fault::Error {
-                    status: 403,
-                    code: "AccessDenied".into(),
-                    message: Some("injected by the test".into()),
-                },
-            )
-            .nth(n),
-        ),
-    );
-}
 
 /// Every name in `dir`, each checked to fit the limit.
 fn fitting_names(dir: &Path) -> BTreeSet<String> {
@@ -70,7 +50,7 @@ fn names_of_250_and_255_bytes_download_stop_and_resume_with_the_checkpoint_besid
             cmd
         };
 
-        deny_nth_get(&oss, &key, 5);
+        oss.deny_nth_get(&key, 5);
         let first = run(&mut cmd(), "download stopped after 4 parts");
         first.expect_code(4);
         assert_eq!(parts_done(&first.events()).len(), 4, "{}", first.stdout);
@@ -115,14 +95,7 @@ fn a_255_byte_name_killed_mid_download_resumes_from_checkpoint_dir() {
     let key = "long/killed.bin";
     let bytes = oss.put(key, 2 << 20, 62);
     // 2 connections at 256 KiB/s each: about 4 s in all, time to kill it after a few parts.
-    oss.emu.set_fault_plan(
-        FaultPlan::new(1).rule(
-            FaultRule::always(Fault::Throttle {
-                bytes_per_second: 256 << 10,
-            })
-            .method("GET"),
-        ),
-    );
+    oss.throttle_gets(256 << 10);
     let dir = tempfile::tempdir().unwrap();
     let cp_dir = tempfile::tempdir().unwrap();
     let name = "K".repeat(NAME_MAX);
@@ -197,7 +170,7 @@ fn long_names_sharing_their_first_254_bytes_keep_separate_progress() {
     };
     let mut expected = BTreeSet::new();
     for (key, dest, parts, _) in &runs {
-        deny_nth_get(&oss, key, parts + 1);
+        oss.deny_nth_get(key, parts + 1);
         run(&mut cmd(key, dest), "stopped download").expect_code(4);
         expected.extend(part_and_checkpoint(dest));
     }
@@ -273,7 +246,7 @@ fn the_shortened_checkpoint_of_a_long_name_is_refused_as_a_destination() {
             .arg(dest);
         cmd
     };
-    deny_nth_get(&oss, key, 3);
+    oss.deny_nth_get(key, 3);
     run(&mut cmd(&dest), "stopped download").expect_code(4);
     oss.emu.clear_fault_plan();
     let checkpoint = resume_core::with_suffix(&dest, ".rgcp");

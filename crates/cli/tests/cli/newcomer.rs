@@ -66,20 +66,7 @@ fn without_v_an_automatic_restart_and_a_discarded_checkpoint_are_one_line_each()
     // Saved progress of an object that has changed since: not used, and said so in one line.
     let key = "stale.bin";
     oss.put(key, 1 << 20, 91);
-    oss.emu.set_fault_plan(
-        FaultPlan::new(16).rule(
-            FaultRule::on(
-                "GET",
-                key,
-                Fault::Error {
-                    status: 403,
-                    code: "AccessDenied".into(),
-                    message: Some("injected by the test".into()),
-                },
-            )
-            .nth(3),
-        ),
-    );
+    oss.deny_nth_get(key, 3);
     let dest = dir.path().join("stale.bin");
     run(oss.cmd().args(args).arg(oss.url(key)).arg(&dest), "stopped").expect_code(4);
     assert!(dir.path().join("stale.bin.rgcp").exists());
@@ -173,14 +160,7 @@ fn wait(guard: &mut ChildGuard, what: &str) -> Option<i32> {
 /// the first line is surely written to a closed pipe.
 fn held_back(oss: &Oss, key: &str, seed: u64) -> Vec<u8> {
     let bytes = oss.put(key, 1 << 20, seed);
-    oss.emu.set_fault_plan(
-        FaultPlan::new(1).rule(
-            FaultRule::always(Fault::Throttle {
-                bytes_per_second: 64 << 10,
-            })
-            .method("GET"),
-        ),
-    );
+    oss.throttle_gets(64 << 10);
     bytes
 }
 

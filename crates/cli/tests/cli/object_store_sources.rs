@@ -77,15 +77,7 @@ impl LocalScene {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().canonicalize().unwrap();
         let src = root.join("obj.bin");
-        std::fs::write(&src, vec![b'A'; 4 * MIB]).unwrap();
-        // An old mtime: the rewrite moves it however coarse the file system's clock is.
-        let old = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 30);
-        std::fs::File::options()
-            .write(true)
-            .open(&src)
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
+        test_support::write_with_old_mtime(&src, &vec![b'A'; 4 * MIB]);
         let dest = root.join("out.bin");
         Self { dir, src, dest }
     }

@@ -3,7 +3,6 @@
 use std::cell::Cell;
 use std::time::Duration;
 
-use oss_emulator::{Fault, FaultPlan, FaultRule};
 use serde_json::Value;
 
 use crate::common::*;
@@ -16,14 +15,7 @@ fn sigint_exits_130_keeps_progress_and_the_same_command_resumes_without_refetchi
     let total = bytes.len() as u64;
     // 4 connections at 256 KiB/s each: about 4 s for the whole object, so there is time to
     // interrupt it after a few parts.
-    oss.emu.set_fault_plan(
-        FaultPlan::new(1).rule(
-            FaultRule::always(Fault::Throttle {
-                bytes_per_second: 256 << 10,
-            })
-            .method("GET"),
-        ),
-    );
+    oss.throttle_gets(256 << 10);
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("out.bin");
     let cmd = || {

@@ -50,6 +50,16 @@ impl Fixture {
             .on_progress(move |e| events.lock().unwrap().push(e.clone()))
     }
 
+    /// Runs `dl` until the source has served `bytes` bytes, then drops the download mid-flight,
+    /// exactly like a crash (nothing is flushed on the way out).
+    pub async fn crash_after(&self, dl: Downloader, bytes: u64) {
+        let trigger = self.source.crash_trigger_after_bytes(bytes);
+        tokio::select! {
+            r = dl.download(KEY, &self.dest) => panic!("finished before the crash point: {r:?}"),
+            _ = trigger.fired() => {}
+        }
+    }
+
     pub fn events(&self) -> Vec<Event> {
         self.events.lock().unwrap().clone()
     }
