@@ -44,9 +44,10 @@ pub struct ObjectStoreSource {
 enum StoreKind {
     /// `LocalFileSystem`: pinned by file identity, re-checked after every read (`local.rs`).
     Local,
-    /// A store that serves no versions (object_store drops `GetOptions::version` for them):
-    /// `HttpStore`, `InMemory`. The name is for messages.
-    Unversioned(&'static str),
+    /// `HttpStore`: no versions (object_store drops `GetOptions::version`), no buckets.
+    Http,
+    /// `InMemory`: no versions either.
+    Memory,
     /// S3, GCS, Azure and anything else.
     Other,
 }
@@ -59,13 +60,44 @@ impl StoreKind {
         if shown.starts_with("LocalFileSystem(") {
             StoreKind::Local
         } else if shown == "HttpStore" {
-            StoreKind::Unversioned("an HTTP server")
+            StoreKind::Http
         } else if shown == "InMemory" {
-            StoreKind::Unversioned("the in-memory store")
+            StoreKind::Memory
         } else {
             StoreKind::Other
         }
     }
+
+    /// What the store is, for a message about versions, when it has none.
+    fn without_versions(self) -> Option<&'static str> {
+        match self {
+            StoreKind::Local => Some("a local file"),
+            StoreKind::Http => Some("an HTTP server"),
+            StoreKind::Memory => Some("the in-memory store"),
+            StoreKind::Other => None,
+        }
+    }
+
+    /// The advice for "not found" where the engine's (bucket, key, version id) does not fit.
+    fn not_found_hint(self) -> Option<&'static str> {
+        match self {
+            StoreKind::Local => Some("check the path"),
+            StoreKind::Http => Some("check the URL"),
+            StoreKind::Memory | StoreKind::Other => None,
+        }
+    }
+}
+
+/// A local file's I/O error (after object_store opened it) as the engine's.
+fn local_error(e: std::io::Error, op: Op, key: &str) -> SourceError {
+    map_error(
+        &object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(e),
+        },
+        op,
+        key,
+    )
 }
 
 impl fmt::Debug for ObjectStoreSource {
@@ -99,24 +131,27 @@ impl ObjectStoreSource {
         self
     }
 
-    /// object_store's error as the engine's, with what S3 hints can add.
+    /// object_store's error as the engine's, with what S3 hints can add, and "not found"
+    /// advice that fits a path or a URL.
     fn map(&self, err: &object_store::Error, op: Op, key: &str) -> SourceError {
         if let Some(h) = &self.s3
             && let Some(e) = h.explain(err, op, key)
         {
             return e;
         }
-        map_error(err, op, key)
+        let e = map_error(err, op, key);
+        match self.kind.not_found_hint() {
+            Some(hint) if e.kind == SourceErrorKind::NotFound && e.hint.is_none() => {
+                e.with_hint(hint)
+            }
+            _ => e,
+        }
     }
 
     /// `Misconfigured` when a version is asked of a store that has none.
     fn refuse_version(&self, version: Option<&str>) -> Result<(), SourceError> {
-        let (Some(v), StoreKind::Local | StoreKind::Unversioned(_)) = (version, self.kind) else {
+        let (Some(v), Some(store)) = (version, self.kind.without_versions()) else {
             return Ok(());
-        };
-        let store = match self.kind {
-            StoreKind::Unversioned(name) => name,
-            _ => "a local file",
         };
         Err(SourceError::new(
             SourceErrorKind::Misconfigured,
@@ -147,16 +182,7 @@ impl ObjectStoreSource {
                 format!("the local store answered {key:?} with a stream instead of a file"),
             ));
         };
-        let metadata = file.metadata().map_err(|e| {
-            map_error(
-                &object_store::Error::Generic {
-                    store: "LocalFileSystem",
-                    source: Box::new(e),
-                },
-                Op::Read,
-                key,
-            )
-        })?;
+        let metadata = file.metadata().map_err(|e| local_error(e, Op::Read, key))?;
         let open = FileId::of(&metadata);
         let pinned = match conditions.if_match.as_deref() {
             None => open,
@@ -249,14 +275,7 @@ fn into_read(result: GetResult, key: &str) -> RangeRead {
         GetResultPayload::File(file, path) => match file.metadata() {
             Ok(m) => local::body(file, path, FileId::of(&m), range.clone(), key),
             Err(e) => {
-                let e = map_error(
-                    &object_store::Error::Generic {
-                        store: "LocalFileSystem",
-                        source: Box::new(e),
-                    },
-                    Op::Body,
-                    key,
-                );
+                let e = local_error(e, Op::Body, key);
                 futures::stream::once(async move { Err(e) }).boxed()
             }
         },
@@ -315,16 +334,7 @@ impl RangeSource for ObjectStoreSource {
         let (size, etag) = match (&self.kind, &result.payload) {
             // The full identity of the file opened, taken now (see local.rs).
             (StoreKind::Local, GetResultPayload::File(file, _)) => {
-                let m = file.metadata().map_err(|e| {
-                    map_error(
-                        &object_store::Error::Generic {
-                            store: "LocalFileSystem",
-                            source: Box::new(e),
-                        },
-                        Op::Stat,
-                        key,
-                    )
-                })?;
+                let m = file.metadata().map_err(|e| local_error(e, Op::Stat, key))?;
                 let id = FileId::of(&m);
                 (id.size(), Some(id.tag()))
             }

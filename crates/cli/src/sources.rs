@@ -4,16 +4,13 @@
 //! chooses and configures a backend; it never talks to a store itself.
 
 use std::net::IpAddr;
-use std::ops::Range;
 use std::sync::Arc;
 
 use backend_object_store::{StoreOptions, from_url};
 use backend_oss::sign::SignError;
 use backend_oss::{Client, Endpoint, EnvCredentials, SignatureVersion};
+use resume_core::RangeSource;
 use resume_core::redact::redact_url;
-use resume_core::{
-    ObjectMeta, RangeRead, RangeSource, ReadConditions, SourceError, SourceErrorKind,
-};
 
 use crate::args::{DownloadOpts, SignatureArg};
 use crate::exit;
@@ -201,67 +198,7 @@ fn open_object_store(url: &str, opts: &DownloadOpts) -> Result<Opened, OpenError
         options = options.region(region.clone());
     }
     let (source, key) = from_url(url, &options).map_err(|e| usage(e.to_string()))?;
-    let scheme = url.split_once("://").map_or("", |(s, _)| s);
-    let not_found = match scheme.to_ascii_lowercase().as_str() {
-        "http" | "https" => Some("check the URL"),
-        "file" => Some("check the path"),
-        _ => None,
-    };
-    Ok(match not_found {
-        // No bucket, no version there: the engine's advice for object stores would mislead.
-        Some(hint) => (
-            Arc::new(NotFoundHint {
-                inner: Arc::new(source),
-                hint,
-            }),
-            key,
-        ),
-        None => (Arc::new(source), key),
-    })
-}
-
-/// A source whose "not found" comes with `hint` instead of the engine's advice about
-/// buckets, keys and version ids (for `http(s)://` and `file://`, which have none of those).
-#[derive(Debug)]
-struct NotFoundHint {
-    inner: Arc<dyn RangeSource>,
-    hint: &'static str,
-}
-
-impl NotFoundHint {
-    fn hinted(&self, e: SourceError) -> SourceError {
-        if e.kind == SourceErrorKind::NotFound && e.hint.is_none() {
-            e.with_hint(self.hint)
-        } else {
-            e
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl RangeSource for NotFoundHint {
-    fn identity(&self) -> String {
-        self.inner.identity()
-    }
-
-    async fn stat(&self, key: &str, version_id: Option<&str>) -> Result<ObjectMeta, SourceError> {
-        self.inner
-            .stat(key, version_id)
-            .await
-            .map_err(|e| self.hinted(e))
-    }
-
-    async fn read_range(
-        &self,
-        key: &str,
-        range: Range<u64>,
-        conditions: &ReadConditions,
-    ) -> Result<RangeRead, SourceError> {
-        self.inner
-            .read_range(key, range, conditions)
-            .await
-            .map_err(|e| self.hinted(e))
-    }
+    Ok((Arc::new(source), key))
 }
 
 /// `key` as a person knows it: a `file://` key is the path without its leading `/` (the
