@@ -193,29 +193,34 @@ pub(crate) fn decode_prefix(bytes: &[u8], location: &str) -> Result<Snapshot, Ch
     })
 }
 
-/// Format 1's payload, read so that downloads interrupted by an older build still resume.
+/// Format 1's payload, read so that downloads interrupted by an older build still resume:
+/// format 2 without the temp file's claim.
 mod v1 {
     use std::collections::BTreeMap;
 
     use serde::Deserialize;
 
-    use super::v2::ObjectFingerprint;
+    use super::v2;
     use crate::model::{self, CheckpointId, PartDigest, PartLayout, TempFile};
 
     #[derive(Deserialize)]
     pub(super) struct Checkpoint {
         id: CheckpointId,
-        object: ObjectFingerprint,
+        object: v2::ObjectFingerprint,
         layout: PartLayout,
         done: BTreeMap<u64, PartDigest>,
     }
 
     impl From<Checkpoint> for model::Checkpoint {
         fn from(cp: Checkpoint) -> Self {
-            let mut out = model::Checkpoint::new(cp.id, cp.object.into(), cp.layout)
-                .with_temp_file(TempFile::Unrecorded);
-            out.done = cp.done;
-            out
+            v2::Checkpoint {
+                id: cp.id,
+                temp_file: TempFile::Unrecorded,
+                object: cp.object,
+                layout: cp.layout,
+                done: cp.done,
+            }
+            .into()
         }
     }
 }
@@ -261,11 +266,11 @@ mod v2 {
 
     #[derive(Deserialize)]
     pub(super) struct Checkpoint {
-        id: CheckpointId,
-        temp_file: TempFile,
-        object: ObjectFingerprint,
-        layout: PartLayout,
-        done: BTreeMap<u64, PartDigest>,
+        pub(super) id: CheckpointId,
+        pub(super) temp_file: TempFile,
+        pub(super) object: ObjectFingerprint,
+        pub(super) layout: PartLayout,
+        pub(super) done: BTreeMap<u64, PartDigest>,
     }
 
     impl From<Checkpoint> for model::Checkpoint {
