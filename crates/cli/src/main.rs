@@ -242,7 +242,6 @@ async fn download(source_url: &str, dest: &Path, opts: &DownloadOpts) -> u8 {
     let cancel = CancellationToken::new();
     cancel_on_signals(cancel.clone());
     let sink = out.clone();
-    let identity = source.identity();
     let dl = downloader(source, &opts.transfer, cancel, move |e| sink.handle(e));
     let mut dl = configure(dl, opts);
     if let Some(c) = from_file {
@@ -265,7 +264,7 @@ async fn download(source_url: &str, dest: &Path, opts: &DownloadOpts) -> u8 {
             // Say what is on disk to resume from, having looked (never assumed). Not for
             // errors before any transfer could start, nor for another download's files.
             if !matches!(e.kind(), ErrorKind::Usage | ErrorKind::Locked) {
-                let saved = saved::inspect(identity, &key, opts, &dest);
+                let saved = dl.saved_progress(&key, &dest);
                 msg.push_str(" — ");
                 msg.push_str(&saved::describe(saved.as_ref(), opts.no_checkpoint));
             }

@@ -12,6 +12,8 @@ use crate::engine;
 use crate::error::Error;
 use crate::event::{Event, Report};
 use crate::integrity::Checksum;
+use crate::local_state::{self, SavedProgress};
+use crate::part_file::{PART_SUFFIX, with_suffix};
 use crate::retry::RetryPolicy;
 use crate::source::RangeSource;
 
@@ -297,13 +299,29 @@ impl Downloader {
     async fn download_inner(&self, key: &str, dest: &Path) -> Result<Report, Error> {
         self.validate()?;
         let dest = resolve_dest(dest)?;
-        let store: Option<Arc<dyn CheckpointStore>> = match &self.checkpoint {
-            CheckpointChoice::BesideDest => Some(Arc::new(FileCheckpointStore::beside(&dest))),
+        let store = self.store_for(&dest);
+        engine::run(self, key, &dest, store).await
+    }
+
+    /// The checkpoint store of a download into `dest` (resolved), if it keeps one.
+    fn store_for(&self, dest: &Path) -> Option<Arc<dyn CheckpointStore>> {
+        match &self.checkpoint {
+            CheckpointChoice::BesideDest => Some(Arc::new(FileCheckpointStore::beside(dest))),
             CheckpointChoice::InDir(dir) => Some(Arc::new(FileCheckpointStore::in_dir(dir))),
             CheckpointChoice::Store(s) => Some(s.clone()),
             CheckpointChoice::Disabled => None,
-        };
-        engine::run(self, key, &dest, store).await
+        }
+    }
+
+    /// What a run of `download(key, dest)` with these settings would resume from: the
+    /// progress its checkpoint records, if the checkpoint is this download's, records a done
+    /// part, and claims a temp file of the expected length. For saying what a failed or
+    /// interrupted download left, having looked rather than assumed.
+    pub fn saved_progress(&self, key: &str, dest: impl AsRef<Path>) -> Option<SavedProgress> {
+        let dest = resolve_dest(dest.as_ref()).ok()?;
+        let store = self.store_for(&dest)?;
+        let id = engine::checkpoint_id(self, key, &dest);
+        local_state::saved_progress(store.as_ref(), &id, &with_suffix(&dest, PART_SUFFIX))
     }
 
     fn validate(&self) -> Result<(), Error> {

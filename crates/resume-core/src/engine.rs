@@ -41,13 +41,7 @@ pub(crate) async fn run(
 ) -> Result<Report, Error> {
     let started = Instant::now();
     let part_path = with_suffix(dest, PART_SUFFIX);
-    let id = CheckpointId {
-        source: dl.source.identity(),
-        key: key.to_owned(),
-        version_id: dl.version_id.clone(),
-        range: dl.range,
-        destination: dest.to_string_lossy().into_owned(),
-    };
+    let id = checkpoint_id(dl, key, dest);
     if let Some(cp_path) = store.as_ref().and_then(|s| s.path(&id))
         && (cp_path == dest || cp_path == part_path)
     {
@@ -240,6 +234,18 @@ struct Transfer<'a> {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding one of these locks leaves plain data behind; keep going.
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What names this download's checkpoint: the source, the key, the version and range asked
+/// for, and the (resolved) destination.
+pub(crate) fn checkpoint_id(dl: &Downloader, key: &str, dest: &Path) -> CheckpointId {
+    CheckpointId {
+        source: dl.source.identity(),
+        key: key.to_owned(),
+        version_id: dl.version_id.clone(),
+        range: dl.range,
+        destination: dest.to_string_lossy().into_owned(),
+    }
 }
 
 /// What the first attempt makes of the state it found.
@@ -684,23 +690,39 @@ impl<'a> Attempt<'a> {
             .filter_map(|&a| InOrderHasher::new(a))
             .collect();
         let mut buf = vec![0u8; self.dl.buffer_size.clamp(64 << 10, 4 << 20)];
-        let mut off = 0u64;
-        while off < len {
+        self.read_through(&read_at, 0..len, &mut buf, |chunk| {
+            for h in &mut hashers {
+                h.update(chunk);
+            }
+        })
+        .await?;
+        Ok(hashers.into_iter().map(InOrderHasher::finish).collect())
+    }
+
+    /// Reads `range` of a local file through `read_at`, a buffer at a time, handing each to
+    /// `each`; stops when the download is halted, and yields between buffers so a long pass
+    /// does not starve the rest of the runtime.
+    async fn read_through(
+        &self,
+        read_at: impl Fn(&mut [u8], u64) -> Result<(), Error>,
+        range: Range<u64>,
+        buf: &mut [u8],
+        mut each: impl FnMut(&[u8]),
+    ) -> Result<(), Failure> {
+        let mut off = range.start;
+        while off < range.end {
             if self.halt.is_cancelled() {
                 return Err(Failure::Stopped);
             }
-            let n = usize::try_from(len - off)
+            let n = usize::try_from(range.end - off)
                 .unwrap_or(usize::MAX)
                 .min(buf.len());
             read_at(&mut buf[..n], off)?;
-            for h in &mut hashers {
-                h.update(&buf[..n]);
-            }
+            each(&buf[..n]);
             off += n as u64;
-            // A long pass must not starve the rest of the runtime.
             tokio::task::yield_now().await;
         }
-        Ok(hashers.into_iter().map(InOrderHasher::finish).collect())
+        Ok(())
     }
 
     /// Finishes a download whose file is already DEST (see [`Accepted::Complete`]): nothing is
@@ -967,27 +989,21 @@ impl<'a> Attempt<'a> {
             let mut crc = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Xz);
             let mut blake = full.then(blake3::Hasher::new);
             let mut extra = CrcHasher::new(crcs);
-            let (mut off, end) = (
-                layout.part_offset(part),
-                layout.part_offset(part) + layout.part_len(part),
-            );
-            while off < end {
-                if self.halt.is_cancelled() {
-                    return Err(Failure::Stopped);
-                }
-                let n = usize::try_from(end - off)
-                    .unwrap_or(usize::MAX)
-                    .min(buf.len());
-                file.read_exact_at(&mut buf[..n], off)?;
-                crc.update(&buf[..n]);
-                extra.update(&buf[..n]);
-                if let Some(b) = blake.as_mut() {
-                    b.update(&buf[..n]);
-                }
-                off += n as u64;
-                // Long verifications must not starve the rest of the runtime.
-                tokio::task::yield_now().await;
-            }
+            let start = layout.part_offset(part);
+            let read_at = |buf: &mut [u8], off: u64| file.read_exact_at(buf, off);
+            self.read_through(
+                read_at,
+                start..start + layout.part_len(part),
+                &mut buf,
+                |chunk| {
+                    crc.update(chunk);
+                    extra.update(chunk);
+                    if let Some(b) = blake.as_mut() {
+                        b.update(chunk);
+                    }
+                },
+            )
+            .await?;
             let ok = crc.finalize() == expected.crc64
                 && blake.is_none_or(|b| *b.finalize().as_bytes() == expected.blake3);
             if ok {

@@ -33,6 +33,7 @@ pub use downloader::{
 pub use error::{Error, ErrorKind};
 pub use event::{Event, Report};
 pub use integrity::{Algorithm, Checksum, Origin, Scope, Verification};
+pub use local_state::SavedProgress;
 pub use part_file::{PART_SUFFIX, with_suffix};
 pub use plan::{RangeProblem, format_range, parse_range, plan, resolve_range};
 pub use retry::RetryPolicy;

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use checkpoint::{CheckpointError, CheckpointId, CheckpointStore, Loaded, TempFile};
 
 use crate::error::Error;
-use crate::part_file::PartFile;
+use crate::part_file::{PartFile, identity_at};
 
 /// What one download holds on disk, across its attempts, and what it may do with it.
 ///
@@ -171,4 +171,47 @@ pub(crate) fn is_checkpoint_file(path: &Path) -> bool {
     std::fs::File::open(path)
         .and_then(|mut f| f.read_exact(&mut magic))
         .is_ok_and(|()| magic == checkpoint::codec::MAGIC)
+}
+
+/// Progress a checkpoint records that a later run of the same download would resume from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedProgress {
+    /// Bytes in the parts recorded done.
+    pub done_bytes: u64,
+    /// Bytes the download covers.
+    pub total_bytes: u64,
+    pub parts_done: u64,
+    pub parts: u64,
+    /// Where the checkpoint is ([`CheckpointStore::location`]).
+    pub checkpoint: String,
+    /// The temp file holding the parts.
+    pub temp: PathBuf,
+}
+
+/// What [`inspect`] and the first attempt would resume from, read without locking or
+/// changing anything: this download's checkpoint, with a done part, claiming `temp` at the
+/// layout's length.
+pub(crate) fn saved_progress(
+    store: &dyn CheckpointStore,
+    id: &CheckpointId,
+    temp: &Path,
+) -> Option<SavedProgress> {
+    let cp = store.load(id).ok()??.checkpoint;
+    if cp.id != *id || cp.done.is_empty() {
+        return None;
+    }
+    let (identity, len) = identity_at(temp)?;
+    let claimed = match cp.temp_file {
+        TempFile::Created(claimed) => claimed.same_as(&identity),
+        TempFile::Unrecorded => true,
+        TempFile::NotCreated => false,
+    };
+    (claimed && len == cp.layout.len).then(|| SavedProgress {
+        done_bytes: cp.done_bytes(),
+        total_bytes: cp.layout.len,
+        parts_done: cp.done.len() as u64,
+        parts: cp.layout.part_count,
+        checkpoint: store.location(id),
+        temp: temp.to_owned(),
+    })
 }
