@@ -2,6 +2,7 @@
 //! invariants each step enforces.
 
 mod fetch;
+mod verify;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -21,16 +22,14 @@ use tokio_util::sync::CancellationToken;
 use crate::downloader::{Downloader, OnChange};
 use crate::error::Error;
 use crate::event::{Event, Report};
-use crate::integrity::{
-    Algorithm, CrcCombiner, CrcHasher, CrcSet, InOrderHasher, Origin, PartCrcs, Plan, Verification,
-    show,
-};
+use crate::integrity::{CrcCombiner, CrcHasher, CrcSet, PartCrcs, Plan};
 use crate::local_state::{Disk, Found, inspect, is_checkpoint_file};
 use crate::part_file::{PART_SUFFIX, PartFile, identity_at, with_suffix};
 use crate::plan::{format_range, plan, resolve_range};
 use crate::rate::RateLimiter;
 use crate::retry::JitterRng;
 use crate::source::{ObjectMeta, ReadConditions, SourceError};
+use verify::{combined_crcs, crc64_verified};
 
 /// Runs a download to completion, restarting on object change per policy.
 pub(crate) async fn run(
@@ -653,78 +652,6 @@ impl<'a> Attempt<'a> {
         Ok((file, checkpoint))
     }
 
-    /// Compares what was computed with every check; a mismatch names the algorithm and both
-    /// values.
-    fn verify(
-        &self,
-        checks: &Plan,
-        crcs: &PartCrcs,
-        in_order: &[(Algorithm, Vec<u8>)],
-    ) -> Result<Verification, Failure> {
-        checks
-            .compare(crcs, in_order)
-            .map_err(|(expected, actual)| {
-                Failure::Fatal(Error::Integrity {
-                    key: self.key.to_owned(),
-                    algorithm: expected.algorithm.name().to_owned(),
-                    origin: match &expected.origin {
-                        Origin::Store(s) => format!("the store ({s})"),
-                        Origin::User(s) => s.clone(),
-                    },
-                    expected: show(expected.algorithm, &expected.value),
-                    actual: show(expected.algorithm, &actual),
-                })
-            })
-    }
-
-    /// Reads `len` bytes in order through `read_at` and computes the `algorithms` (MD5,
-    /// SHA-1, SHA-256: digests that do not combine from parts).
-    async fn hash_in_order(
-        &self,
-        read_at: impl Fn(&mut [u8], u64) -> Result<(), Error>,
-        len: u64,
-        algorithms: &[Algorithm],
-    ) -> Result<Vec<(Algorithm, Vec<u8>)>, Failure> {
-        let mut hashers: Vec<InOrderHasher> = algorithms
-            .iter()
-            .filter_map(|&a| InOrderHasher::new(a))
-            .collect();
-        let mut buf = vec![0u8; self.dl.buffer_size.clamp(64 << 10, 4 << 20)];
-        self.read_through(&read_at, 0..len, &mut buf, |chunk| {
-            for h in &mut hashers {
-                h.update(chunk);
-            }
-        })
-        .await?;
-        Ok(hashers.into_iter().map(InOrderHasher::finish).collect())
-    }
-
-    /// Reads `range` of a local file through `read_at`, a buffer at a time, handing each to
-    /// `each`; stops when the download is halted, and yields between buffers so a long pass
-    /// does not starve the rest of the runtime.
-    async fn read_through(
-        &self,
-        read_at: impl Fn(&mut [u8], u64) -> Result<(), Error>,
-        range: Range<u64>,
-        buf: &mut [u8],
-        mut each: impl FnMut(&[u8]),
-    ) -> Result<(), Failure> {
-        let mut off = range.start;
-        while off < range.end {
-            if self.halt.is_cancelled() {
-                return Err(Failure::Stopped);
-            }
-            let n = usize::try_from(range.end - off)
-                .unwrap_or(usize::MAX)
-                .min(buf.len());
-            read_at(&mut buf[..n], off)?;
-            each(&buf[..n]);
-            off += n as u64;
-            tokio::task::yield_now().await;
-        }
-        Ok(())
-    }
-
     /// Finishes a download whose file is already DEST (see [`Accepted::Complete`]): nothing is
     /// fetched; the checkpoint's digests give the CRC-64; any other check reads DEST back.
     async fn finish_completed(
@@ -966,79 +893,6 @@ impl<'a> Attempt<'a> {
             .collect();
         cp
     }
-
-    /// Re-reads `parts` from the temp file; returns those whose bytes no longer match their
-    /// recorded digest (`full`: BLAKE3 and CRC-64; otherwise CRC-64 only, which is much
-    /// cheaper), and the CRCs of `crcs` of the others, computed in the same read.
-    async fn find_damaged(
-        &self,
-        file: &PartFile,
-        layout: &PartLayout,
-        cp: &Checkpoint,
-        parts: &[u64],
-        full: bool,
-        crcs: CrcSet,
-    ) -> Result<(Vec<u64>, Vec<(u64, PartCrcs)>), Failure> {
-        let mut damaged = Vec::new();
-        let mut good = Vec::new();
-        let mut buf = vec![0u8; self.dl.buffer_size.min(4 << 20)];
-        for &part in parts {
-            let Some(expected) = cp.done.get(&part) else {
-                continue;
-            };
-            let mut crc = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64Xz);
-            let mut blake = full.then(blake3::Hasher::new);
-            let mut extra = CrcHasher::new(crcs);
-            let start = layout.part_offset(part);
-            let read_at = |buf: &mut [u8], off: u64| file.read_exact_at(buf, off);
-            self.read_through(
-                read_at,
-                start..start + layout.part_len(part),
-                &mut buf,
-                |chunk| {
-                    crc.update(chunk);
-                    extra.update(chunk);
-                    if let Some(b) = blake.as_mut() {
-                        b.update(chunk);
-                    }
-                },
-            )
-            .await?;
-            let ok = crc.finalize() == expected.crc64
-                && blake.is_none_or(|b| *b.finalize().as_bytes() == expected.blake3);
-            if ok {
-                good.push((part, extra.finish(expected.crc64)));
-            } else {
-                damaged.push(part);
-            }
-        }
-        Ok((damaged, good))
-    }
-}
-
-/// The CRCs of the download's bytes, combined from its parts' (all of which must be done).
-fn combined_crcs(t: &Transfer<'_>, checks: &Plan) -> Result<PartCrcs, Failure> {
-    let layout = &t.layout;
-    let mut comb = CrcCombiner::new(checks.crcs, layout.part_size);
-    let digests = lock(&t.digests);
-    let crcs = lock(&t.crcs);
-    for i in 0..layout.part_count {
-        let idx = usize_of(i)?;
-        let (Some(Some(_)), Some(part)) = (digests.get(idx), crcs.get(idx)) else {
-            return Err(Failure::Fatal(Error::Config(format!(
-                "internal error: part {i} finished without a digest; please report this"
-            ))));
-        };
-        comb.push(part, layout.part_len(i));
-    }
-    Ok(comb.finish())
-}
-
-/// Whether a CRC-64/XZ the store published was among the checks that passed.
-fn crc64_verified(v: &Verification) -> bool {
-    matches!(v, Verification::Verified(sums) if sums.iter().any(|c| {
-        c.algorithm == Algorithm::Crc64Xz && matches!(c.origin, Origin::Store(_))
-    }))
 }
 
 fn usize_of(n: u64) -> Result<usize, Failure> {
