@@ -16,6 +16,7 @@ mod engine;
 mod error;
 mod event;
 pub mod integrity;
+mod list;
 mod local_state;
 mod part_file;
 mod plan;
@@ -33,6 +34,7 @@ pub use downloader::{
 pub use error::{Error, ErrorKind};
 pub use event::{Event, Report};
 pub use integrity::{Algorithm, Checksum, Origin, Scope, Verification};
+pub use list::{ListPage, ListedObject, Lister, ListerExt};
 pub use local_state::SavedProgress;
 pub use part_file::{PART_SUFFIX, with_suffix};
 pub use plan::{RangeProblem, format_range, parse_range, plan, resolve_range};
