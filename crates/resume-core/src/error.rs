@@ -149,11 +149,10 @@ pub enum Error {
     )]
     ForeignFile { path: PathBuf, why: String },
 
-    /// The caller cancelled. Finished parts recorded in a checkpoint are kept for a resume.
-    #[error(
-        "download of {key} interrupted with {done_bytes} of {total_bytes} bytes received; run \
-         the same download again to resume"
-    )]
+    /// The caller cancelled. Finished parts recorded in a checkpoint are kept for a resume;
+    /// [`Downloader::saved_progress`](crate::Downloader::saved_progress) says how much. The
+    /// message does not: bytes received are not bytes saved (a part in flight is not kept).
+    #[error("download of {key} interrupted")]
     Cancelled {
         key: String,
         done_bytes: u64,
@@ -232,11 +231,10 @@ fn hint(kind: SourceErrorKind) -> &'static str {
         }
         SourceErrorKind::InvalidRange => {
             "the source refused bytes inside the size it reported for the object, so it \
-             answers inconsistently (or the object is being replaced); run the same download \
-             again to resume"
+             answers inconsistently (or the object is being replaced); run again later"
         }
         SourceErrorKind::Transient => {
-            "the network or server kept failing; run the same download again to resume"
+            "the network or server kept failing; run again once it recovers"
         }
         SourceErrorKind::Misconfigured => {
             "change the settings the message names and run again; retrying as is cannot help"
@@ -310,7 +308,7 @@ mod tests {
             "10 request",
             "SlowDown",
             "REQ-1",
-            "resume",
+            "run again",
         ] {
             assert!(m.contains(needle), "{needle:?} missing from {m:?}");
         }
@@ -330,7 +328,10 @@ mod tests {
         };
         assert_eq!(part.kind(), ErrorKind::Network);
         let m = part.to_string();
-        assert!(m.contains("inconsistently") && m.contains("resume"), "{m}");
+        assert!(
+            m.contains("inconsistently") && m.contains("run again"),
+            "{m}"
+        );
         let stat = Error::Stat {
             key: "k".into(),
             attempts: 1,

@@ -384,6 +384,19 @@ impl Outcome {
         self
     }
 
+    /// Panics if stderr contains any of `needles`.
+    pub fn stderr_lacks(&self, needles: &[&str]) -> &Self {
+        for n in needles {
+            assert!(
+                !self.stderr.contains(n),
+                "{}: stderr has {n:?}\nstderr:\n{}",
+                self.what,
+                self.stderr
+            );
+        }
+        self
+    }
+
     /// Every stdout line as JSON (panics on a line that is not).
     pub fn events(&self) -> Vec<Value> {
         self.lines
