@@ -262,8 +262,16 @@ async fn download(source_url: &str, dest: &Path, opts: &DownloadOpts) -> u8 {
             let msg = naming_source(e.to_string(), &shown_url, &key);
             let mut msg = sources::with_shown_key(&msg, source_url, &key);
             // Say what is on disk to resume from, having looked (never assumed). Not for
-            // errors before any transfer could start, nor for another download's files.
-            if !matches!(e.kind(), ErrorKind::Usage | ErrorKind::Locked) {
+            // errors before any transfer could start, nor for another download's files, nor
+            // when a file in the way must be moved first (running again would not help).
+            let foreign = matches!(
+                e,
+                resume_core::Error::ForeignFile { .. }
+                    | resume_core::Error::Checkpoint(
+                        resume_core::checkpoint::CheckpointError::Foreign { .. }
+                    )
+            );
+            if !foreign && !matches!(e.kind(), ErrorKind::Usage | ErrorKind::Locked) {
                 let saved = dl.saved_progress(&key, &dest);
                 msg.push_str(" — ");
                 msg.push_str(&saved::describe(saved.as_ref(), opts.no_checkpoint));

@@ -474,6 +474,49 @@ fn exit_7_when_dest_is_in_a_missing_directory() {
     assert!(listing(dir.path()).is_empty());
 }
 
+/// Issue 17's reproduction through the CLI: objects called `data.rgpart` and `data.rgcp`,
+/// downloaded into one directory, then object `data` into it. Both earlier files are left
+/// byte for byte; the run stops before any request for `data`, names the file in the way, and
+/// does not talk of saved progress (running again would not help until it is moved).
+#[test]
+fn exit_7_when_files_named_like_dests_temp_file_or_checkpoint_are_in_the_way() {
+    let oss = Oss::start();
+    let dir = tempfile::tempdir().unwrap();
+    let data = oss.put("data", 3000, 40);
+    let mut kept = Vec::new();
+    for (i, name) in ["data.rgcp", "data.rgpart"].into_iter().enumerate() {
+        let bytes = oss.put(name, 2000 + i, 41 + i as u64);
+        run(oss.cmd().arg(oss.url(name)).arg(dir.path()), name).expect_code(0);
+        kept.push((name, bytes));
+    }
+    // One at a time: the checkpoint's name is checked first, then the temp file's.
+    for (name, _) in &kept {
+        let before = oss.emu.request_count();
+        let out = run(oss.cmd().arg(oss.url("data")).arg(dir.path()), name);
+        out.expect_code(7)
+            .stderr_has(&[name, "never overwrites or deletes"])
+            .stderr_lacks(&["nothing is saved", "saved: ", "running again"]);
+        assert_eq!(oss.emu.request_count(), before, "{name}: no request");
+        for (n, b) in &kept {
+            let here = dir.path().join(n);
+            let path = if here.exists() {
+                here
+            } else {
+                dir.path().join(format!("moved-{n}"))
+            };
+            assert_file(&path, b, n);
+        }
+        let moved = dir.path().join(format!("moved-{name}"));
+        std::fs::rename(dir.path().join(name), &moved).unwrap();
+    }
+    run(
+        oss.cmd().arg(oss.url("data")).arg(dir.path()),
+        "after moving them",
+    )
+    .expect_code(0);
+    assert_file(&dir.path().join("data"), &data, "data");
+}
+
 /// A DEST naming a directory that does not exist (`newdir/`) is the same local problem as
 /// `missing/sub/file`: exit 7, nothing created, no request.
 #[test]
