@@ -320,6 +320,18 @@ pub fn from_url(
     url: &str,
     options: &StoreOptions,
 ) -> Result<(ObjectStoreSource, String), BuildError> {
+    let (source, path, shown) = open_url(url, options)?;
+    let key = key_of(&path, &shown)?;
+    Ok((source, key))
+}
+
+/// The store a URL names and the path in it (possibly empty), without requiring an object
+/// key: [`from_url`] for one object, [`lister_from_url`](crate::lister_from_url) for a prefix.
+/// The third value is the URL as messages may show it (redacted).
+pub(crate) fn open_url(
+    url: &str,
+    options: &StoreOptions,
+) -> Result<(ObjectStoreSource, Path, String), BuildError> {
     ensure_crypto_provider();
     let parsed = Url::parse(url).map_err(|e| {
         BuildError::new(format!(
@@ -408,12 +420,11 @@ pub fn from_url(
             )));
         }
     };
-    let key = key_of(&path, &shown)?;
     let mut source = ObjectStoreSource::new(store, identity);
     if let Some(h) = hints {
         source = source.with_s3_hints(h);
     }
-    Ok((source, key))
+    Ok((source, path, shown))
 }
 
 /// object_store's default instance metadata endpoint (EC2 IMDS).

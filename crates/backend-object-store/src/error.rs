@@ -19,6 +19,8 @@ pub(crate) enum Op {
     Stat,
     Read,
     Body,
+    /// Listing a prefix (the "key" is the prefix).
+    List,
 }
 
 impl Op {
@@ -27,6 +29,7 @@ impl Op {
             Op::Stat => "stat of",
             Op::Read => "ranged read of",
             Op::Body => "reading the body of",
+            Op::List => "listing of the prefix",
         }
     }
 }

@@ -98,6 +98,7 @@
 
 mod config;
 mod error;
+mod list;
 mod local;
 mod s3;
 mod source;
@@ -106,5 +107,6 @@ pub use config::{
     Addressing, BuildError, ClientSettings, StoreOptions, engine_client_options,
     engine_retry_config, ensure_crypto_provider, from_url,
 };
+pub use list::{MAX_PAGE_SIZE, ObjectStoreLister, lister_from_url};
 pub use object_store;
 pub use source::ObjectStoreSource;

@@ -133,7 +133,7 @@ impl ObjectStoreSource {
 
     /// object_store's error as the engine's, with what S3 hints can add, and "not found"
     /// advice that fits a path or a URL.
-    fn map(&self, err: &object_store::Error, op: Op, key: &str) -> SourceError {
+    pub(crate) fn map(&self, err: &object_store::Error, op: Op, key: &str) -> SourceError {
         if let Some(h) = &self.s3
             && let Some(e) = h.explain(err, op, key)
         {
@@ -146,6 +146,22 @@ impl ObjectStoreSource {
             }
             _ => e,
         }
+    }
+
+    /// The root directory of a local store (`LocalFileSystem`), `None` for any other store.
+    pub(crate) fn local_root(&self) -> Option<std::path::PathBuf> {
+        if self.kind != StoreKind::Local {
+            return None;
+        }
+        // `LocalFileSystem(file:///root/)`: object_store's stable `Display`.
+        let shown = self.store.to_string();
+        let url = shown.strip_prefix("LocalFileSystem(")?.strip_suffix(')')?;
+        url::Url::parse(url).ok()?.to_file_path().ok()
+    }
+
+    /// Whether the store is an HTTP server (which cannot list).
+    pub(crate) fn is_http(&self) -> bool {
+        self.kind == StoreKind::Http
     }
 
     /// `Misconfigured` when a version is asked of a store that has none.

@@ -301,3 +301,5 @@ pub async fn run(
     }
     r
 }
+
+pub mod list;
