@@ -1,5 +1,6 @@
 //! The HTTP/1.1 server: connections, requests (signature checks, faults), routing and
-//! responses; the operations live in `server/bucket.rs` and `server/object.rs`.
+//! responses; the operations live in `server/bucket.rs`, `server/list.rs` and
+//! `server/object.rs`.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -31,6 +32,7 @@ use crate::store::{
 };
 
 mod bucket;
+mod list;
 mod object;
 
 use bucket::{bucket_op, list_buckets};

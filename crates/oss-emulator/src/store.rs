@@ -542,19 +542,42 @@ impl Store {
             .unwrap_or_default()
     }
 
-    /// Keys of a bucket with a current (not deleted) version.
-    pub fn keys(&self, bucket: &str) -> Vec<String> {
-        self.lock()
-            .buckets
-            .get(bucket)
-            .map(|b| {
-                b.objects
-                    .iter()
-                    .filter(|(_, v)| v.last().is_some_and(|v| !v.meta.delete_marker))
-                    .map(|(k, _)| k.clone())
-                    .collect()
-            })
-            .unwrap_or_default()
+    /// Hands `take` the current (not deleted) version of each key starting with `prefix` and
+    /// sorting after `after`, in key order, until `take` has accepted `limit` of them (it
+    /// returns whether it counted one: keys rolled up into a common prefix are not). `None`:
+    /// no such bucket. Holds the lock for one page; never copies the bucket's keys.
+    pub fn list_after(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: &str,
+        limit: usize,
+        mut take: impl FnMut(&str, &Arc<Version>) -> bool,
+    ) -> Option<()> {
+        use std::ops::Bound;
+        let inner = self.lock();
+        let b = inner.buckets.get(bucket)?;
+        let start = if after.as_bytes() >= prefix.as_bytes() {
+            Bound::Excluded(after)
+        } else {
+            Bound::Included(prefix)
+        };
+        let mut taken = 0;
+        for (k, versions) in b.objects.range::<str, _>((start, Bound::Unbounded)) {
+            if !k.starts_with(prefix) {
+                break;
+            }
+            let Some(v) = versions.last().filter(|v| !v.meta.delete_marker) else {
+                continue;
+            };
+            if taken >= limit {
+                break;
+            }
+            if take(k, v) {
+                taken += 1;
+            }
+        }
+        Some(())
     }
 
     /// Starts an upload into `bucket` (which must exist).

@@ -1,4 +1,5 @@
-//! Bucket-level operations: create, versioning, ACL, bucket info, ListBuckets, ListObjects.
+//! Bucket-level operations: create, versioning, ACL, bucket info, ListBuckets (ListObjects is
+//! `list.rs`).
 
 use super::*;
 
@@ -146,7 +147,7 @@ pub(super) async fn bucket_op(
                     ),
                 ));
             }
-            Ok(list_objects(r, shared, bucket))
+            super::list::list_objects(r, shared, bucket)
         }
         Method::DELETE => {
             if !store.bucket_exists(bucket) {
@@ -192,45 +193,5 @@ pub(super) fn list_buckets(r: &Req, shared: &Shared) -> Response<ResBody> {
         ));
     }
     xml.push_str("</Buckets></ListAllMyBucketsResult>\n");
-    xml_response(r, 200, xml)
-}
-
-fn list_objects(r: &Req, shared: &Shared, bucket: &str) -> Response<ResBody> {
-    let prefix = r.query("prefix").unwrap_or("").to_string();
-    let marker = r.query("marker").unwrap_or("").to_string();
-    let max_keys: usize = r
-        .query("max-keys")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100)
-        .clamp(1, 1000);
-    let keys: Vec<String> = shared
-        .store
-        .keys(bucket)
-        .into_iter()
-        .filter(|k| k.starts_with(&prefix) && k.as_str() > marker.as_str())
-        .collect();
-    let truncated = keys.len() > max_keys;
-    let mut xml = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult><Name>{}</Name><Prefix>{}</Prefix><Marker>{}</Marker><MaxKeys>{max_keys}</MaxKeys><Delimiter></Delimiter><IsTruncated>{truncated}</IsTruncated>",
-        xml_escape(bucket),
-        xml_escape(&prefix),
-        xml_escape(&marker)
-    );
-    let shown = &keys[..keys.len().min(max_keys)];
-    if truncated && let Some(last) = shown.last() {
-        xml.push_str(&format!("<NextMarker>{}</NextMarker>", xml_escape(last)));
-    }
-    for key in shown {
-        if let Lookup::Found(v) = shared.store.lookup(bucket, key, None) {
-            xml.push_str(&format!(
-                "<Contents><Key>{}</Key><LastModified>{}</LastModified><ETag>{}</ETag><Type>Normal</Type><Size>{}</Size><StorageClass>Standard</StorageClass></Contents>",
-                xml_escape(key),
-                iso8601(v.meta.last_modified),
-                xml_escape(&v.etag()),
-                v.meta.size
-            ));
-        }
-    }
-    xml.push_str("</ListBucketResult>\n");
     xml_response(r, 200, xml)
 }

@@ -53,3 +53,35 @@ def check(cond, what):
 def read_file(path):
     with open(path, "rb") as f:
         return f.read()
+
+
+# Keys for the listing checks: several pages at small max-keys, a key that is also a prefix,
+# a folder marker, and keys that need URL encoding (space, +, %, NFC and NFD, CJK).
+LIST_PREFIX = "ls/"
+LIST_KEYS = sorted(
+    [f"ls/k-{i:02d}" for i in range(15)]
+    + ["ls/dir/a", "ls/dir/b/c", "ls/dir-x", "ls/both", "ls/both/inner", "ls/folder/",
+       "ls/sp ace+plus%.txt", "ls/caf\u00e9", "ls/cafe\u0301", "ls/\u65e5\u672c/\u8a9e",
+       "ls/amp&lt<gt>"]
+)
+LIST_DECOYS = ["lsx/no", "l", "ls"]
+
+
+def list_content(key):
+    """A distinct small body per key (its size tells the keys apart)."""
+    return (key.encode() * 3)[: 1 + LIST_KEYS.index(key)] if key in LIST_KEYS else b"d"
+
+
+def delimited(keys, prefix, delimiter):
+    """What a listing with a delimiter must return: (objects, common prefixes)."""
+    objects, prefixes = [], set()
+    for k in keys:
+        if not k.startswith(prefix):
+            continue
+        rest = k[len(prefix):]
+        i = rest.find(delimiter)
+        if i >= 0:
+            prefixes.add(prefix + rest[: i + len(delimiter)])
+        else:
+            objects.append(k)
+    return sorted(objects), sorted(prefixes)

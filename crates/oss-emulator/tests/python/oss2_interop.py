@@ -11,8 +11,8 @@ from oss2.credentials import StaticCredentialsProvider
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (  # noqa: E402
-    AK, ENDPOINT, KEY, REGION, SK, STS_AK, STS_SK, STS_TOKEN, WORKDIR, check, crc64, data,
-    md5_upper, read_file,
+    AK, ENDPOINT, KEY, LIST_DECOYS, LIST_KEYS, LIST_PREFIX, REGION, SK, STS_AK, STS_SK,
+    STS_TOKEN, WORKDIR, check, crc64, data, delimited, list_content, md5_upper, read_file,
 )
 
 DATA = data()
@@ -107,7 +107,64 @@ def run(version):
         check(False, f"{version}: deleted object still there")
     except oss2.exceptions.NotFound:
         pass
+    listing(version, bucket)
     print(f"oss2 {version}: ok")
+
+
+def listing(version, bucket):
+    """ObjectIterator (V1) and ObjectIteratorV2 over several pages, with a prefix, with a
+    delimiter, and the raw calls' page fields; keys come back URL-decoded by the SDK."""
+    for k in LIST_KEYS + LIST_DECOYS:
+        bucket.put_object(k, list_content(k))
+    sizes = {k: len(list_content(k)) for k in LIST_KEYS}
+
+    for it_name, it in [
+        ("ObjectIterator", oss2.ObjectIterator(bucket, prefix=LIST_PREFIX, max_keys=4)),
+        ("ObjectIteratorV2", oss2.ObjectIteratorV2(bucket, prefix=LIST_PREFIX, max_keys=4)),
+    ]:
+        got = [(o.key, o.size, o.etag, o.type, o.storage_class) for o in it]
+        keys = [g[0] for g in got]
+        check(keys == LIST_KEYS, f"{version} {it_name}: keys {keys}")
+        for key, size, etag, typ, sc in got:
+            check(size == sizes[key], f"{version} {it_name}: size of {key!r} {size}")
+            check(etag == md5_upper(list_content(key)), f"{version} {it_name}: etag {etag}")
+            check(typ == "Normal" and sc == "Standard", f"{version} {it_name}: {typ} {sc}")
+
+    want_objects, want_prefixes = delimited(LIST_KEYS, LIST_PREFIX, "/")
+    for it_name, it in [
+        ("ObjectIterator", oss2.ObjectIterator(bucket, prefix=LIST_PREFIX, delimiter="/", max_keys=3)),
+        ("ObjectIteratorV2", oss2.ObjectIteratorV2(bucket, prefix=LIST_PREFIX, delimiter="/", max_keys=3)),
+    ]:
+        objects, prefixes = [], []
+        for o in it:
+            (prefixes if o.is_prefix() else objects).append(o.key)
+        check(objects == want_objects, f"{version} {it_name} delimiter: objects {objects}")
+        check(prefixes == want_prefixes, f"{version} {it_name} delimiter: prefixes {prefixes}")
+
+    # One page by hand: the fields the iterators rely on.
+    r = bucket.list_objects_v2(prefix=LIST_PREFIX, max_keys=5, fetch_owner=True)
+    check(r.is_truncated and r.next_continuation_token, f"{version}: v2 page not truncated")
+    check([o.key for o in r.object_list] == LIST_KEYS[:5], f"{version}: v2 first page")
+    check(all(o.owner is not None for o in r.object_list), f"{version}: fetch-owner ignored")
+    r2 = bucket.list_objects_v2(prefix=LIST_PREFIX, max_keys=5,
+                                continuation_token=r.next_continuation_token)
+    check([o.key for o in r2.object_list] == LIST_KEYS[5:10], f"{version}: v2 second page")
+    check(all(o.owner is None for o in r2.object_list), f"{version}: owner without fetch-owner")
+    r3 = bucket.list_objects_v2(prefix=LIST_PREFIX, start_after=LIST_KEYS[-2])
+    check([o.key for o in r3.object_list] == LIST_KEYS[-1:] and not r3.is_truncated,
+          f"{version}: start-after")
+    r4 = bucket.list_objects(prefix=LIST_PREFIX, marker=LIST_KEYS[2], max_keys=2)
+    check([o.key for o in r4.object_list] == LIST_KEYS[3:5] and r4.next_marker == LIST_KEYS[4],
+          f"{version}: v1 marker page {[o.key for o in r4.object_list]} {r4.next_marker!r}")
+    empty = bucket.list_objects_v2(prefix="nothing/")
+    check(empty.object_list == [] and not empty.is_truncated, f"{version}: empty prefix")
+    try:
+        bucket.list_objects_v2(prefix=LIST_PREFIX, max_keys=1001)
+        check(False, f"{version}: max-keys 1001 accepted")
+    except oss2.exceptions.ServerError as e:
+        check(e.status == 400 and e.code == "InvalidArgument", f"{version}: max-keys {e.code}")
+    for k in LIST_KEYS + LIST_DECOYS:
+        bucket.delete_object(k)
 
 
 run("v1")

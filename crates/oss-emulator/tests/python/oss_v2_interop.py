@@ -10,8 +10,8 @@ import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (  # noqa: E402
-    AK, ENDPOINT, KEY, REGION, SK, STS_AK, STS_SK, STS_TOKEN, WORKDIR, check, crc64, data,
-    md5_upper, read_file,
+    AK, ENDPOINT, KEY, LIST_DECOYS, LIST_KEYS, LIST_PREFIX, REGION, SK, STS_AK, STS_SK,
+    STS_TOKEN, WORKDIR, check, crc64, data, delimited, list_content, md5_upper, read_file,
 )
 
 DATA = data(seed=777)
@@ -108,7 +108,48 @@ def run(version, sts_too):
     except Exception as e:  # noqa: BLE001
         se = service_error(e)
         check(se.status_code == 403, f"{version}: wrong token gave {se.status_code} {se.code}")
+    listing(version, c, name)
     print(f"alibabacloud-oss-v2 {version}: ok")
+
+
+def listing(version, c, name):
+    """The V1 and V2 paginators over several pages, with a prefix and a delimiter (the SDK
+    asks for encoding-type=url and decodes), and one V2 page's fields."""
+    for k in LIST_KEYS + LIST_DECOYS:
+        c.put_object(oss.PutObjectRequest(bucket=name, key=k, body=list_content(k)))
+    want_objects, want_prefixes = delimited(LIST_KEYS, LIST_PREFIX, "/")
+    for pname, pager, req in [
+        ("ListObjects", c.list_objects_paginator(), oss.ListObjectsRequest),
+        ("ListObjectsV2", c.list_objects_v2_paginator(), oss.ListObjectsV2Request),
+    ]:
+        pages = list(pager.iter_page(req(bucket=name, prefix=LIST_PREFIX, max_keys=4)))
+        check(len(pages) == -(-len(LIST_KEYS) // 4), f"{version} {pname}: {len(pages)} pages")
+        got = [o for p in pages for o in (p.contents or [])]
+        check([o.key for o in got] == LIST_KEYS, f"{version} {pname}: keys {[o.key for o in got]}")
+        for o in got:
+            body = list_content(o.key)
+            check(o.size == len(body), f"{version} {pname}: size of {o.key!r}")
+            check(o.etag == f'"{md5_upper(body)}"', f"{version} {pname}: etag {o.etag}")
+            check(o.object_type == "Normal" and o.storage_class == "Standard",
+                  f"{version} {pname}: {o.object_type} {o.storage_class}")
+            check(o.last_modified is not None, f"{version} {pname}: no LastModified")
+
+        pages = list(pager.iter_page(req(bucket=name, prefix=LIST_PREFIX, delimiter="/",
+                                         max_keys=3)))
+        objects = [o.key for p in pages for o in (p.contents or [])]
+        prefixes = [x.prefix for p in pages for x in (p.common_prefixes or [])]
+        check(objects == want_objects, f"{version} {pname} delimiter: objects {objects}")
+        check(prefixes == want_prefixes, f"{version} {pname} delimiter: prefixes {prefixes}")
+
+    r = c.list_objects_v2(oss.ListObjectsV2Request(bucket=name, prefix=LIST_PREFIX, max_keys=6))
+    check(r.key_count == 6 and r.max_keys == 6 and r.is_truncated, f"{version}: v2 page {r}")
+    check(r.encoding_type == "url" and r.prefix == LIST_PREFIX, f"{version}: v2 echo {r.prefix}")
+    r2 = c.list_objects_v2(oss.ListObjectsV2Request(
+        bucket=name, prefix=LIST_PREFIX, max_keys=6, continuation_token=r.next_continuation_token))
+    check(r2.continuation_token == r.next_continuation_token, f"{version}: token echo")
+    check([o.key for o in r2.contents] == LIST_KEYS[6:12], f"{version}: v2 second page")
+    for k in LIST_KEYS + LIST_DECOYS:
+        c.delete_object(oss.DeleteObjectRequest(bucket=name, key=k))
 
 
 run("v4", sts_too=True)
