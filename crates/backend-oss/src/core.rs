@@ -59,6 +59,7 @@ impl fmt::Debug for Core {
 pub(crate) struct ObjectRequest<'a> {
     pub(crate) method: reqwest::Method,
     pub(crate) bucket: &'a str,
+    /// Empty for a request on the bucket itself (ListObjectsV2): no object has an empty key.
     pub(crate) key: &'a str,
     pub(crate) query: Vec<(String, String)>,
     pub(crate) headers: Vec<(String, String)>,
@@ -74,10 +75,12 @@ impl Core {
         req: &ObjectRequest<'_>,
     ) -> Result<reqwest::Response, SourceError> {
         let op = req.operation;
-        let mut url = self
-            .endpoint
-            .object_url(req.bucket, req.key)
-            .map_err(|e| SourceError::new(SourceErrorKind::Other, format!("{op}: {e}")))?;
+        let key = (!req.key.is_empty()).then_some(req.key);
+        let mut url = match key {
+            Some(key) => self.endpoint.object_url(req.bucket, key),
+            None => self.endpoint.bucket_url(req.bucket),
+        }
+        .map_err(|e| SourceError::new(SourceErrorKind::Other, format!("{op}: {e}")))?;
         if !req.query.is_empty() {
             url.push('?');
             url.push_str(&encode_query(&req.query));
@@ -98,7 +101,7 @@ impl Core {
                 ),
             ));
         }
-        let signable = SignableRequest::new(req.method.as_str(), Some(req.bucket), Some(req.key))
+        let signable = SignableRequest::new(req.method.as_str(), Some(req.bucket), key)
             .query(&req.query)
             .headers(&req.headers);
         let signed = self

@@ -50,6 +50,7 @@ pub mod credentials;
 pub mod download;
 pub mod encode;
 pub mod error;
+pub mod list;
 mod reader;
 pub mod sign;
 
@@ -59,6 +60,7 @@ pub use client::{
     transport_read_timeout,
 };
 pub use download::{DownloadOption, ProgressListener};
+pub use list::OssLister;
 pub use reader::parse_content_range;
 
 pub use config::{AddressingStyle, ConfigError, Endpoint, Scheme};
