@@ -88,6 +88,14 @@
 //! otherwise stops with its "the source ignores Range" error. It never becomes data for a
 //! part.
 //!
+//! # Listing
+//!
+//! [`ObjectStoreLister`] is the batch layer's [`Lister`](resume_core::Lister) for the same
+//! stores (not HTTP servers, which cannot list): one page of at most 1 000 objects per call,
+//! the token being the last key returned; [`lister_from_url`] reads a URL's path as the
+//! prefix. Local files are walked in key order with the same file identity as etag that
+//! `stat` reports. See `list.rs` for what each store can and cannot list.
+//!
 //! # TLS
 //!
 //! object_store's HTTP client is reqwest with rustls and the ring provider, like the rest

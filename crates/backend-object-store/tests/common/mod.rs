@@ -175,6 +175,12 @@ impl Moto {
         );
     }
 
+    /// Writes an object with any key, also one object_store cannot name (`dir/`), as an
+    /// unsigned PUT; `key` is percent-encoded by the caller where needed.
+    pub fn put_raw(&self, bucket: &str, key: &str, body: &[u8]) {
+        self.raw("PUT", &format!("/{bucket}/{key}"), body);
+    }
+
     fn raw(&self, method: &str, target: &str, body: &[u8]) {
         let mut s = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
