@@ -305,3 +305,112 @@ async fn lister_from_url_reads_the_path_as_a_prefix() {
     let dbg = format!("{lister:?}");
     assert!(dbg.contains("ObjectStoreLister"), "{dbg}");
 }
+
+/// An in-memory store that counts the listings started on it.
+#[derive(Debug, Default)]
+struct Counting {
+    inner: InMemory,
+    lists: std::sync::atomic::AtomicUsize,
+    offsets: std::sync::atomic::AtomicUsize,
+}
+
+impl std::fmt::Display for Counting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Counting")
+    }
+}
+
+mod counting {
+    use backend_object_store::object_store::path::Path;
+    use backend_object_store::object_store::{
+        CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+        PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
+    };
+    use futures::stream::BoxStream;
+    use std::sync::atomic::Ordering;
+
+    #[async_trait::async_trait]
+    impl ObjectStore for super::Counting {
+        async fn put_opts(&self, p: &Path, b: PutPayload, o: PutOptions) -> Result<PutResult> {
+            self.inner.put_opts(p, b, o).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            p: &Path,
+            o: PutMultipartOptions,
+        ) -> Result<Box<dyn MultipartUpload>> {
+            self.inner.put_multipart_opts(p, o).await
+        }
+        async fn get_opts(&self, p: &Path, o: GetOptions) -> Result<GetResult> {
+            self.inner.get_opts(p, o).await
+        }
+        fn delete_stream(
+            &self,
+            l: BoxStream<'static, Result<Path>>,
+        ) -> BoxStream<'static, Result<Path>> {
+            self.inner.delete_stream(l)
+        }
+        fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+            self.lists.fetch_add(1, Ordering::SeqCst);
+            self.inner.list(prefix)
+        }
+        fn list_with_offset(
+            &self,
+            prefix: Option<&Path>,
+            offset: &Path,
+        ) -> BoxStream<'static, Result<ObjectMeta>> {
+            self.offsets.fetch_add(1, Ordering::SeqCst);
+            self.inner.list_with_offset(prefix, offset)
+        }
+        async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(&self, f: &Path, t: &Path, o: CopyOptions) -> Result<()> {
+            self.inner.copy_opts(f, t, o).await
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_listing_is_one_store_listing_however_small_the_pages() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let store = Arc::new(Counting::default());
+    let source = ObjectStoreSource::new(store.clone(), "counting://");
+    let fixture = StoreFixture(source.store().clone());
+    for i in 0..25 {
+        fixture
+            .put(&format!("a/k{i:02}"), bytes::Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        fixture
+            .put(&format!("b/k{i:02}"), bytes::Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+    }
+    let lister = ObjectStoreLister::new(&source).with_page_size(2);
+    let all = local_keys(&lister, "a/").await;
+    assert_eq!(all.len(), 25);
+    // 13 pages, one store listing (the live cursor followed), none restarted.
+    assert_eq!(
+        (store.lists.load(SeqCst), store.offsets.load(SeqCst)),
+        (1, 0)
+    );
+
+    // Two listings interleaved on one lister: the one whose cursor was replaced resumes
+    // after its token with one offset listing, and still lists every key once.
+    let a1 = lister.list_page("a/", None).await.unwrap();
+    let b1 = lister.list_page("b/", None).await.unwrap();
+    let mut keys: Vec<String> = a1.objects.into_iter().map(|o| o.key).collect();
+    let mut token = a1.next;
+    while let Some(t) = token {
+        let p = lister.list_page("a/", Some(&t)).await.unwrap();
+        keys.extend(p.objects.into_iter().map(|o| o.key));
+        token = p.next;
+    }
+    assert_eq!(keys, all);
+    assert_eq!(b1.objects.len(), 2);
+    assert_eq!(
+        (store.lists.load(SeqCst), store.offsets.load(SeqCst)),
+        (3, 1)
+    );
+}
