@@ -257,13 +257,37 @@ async fn a_local_name_that_cannot_be_a_key_stops_the_listing_and_is_named() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_local_directory_is_denied() {
     use std::os::unix::fs::PermissionsExt;
-    // Root reads any directory whatever its mode: nothing to test as root.
-    if std::process::Command::new("id")
+    // Root reads any directory whatever its mode (CI runs as root): there, this test runs
+    // itself again as user `nobody` (util-linux `setpriv`), where the mode stops the read.
+    const AS_NOBODY: &str = "RESUME_GET_TEST_AS_NOBODY";
+    let is_root = std::process::Command::new("id")
         .arg("-u")
         .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0"))
-    {
-        println!("running as root: permissions do not stop reads, skipped");
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if is_root {
+        assert!(
+            std::env::var_os(AS_NOBODY).is_none(),
+            "setpriv did not drop root"
+        );
+        let out = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "an_unreadable_local_directory_is_denied",
+                "--exact",
+                "--nocapture",
+            ])
+            .env(AS_NOBODY, "1")
+            .env("TMPDIR", "/tmp")
+            .output()
+            .expect("setpriv (util-linux) runs this test as nobody");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "as nobody: {}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
