@@ -1,10 +1,13 @@
-//! Helpers for tests that drive real processes and real servers on 127.0.0.1: a shared Python
+//! Helpers for tests that drive real processes and real servers on 127.0.0.1 (and, with
+//! [`netlab`], over an emulated WAN in network namespaces): a shared Python
 //! virtualenv with packages from PyPI, port polling (never sleeps), and child processes that
 //! are killed when the test ends.
 //!
 //! Every wait here is bounded in time and count, and every failure panics with what to do:
 //! a missing PyPI or server binary fails the test loudly, it never skips it.
 #![forbid(unsafe_code)]
+
+pub mod netlab;
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader};
