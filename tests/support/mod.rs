@@ -8,12 +8,15 @@
 //!   and kill or interrupt it at a chosen moment.
 //! - [`HeaderProxy`] sits between the two and rewrites response headers (e.g. drops the
 //!   CRC-64 header, which the emulator always sends).
+//! - [`WanServer`] runs the emulator binary in a WAN lab's server namespace
+//!   (`test_support::netlab`) and builds [`Get`]s that run in its client namespace.
 //! - [`Mount`] mounts a small or read-only tmpfs (the tests run as root, so permission bits
 //!   would not stop a write; a full or read-only file system does).
 //!
 //! Every wait is bounded in time: a hung process is killed and the test fails with its output.
 
 mod proxy;
+mod wan;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -30,6 +33,7 @@ pub use oss_emulator::{
 };
 pub use proxy::{HeaderProxy, Rewrite, Stall};
 pub use serde_json::Value;
+pub use wan::WanServer;
 
 /// Access key id every test server accepts.
 pub const AK: &str = "e2e-access-key-id";

@@ -75,11 +75,20 @@ fn ci() -> Result<(), String> {
 }
 
 fn test() -> Result<(), String> {
-    // The end-to-end tests (tests/) run the resume-get and oss-emulator binaries, which cargo
-    // does not build for another package's tests: build them first, in the tests' profile.
+    // The end-to-end tests (tests/) run the resume-get and oss-emulator binaries, and the WAN
+    // lab's netlab-delayd (test-support), which cargo does not build for another package's
+    // tests: build them first, in the tests' profile.
     run(
         "binaries for the end-to-end tests",
-        cargo(&["build", "-p", "resume-cli", "-p", "oss-emulator"]),
+        cargo(&[
+            "build",
+            "-p",
+            "resume-cli",
+            "-p",
+            "oss-emulator",
+            "-p",
+            "test-support",
+        ]),
     )?;
     if has_nextest() {
         run(

@@ -27,6 +27,13 @@ pub const ROUTER_CLIENT_IF: &str = "eth-c";
 /// The router's interface toward the server.
 pub const ROUTER_SERVER_IF: &str = "eth-s";
 
+/// `ip` (iproute2), found on PATH or in the sbin directories.
+pub(crate) fn ip_path() -> std::path::PathBuf {
+    crate::find_program("ip").unwrap_or_else(|| {
+        panic!("`ip` is not installed: the WAN lab needs iproute2 (`.ci/run` installs it)")
+    })
+}
+
 /// One network namespace of a lab (`/run/netns/NAME`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Netns {
@@ -45,19 +52,20 @@ impl Netns {
     /// `ip netns exec NAME program`: a command that runs `program` inside this namespace
     /// (`ip` execs it, so the child's pid is the program's own).
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut c = Command::new("ip");
+        let mut c = Command::new(ip_path());
         c.args(["netns", "exec", &self.name]).arg(program);
         c
     }
 
     /// The argument list that runs a program inside this namespace (for wrappers such as the
-    /// end-to-end tests' `Get::under`).
-    pub fn exec_prefix(&self) -> Vec<String> {
+    /// end-to-end tests' `Get::under`); `ip` by its absolute path, so it also works in a
+    /// cleared environment.
+    pub fn exec_prefix(&self) -> Vec<std::ffi::OsString> {
         vec![
-            "ip".into(),
+            ip_path().into(),
             "netns".into(),
             "exec".into(),
-            self.name.clone(),
+            self.name.clone().into(),
         ]
     }
 
