@@ -281,6 +281,7 @@ impl State {
                 } else {
                     object.checksums
                 },
+                checksum_note: None,
             };
         let entry = self
             .objects

@@ -362,6 +362,7 @@ impl RangeSource for ObjectStoreSource {
             last_modified: last_modified(meta),
             version_id: meta.version.clone(),
             checksums: Vec::new(),
+            checksum_note: None,
         })
     }
 

@@ -566,6 +566,7 @@ impl ObjectInfo {
             last_modified: self.last_modified,
             version_id: self.version_id.clone(),
             checksums,
+            checksum_note: None,
         }
     }
 }

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::downloader::{Downloader, OnChange};
 use crate::error::Error;
 use crate::event::{Event, Report};
-use crate::integrity::{CrcCombiner, CrcHasher, CrcSet, PartCrcs, Plan};
+use crate::integrity::{Computed, CrcCombiner, CrcHasher, CrcSet, PartCrcs, Plan};
 use crate::local_state::{Disk, Found, inspect, is_checkpoint_file};
 use crate::part_file::{PART_SUFFIX, PartFile, identity_at, with_suffix};
 use crate::plan::{format_range, plan, resolve_range};
@@ -267,11 +267,18 @@ impl<'a> Attempt<'a> {
             size: meta.size,
             reason: p.0,
         })?;
-        let layout = plan(range.clone(), dl.part_size)
-            .ok_or_else(|| Error::Config("part size is 0 bytes".into()))?;
         let fingerprint = fingerprint(&meta);
         let whole_object = range.start == 0 && range.end == meta.size;
-        let checks = Plan::new(&meta.checksums, &dl.expected, whole_object);
+        let mut checks = Plan::new(
+            &meta.checksums,
+            &dl.expected,
+            whole_object,
+            meta.checksum_note.as_deref(),
+        );
+        // Parts aligned to a composite checksum's upload parts, when it has one.
+        let part_size = checks.fit_parts(dl.part_size);
+        let layout = plan(range.clone(), part_size)
+            .ok_or_else(|| Error::Config("part size is 0 bytes".into()))?;
         if dl.require_checksum && checks.checks.is_empty() {
             // Before the checkpoint is even looked at: nothing is touched.
             return Err(Error::Unverifiable {
@@ -414,21 +421,20 @@ impl<'a> Attempt<'a> {
             }
         }
 
-        let combined = combined_crcs(&transfer, &checks)?;
-        let in_order = if checks.in_order.is_empty() {
-            Vec::new()
-        } else {
+        let mut computed = combined_crcs(&transfer, &checks)?;
+        if checks.needs_in_order_pass() {
             self.hash_in_order(
                 |buf, off| file.read_exact_at(buf, off),
                 layout.len,
-                &checks.in_order,
+                &checks,
+                &mut computed,
             )
-            .await?
-        };
+            .await?;
+        }
         // On a mismatch the checkpoint and temp file hold bytes that cannot be trusted: the
         // failure removes both, so the next run starts from zero instead of repeating it.
-        let verification = self.verify(&checks, &combined, &in_order)?;
-        let crc = combined.0[0];
+        let verification = self.verify(&checks, &computed)?;
+        let crc = computed.crcs.0[0];
         if !verification.is_verified() {
             // Nothing vouched for the bytes as a whole (a digest the caller gave does, as a
             // store's checksum does): make sure the object did not change meanwhile.
@@ -673,8 +679,10 @@ impl<'a> Attempt<'a> {
             comb.push(&part, layout.part_len(i));
         }
         crcs.0[0] = comb.finish().0[0];
-        let mut in_order = Vec::new();
-        if checks.crcs.has_extra() || !checks.in_order.is_empty() {
+        // Only CRC-64/XZ is at hand per part: composites are computed from the file.
+        let checks = &checks.all_composites_in_order();
+        let mut computed = Computed::default();
+        if checks.crcs.has_extra() || checks.needs_in_order_pass() {
             let dest = Path::new(&self.id.destination);
             let file = std::fs::File::open(dest).map_err(|e| Error::io("open", dest, e))?;
             let extra = Mutex::new(CrcHasher::new(checks.crcs));
@@ -684,12 +692,12 @@ impl<'a> Attempt<'a> {
                 lock(&extra).update(buf);
                 Ok(())
             };
-            in_order = self
-                .hash_in_order(read_at, layout.len, &checks.in_order)
+            self.hash_in_order(read_at, layout.len, checks, &mut computed)
                 .await?;
             crcs = lock(&extra).finish(crcs.0[0]);
         }
-        let verification = self.verify(checks, &crcs, &in_order)?;
+        computed.crcs = crcs;
+        let verification = self.verify(checks, &computed)?;
         let crc = crcs.0[0];
         dl.emit(&Event::Started {
             key: self.key.to_owned(),

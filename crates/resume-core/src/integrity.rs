@@ -120,9 +120,11 @@ pub enum Scope {
     /// The whole object (OSS's CRC-64, S3 `FULL_OBJECT`, GCS, `Content-MD5`): compared with
     /// the download when the whole object was downloaded.
     FullObject,
-    /// A checksum of the concatenated checksums of upload parts of these sizes (S3
-    /// `COMPOSITE`, `…-N`). Reported by no backend yet; the engine does not check it (a
-    /// download verified only by one is reported as not verified).
+    /// The checksum of the concatenated checksums (big-endian, each of the algorithm's
+    /// length) of the upload parts, which have these sizes in object order (S3 `COMPOSITE`,
+    /// `…-N`). Checked when the whole object is downloaded: each part's checksum is computed
+    /// (CRCs combined from download parts aligned to the upload parts, or all in one in-order
+    /// pass), then the checksum of their concatenation.
     Composite { part_sizes: Vec<u64> },
 }
 
@@ -220,6 +222,19 @@ impl Checksum {
             value: bytes[8 - algorithm.value_len()..].to_vec(),
             origin,
         }
+    }
+
+    /// A composite checksum over upload parts of `part_sizes` (S3 `COMPOSITE`): `value` is the
+    /// digest of the parts' digests, without S3's `-N` suffix.
+    pub fn composite(
+        algorithm: Algorithm,
+        value: Vec<u8>,
+        part_sizes: Vec<u64>,
+        origin: Origin,
+    ) -> Result<Self, ChecksumError> {
+        let mut c = Self::new(algorithm, value, origin)?;
+        c.scope = Scope::Composite { part_sizes };
+        Ok(c)
     }
 
     /// Parses `ALG=HEX` (`sha256=9f86d0…`, `crc32c=e3069283`), as given by a user.
@@ -329,6 +344,10 @@ impl fmt::Display for Verification {
     }
 }
 
+/// The smallest part size [`Plan::fit_parts`] aligns to, as a fraction of the one asked for:
+/// a smaller one would multiply requests; the composite is then hashed in order instead.
+const ALIGN_MIN_FRACTION: u64 = 4;
+
 /// The checks one download will make: the applicable checksums, and what to compute for them.
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
@@ -339,46 +358,65 @@ pub(crate) struct Plan {
     pub(crate) crcs: CrcSet,
     /// Digests to compute over the whole file in order.
     pub(crate) in_order: Vec<Algorithm>,
+    /// Composite checks (indices into `checks`) whose part CRCs are combined from the
+    /// download's parts: set by [`Plan::fit_parts`] when the parts align with the upload parts.
+    pub(crate) composite_from_parts: Vec<usize>,
+    /// Composite checks (indices into `checks`) computed in the in-order pass.
+    pub(crate) composite_in_order: Vec<usize>,
 }
 
 impl Plan {
     /// Which of `published` (the store's, about the object) and `given` (the user's, about the
     /// file) apply to a download covering the whole object or not.
-    pub(crate) fn new(published: &[Checksum], given: &[Checksum], whole_object: bool) -> Self {
+    ///
+    /// The store's checks, in the order of preference: its full-object CRCs (one pass as the
+    /// bytes arrive); else its composite checksums (S3 multipart uploads); else its full-object
+    /// MD5/SHA digests (a second read and 1–2.5 CPU-s/GiB, BENCHMARKS.md, and nothing against
+    /// corruption that a full-object CRC of the same store misses). The caller's digests are
+    /// always checked: the caller asked for them.
+    pub(crate) fn new(
+        published: &[Checksum],
+        given: &[Checksum],
+        whole_object: bool,
+        note: Option<&str>,
+    ) -> Self {
         let mut checks: Vec<Checksum> = Vec::new();
         let full = |c: &&Checksum| c.scope == Scope::FullObject;
+        let composite = |c: &&Checksum| matches!(c.scope, Scope::Composite { .. });
         if whole_object {
-            // The store's CRCs cost next to nothing (one pass as bytes arrive). Its MD5/SHA
-            // digests cost a second read and 1–2.5 CPU-s/GiB (BENCHMARKS.md) and add nothing
-            // against corruption that a full-object CRC of the same store does not catch, so
-            // they are checked only when the store publishes no CRC (the caller's digests are
-            // always checked: the caller asked for them).
-            let has_crc = published
+            let crcs: Vec<&Checksum> = published
                 .iter()
                 .filter(full)
-                .any(|c| c.algorithm.combines());
-            checks.extend(
-                published
-                    .iter()
-                    .filter(full)
-                    .filter(|c| !has_crc || c.algorithm.combines())
-                    .cloned(),
-            );
+                .filter(|c| c.algorithm.combines())
+                .collect();
+            let composites: Vec<&Checksum> = published.iter().filter(composite).collect();
+            let chosen = if !crcs.is_empty() {
+                crcs
+            } else if !composites.is_empty() {
+                composites
+            } else {
+                published.iter().filter(full).collect()
+            };
+            checks.extend(chosen.into_iter().cloned());
         }
         checks.extend(given.iter().filter(full).cloned());
         checks.dedup();
         let unverified = if !published.is_empty() && !whole_object {
             "the store's checksums cover the whole object, and a range of it was downloaded"
-        } else if published.iter().any(|c| !full(&c)) {
-            "the store publishes only a composite checksum for this object, which this version \
-             does not check yet"
+                .to_owned()
+        } else if let Some(note) = note {
+            note.to_owned()
         } else {
-            "the store publishes no checksum for this object"
-        }
-        .to_owned();
+            "the store publishes no checksum for this object".to_owned()
+        };
         let mut crcs = CrcSet::default();
         let mut in_order = Vec::new();
-        for c in &checks {
+        let mut composite_in_order = Vec::new();
+        for (i, c) in checks.iter().enumerate() {
+            if matches!(c.scope, Scope::Composite { .. }) {
+                composite_in_order.push(i);
+                continue;
+            }
             match c.algorithm.crc() {
                 Some(crc) => crcs.insert(crc),
                 None if !in_order.contains(&c.algorithm) => in_order.push(c.algorithm),
@@ -390,27 +428,103 @@ impl Plan {
             unverified,
             crcs,
             in_order,
+            composite_from_parts: Vec::new(),
+            composite_in_order,
         }
+    }
+
+    /// The part size to download with, given the one asked for: when composite CRCs are
+    /// checked, the largest size not above `requested` that divides every upload part
+    /// boundary, so that each upload part is a run of whole download parts and its CRC is
+    /// combined from theirs (no second read). When no such size is at least a quarter of
+    /// `requested`, `requested` is kept and the composites are hashed in order instead.
+    pub(crate) fn fit_parts(&mut self, requested: u64) -> u64 {
+        let mut boundaries_gcd = 0u64;
+        let mut crc_composites = Vec::new();
+        for &i in &self.composite_in_order {
+            let c = &self.checks[i];
+            let Scope::Composite { part_sizes } = &c.scope else {
+                continue;
+            };
+            if c.algorithm.crc().is_none() {
+                continue;
+            }
+            // Every boundary is a sum of whole part sizes (all but the last part's end, which
+            // is the object's end and so the layout's).
+            for &size in part_sizes.iter().take(part_sizes.len().saturating_sub(1)) {
+                boundaries_gcd = gcd(boundaries_gcd, size);
+            }
+            crc_composites.push(i);
+        }
+        if crc_composites.is_empty() || requested == 0 {
+            return requested;
+        }
+        let size = match boundaries_gcd {
+            // One upload part (or empty ones): any layout aligns.
+            0 => requested,
+            g => match largest_divisor_at_most(g, requested) {
+                Some(d) if d.saturating_mul(ALIGN_MIN_FRACTION) >= requested => d,
+                _ => return requested,
+            },
+        };
+        for i in crc_composites {
+            self.composite_in_order.retain(|&j| j != i);
+            self.composite_from_parts.push(i);
+            if let Some(crc) = self.checks[i].algorithm.crc() {
+                self.crcs.insert(crc);
+            }
+        }
+        size
+    }
+
+    /// This plan with every composite check computed in the in-order pass (for a file whose
+    /// download parts' CRCs are not at hand).
+    pub(crate) fn all_composites_in_order(&self) -> Self {
+        let mut p = self.clone();
+        p.composite_in_order.append(&mut p.composite_from_parts);
+        p.composite_in_order.sort_unstable();
+        p
+    }
+
+    /// The composite checks computed in order, with their algorithm and part sizes.
+    pub(crate) fn in_order_composites(&self) -> Vec<(usize, Algorithm, Vec<u64>)> {
+        self.composite_in_order
+            .iter()
+            .filter_map(|&i| match &self.checks[i].scope {
+                Scope::Composite { part_sizes } => {
+                    Some((i, self.checks[i].algorithm, part_sizes.clone()))
+                }
+                Scope::FullObject => None,
+            })
+            .collect()
+    }
+
+    /// Whether anything must be read in order after the download.
+    pub(crate) fn needs_in_order_pass(&self) -> bool {
+        !self.in_order.is_empty() || !self.composite_in_order.is_empty()
     }
 
     /// Compares the computed values with every check: the verification, or the first check
     /// that failed with the value computed for it.
-    pub(crate) fn compare(
-        &self,
-        crcs: &PartCrcs,
-        in_order: &[(Algorithm, Vec<u8>)],
-    ) -> Result<Verification, (Checksum, Vec<u8>)> {
-        for c in &self.checks {
-            let actual = match c.algorithm.crc() {
-                Some(crc) => {
-                    let v = crcs.0[crc as usize].to_be_bytes();
-                    v[8 - c.algorithm.value_len()..].to_vec()
-                }
-                None => in_order
+    pub(crate) fn compare(&self, computed: &Computed) -> Result<Verification, (Checksum, Vec<u8>)> {
+        for (i, c) in self.checks.iter().enumerate() {
+            let actual = if matches!(c.scope, Scope::Composite { .. }) {
+                computed
+                    .composite
                     .iter()
-                    .find(|(a, _)| *a == c.algorithm)
+                    .find(|(j, _)| *j == i)
                     .map(|(_, v)| v.clone())
-                    .unwrap_or_default(),
+                    .unwrap_or_default()
+            } else {
+                match c.algorithm.crc() {
+                    Some(crc) => crc_bytes(c.algorithm, computed.crcs.0[crc as usize]),
+                    None => computed
+                        .in_order
+                        .iter()
+                        .find(|(a, _)| *a == c.algorithm)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default(),
+                }
             };
             if actual != c.value {
                 return Err((c.clone(), actual));
@@ -421,6 +535,220 @@ impl Plan {
         } else {
             Verification::Verified(self.checks.clone())
         })
+    }
+}
+
+/// What the engine computed over the download, for [`Plan::compare`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Computed {
+    /// The whole download's CRCs, combined from its parts.
+    pub(crate) crcs: PartCrcs,
+    /// The in-order digests (MD5, SHA-1, SHA-256).
+    pub(crate) in_order: Vec<(Algorithm, Vec<u8>)>,
+    /// Composite values, by index into [`Plan::checks`].
+    pub(crate) composite: Vec<(usize, Vec<u8>)>,
+}
+
+fn crc_bytes(algorithm: Algorithm, crc: u64) -> Vec<u8> {
+    crc.to_be_bytes()[8 - algorithm.value_len()..].to_vec()
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// The largest divisor of `n` that is at most `max` (`n`, `max` > 0); `None` past a bounded
+/// search (only divisors of at least `max / ALIGN_MIN_FRACTION` are looked for).
+fn largest_divisor_at_most(n: u64, max: u64) -> Option<u64> {
+    if n <= max {
+        return Some(n);
+    }
+    let first = n.div_ceil(max);
+    let last = n / max.div_ceil(ALIGN_MIN_FRACTION).max(1);
+    (first..=last).find(|k| n % k == 0).map(|k| n / k)
+}
+
+/// The composite checksum of upload parts computed from download parts aligned to them: each
+/// upload part's CRC is combined from the CRCs of the download parts it is made of.
+pub(crate) struct CompositeFromParts {
+    index: usize,
+    algorithm: Algorithm,
+    crc: Crc,
+    /// For each upload part, the download part index it ends at (exclusive).
+    ends: Vec<u64>,
+    upload_part: usize,
+    appender: CrcAppender,
+    part_size: u64,
+    acc: u64,
+    raw: Vec<u8>,
+}
+
+impl CompositeFromParts {
+    /// One per entry of `plan.composite_from_parts`, for download parts of `part_size`.
+    pub(crate) fn for_plan(plan: &Plan, part_size: u64) -> Vec<Self> {
+        plan.composite_from_parts
+            .iter()
+            .filter_map(|&i| {
+                let c = &plan.checks[i];
+                let (Scope::Composite { part_sizes }, Some(crc)) = (&c.scope, c.algorithm.crc())
+                else {
+                    return None;
+                };
+                let mut end = 0u64;
+                let ends = part_sizes
+                    .iter()
+                    .map(|s| {
+                        end += s;
+                        end.div_ceil(part_size.max(1))
+                    })
+                    .collect();
+                Some(Self {
+                    index: i,
+                    algorithm: c.algorithm,
+                    crc,
+                    ends,
+                    upload_part: 0,
+                    appender: CrcAppender::new(crc, part_size),
+                    part_size,
+                    acc: 0,
+                    raw: Vec::with_capacity(part_sizes.len() * c.algorithm.value_len()),
+                })
+            })
+            .collect()
+    }
+
+    /// Appends download part `index` (in order), of `len` bytes, with its CRCs.
+    pub(crate) fn push(&mut self, index: u64, part: &PartCrcs, len: u64) {
+        // Upload parts that ended before this download part (empty ones).
+        self.close_parts_ending_by(index);
+        let value = part.0[self.crc as usize];
+        self.acc = if len == self.part_size {
+            self.appender.append(self.acc, value)
+        } else {
+            combine(self.crc, self.acc, value, len)
+        };
+        self.close_parts_ending_by(index + 1);
+    }
+
+    fn close_parts_ending_by(&mut self, end_index: u64) {
+        while self
+            .ends
+            .get(self.upload_part)
+            .is_some_and(|&end| end <= end_index)
+        {
+            self.raw.extend(crc_bytes(self.algorithm, self.acc));
+            self.acc = 0;
+            self.upload_part += 1;
+        }
+    }
+
+    /// The check's index and the composite value.
+    pub(crate) fn finish(mut self) -> (usize, Vec<u8>) {
+        while self.upload_part < self.ends.len() {
+            self.raw.extend(crc_bytes(self.algorithm, self.acc));
+            self.acc = 0;
+            self.upload_part += 1;
+        }
+        let whole = crc_fast::checksum(self.crc.algorithm(), &self.raw);
+        (self.index, crc_bytes(self.algorithm, whole))
+    }
+}
+
+/// A composite checksum computed over the bytes in order: each upload part's digest, then
+/// the digest of their concatenation.
+pub(crate) struct CompositeHasher {
+    index: usize,
+    algorithm: Algorithm,
+    sizes: Vec<u64>,
+    upload_part: usize,
+    left: u64,
+    current: AnyHasher,
+    raw: Vec<u8>,
+}
+
+enum AnyHasher {
+    Crc(Algorithm, crc_fast::Digest),
+    Digest(InOrderHasher),
+}
+
+impl AnyHasher {
+    fn new(algorithm: Algorithm) -> Option<Self> {
+        match algorithm.crc() {
+            Some(c) => Some(Self::Crc(algorithm, crc_fast::Digest::new(c.algorithm()))),
+            None => InOrderHasher::new(algorithm).map(Self::Digest),
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Self::Crc(_, d) => d.update(data),
+            Self::Digest(h) => h.update(data),
+        }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        match self {
+            Self::Crc(a, d) => crc_bytes(a, d.finalize()),
+            Self::Digest(h) => h.finish().1,
+        }
+    }
+}
+
+impl CompositeHasher {
+    pub(crate) fn new(index: usize, algorithm: Algorithm, sizes: Vec<u64>) -> Option<Self> {
+        let current = AnyHasher::new(algorithm)?;
+        let mut h = Self {
+            index,
+            algorithm,
+            left: sizes.first().copied().unwrap_or(0),
+            sizes,
+            upload_part: 0,
+            current,
+            raw: Vec::new(),
+        };
+        h.close_empty_parts();
+        Some(h)
+    }
+
+    fn close_part(&mut self) {
+        let next = AnyHasher::new(self.algorithm).expect("algorithm checked in new");
+        let done = std::mem::replace(&mut self.current, next);
+        self.raw.extend(done.finish());
+        self.upload_part += 1;
+        self.left = self.sizes.get(self.upload_part).copied().unwrap_or(0);
+    }
+
+    fn close_empty_parts(&mut self) {
+        while self.left == 0 && self.upload_part < self.sizes.len() {
+            self.close_part();
+        }
+    }
+
+    pub(crate) fn update(&mut self, mut data: &[u8]) {
+        while !data.is_empty() && self.upload_part < self.sizes.len() {
+            let n = usize::try_from(self.left)
+                .unwrap_or(usize::MAX)
+                .min(data.len());
+            self.current.update(&data[..n]);
+            self.left -= n as u64;
+            data = &data[n..];
+            self.close_empty_parts();
+        }
+        // Bytes past the parts' sizes make the result differ from the store's: the sizes
+        // add up to the object's size, so this only happens for a file of another size.
+        if !data.is_empty() {
+            self.raw.extend_from_slice(data);
+        }
+    }
+
+    /// The check's index and the composite value.
+    pub(crate) fn finish(self) -> (usize, Vec<u8>) {
+        let mut whole = AnyHasher::new(self.algorithm).expect("algorithm checked in new");
+        whole.update(&self.raw);
+        (self.index, whole.finish())
     }
 }
 
@@ -790,25 +1118,160 @@ mod tests {
             2,
             Origin::User("u".into()),
         )];
-        let p = Plan::new(&store, &user, true);
+        let p = Plan::new(&store, &user, true, None);
         // The store's MD5 is left to its CRC; the caller's digest is checked.
         assert_eq!(p.checks, [store[0].clone(), user[0].clone()]);
         assert!(p.crcs.contains(Crc::C) && p.crcs.contains(Crc::Xz));
         assert!(p.in_order.is_empty());
-        let p = Plan::new(&store[1..], &user, true);
+        let p = Plan::new(&store[1..], &user, true, None);
         assert_eq!(p.checks, [store[1].clone(), user[0].clone()]);
         assert_eq!(p.in_order, [Algorithm::Md5]);
-        let p = Plan::new(&store, &[], false);
+        let p = Plan::new(&store, &[], false, None);
         assert!(p.checks.is_empty());
         assert!(p.unverified.contains("range"), "{}", p.unverified);
-        let p = Plan::new(&store, &user, false);
+        let p = Plan::new(&store, &user, false, None);
         assert_eq!(p.checks, user);
-        let p = Plan::new(&[], &[], true);
+        let p = Plan::new(&[], &[], true, None);
         assert_eq!(
-            p.compare(&PartCrcs::default(), &[])
+            p.compare(&Computed::default())
                 .expect("nothing to fail")
                 .to_string(),
             "not verified: the store publishes no checksum for this object"
         );
+        let why = "S3 refused checksum mode";
+        let p = Plan::new(&[], &[], true, Some(why));
+        assert_eq!(
+            p.compare(&Computed::default())
+                .expect("nothing to fail")
+                .to_string(),
+            format!("not verified: {why}")
+        );
+    }
+
+    /// The composite of `data` cut into `sizes`, computed directly.
+    fn composite_of(algorithm: Algorithm, data: &[u8], sizes: &[u64]) -> Vec<u8> {
+        let mut raw = Vec::new();
+        let mut start = 0usize;
+        for &s in sizes {
+            let mut h = AnyHasher::new(algorithm).expect("hashable");
+            h.update(&data[start..start + s as usize]);
+            raw.extend(h.finish());
+            start += s as usize;
+        }
+        let mut h = AnyHasher::new(algorithm).expect("hashable");
+        h.update(&raw);
+        h.finish()
+    }
+
+    #[test]
+    fn composites_are_preferred_to_digests_and_full_crcs_to_composites() {
+        let s3 = || Origin::Store("S3".into());
+        let comp =
+            Checksum::composite(Algorithm::Crc32, vec![0; 4], vec![10, 10, 5], s3()).unwrap();
+        let md5 = Checksum::new(Algorithm::Md5, vec![0; 16], s3()).unwrap();
+        let full = Checksum::crc(Algorithm::Crc64Nvme, 7, s3());
+        let p = Plan::new(&[comp.clone(), md5.clone()], &[], true, None);
+        assert_eq!(p.checks, [comp.clone()]);
+        assert_eq!(p.composite_in_order, [0]);
+        assert!(!p.crcs.contains(Crc::Iso));
+        let p = Plan::new(&[comp.clone(), full.clone()], &[], true, None);
+        assert_eq!(p.checks, [full]);
+        assert_eq!(comp.describe(), "CRC-32 composite of 3 parts (S3)");
+        assert_eq!(comp.stored_kind(), "CRC-32 composite 10,10,5");
+    }
+
+    #[test]
+    fn parts_are_fitted_to_upload_parts_when_a_large_enough_divisor_exists() {
+        let s3 = || Origin::Store("S3".into());
+        let plan = |alg, sizes: Vec<u64>| {
+            let v = vec![0; Algorithm::value_len(alg)];
+            Plan::new(
+                &[Checksum::composite(alg, v, sizes, s3()).unwrap()],
+                &[],
+                true,
+                None,
+            )
+        };
+        let mib = 1u64 << 20;
+        // Equal 8 MiB upload parts: 8 MiB (asked) and 4 MiB (asked 5) align.
+        let mut p = plan(Algorithm::Crc32c, vec![8 * mib, 8 * mib, 3]);
+        assert_eq!(p.fit_parts(8 * mib), 8 * mib);
+        assert_eq!(
+            (
+                p.composite_from_parts.as_slice(),
+                p.composite_in_order.len()
+            ),
+            (&[0][..], 0)
+        );
+        assert!(p.crcs.contains(Crc::C));
+        let mut p = plan(Algorithm::Crc32c, vec![8 * mib, 8 * mib, 3]);
+        assert_eq!(p.fit_parts(5 * mib), 4 * mib);
+        // 5 MiB parts and 8 MiB asked: 5 MiB.
+        let mut p = plan(Algorithm::Crc32, vec![5 * mib, 5 * mib, mib]);
+        assert_eq!(p.fit_parts(8 * mib), 5 * mib);
+        // A boundary with no large divisor: kept, hashed in order.
+        let mut p = plan(Algorithm::Crc32, vec![5 * mib + 1, 5 * mib, 5]);
+        assert_eq!(p.fit_parts(8 * mib), 8 * mib);
+        assert_eq!(p.composite_in_order, [0]);
+        assert!(p.needs_in_order_pass());
+        // One upload part: any layout.
+        let mut p = plan(Algorithm::Crc32, vec![12345]);
+        assert_eq!(p.fit_parts(1000), 1000);
+        assert!(p.composite_from_parts == [0] && !p.needs_in_order_pass());
+        // SHA composites are always hashed in order.
+        let mut p = plan(Algorithm::Sha256, vec![10, 10]);
+        assert_eq!(p.fit_parts(7), 7);
+        assert_eq!(p.composite_in_order, [0]);
+        assert_eq!(largest_divisor_at_most(12, 5), Some(4));
+        assert_eq!(largest_divisor_at_most(13, 5), None);
+        assert_eq!(largest_divisor_at_most(3, 5), Some(3));
+    }
+
+    proptest! {
+        /// Both ways of computing a composite (combined from aligned download parts, hashed in
+        /// order in arbitrary chunks) agree with the direct computation, for every algorithm
+        /// and random upload part sizes (empty ones included).
+        #[test]
+        fn composites_match_a_direct_computation(
+            data in proptest::collection::vec(any::<u8>(), 0..3000),
+            cuts in proptest::collection::vec(any::<usize>(), 0..6),
+            unit in 1u64..64,
+            chunk in 1usize..500,
+        ) {
+            // Upload part boundaries on multiples of `unit` (so download parts of `unit` align).
+            let n = data.len() as u64;
+            let mut points: Vec<u64> = cuts.iter().map(|c| (*c as u64 % (n + 1)) / unit * unit).collect();
+            points.sort_unstable();
+            let mut sizes = Vec::new();
+            let mut prev = 0;
+            for p in points.into_iter().chain([n]) {
+                sizes.push(p - prev);
+                prev = p;
+            }
+            for alg in [Algorithm::Crc32, Algorithm::Crc32c, Algorithm::Crc64Nvme, Algorithm::Sha256, Algorithm::Sha1, Algorithm::Md5] {
+                let expected = composite_of(alg, &data, &sizes);
+                let mut h = CompositeHasher::new(0, alg, sizes.clone()).unwrap();
+                for c in data.chunks(chunk) {
+                    h.update(c);
+                }
+                prop_assert_eq!(&h.finish().1, &expected, "{} in order", alg);
+                if let Some(crc) = alg.crc() {
+                    let mut plan = Plan::new(
+                        &[Checksum::composite(alg, expected.clone(), sizes.clone(), Origin::Store("t".into())).unwrap()],
+                        &[], true, None);
+                    prop_assert!(plan.fit_parts(unit) <= unit);
+                    plan.composite_from_parts = vec![0];
+                    let mut set = CrcSet::default();
+                    set.insert(crc);
+                    let mut c = CompositeFromParts::for_plan(&plan, unit).pop().unwrap();
+                    for (i, piece) in data.chunks(unit as usize).enumerate() {
+                        let mut h = CrcHasher::new(set);
+                        h.update(piece);
+                        c.push(i as u64, &h.finish(direct(Crc::Xz, piece)), piece.len() as u64);
+                    }
+                    prop_assert_eq!(&c.finish().1, &expected, "{} from parts", alg);
+                }
+            }
+        }
     }
 }

@@ -117,6 +117,7 @@ mod tests {
                 last_modified: None,
                 version_id: None,
                 checksums: Vec::new(),
+                checksum_note: None,
             },
         }
     }

@@ -14,7 +14,7 @@ use futures::stream::BoxStream;
 use crate::integrity::{Algorithm, Checksum, Scope};
 
 /// What a source knows about an object.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ObjectMeta {
     pub size: u64,
     /// Opaque version tag as the source sends it (quotes included for HTTP sources).
@@ -25,6 +25,10 @@ pub struct ObjectMeta {
     /// `x-oss-hash-crc64ecma` as a CRC-64/XZ, its `Content-MD5` as an MD5), each with
     /// [`Origin::Store`](crate::Origin::Store). The engine checks the ones it can.
     pub checksums: Vec<Checksum>,
+    /// Why the store's checksums could not be read, when they may exist but were not given
+    /// (e.g. S3 refused checksum mode for a KMS-encrypted object): the download's report says
+    /// it instead of "the store publishes no checksum".
+    pub checksum_note: Option<String>,
 }
 
 impl ObjectMeta {

@@ -329,6 +329,130 @@ async fn nothing_to_verify_is_reported_or_with_require_checksum_refused_before_a
     assert!(r.verification.is_verified());
 }
 
+/// A composite of `data` cut into `sizes` (S3 `COMPOSITE`): the digest of the parts'
+/// digests, computed independently of the engine.
+fn composite(algorithm: Algorithm, data: &[u8], sizes: &[u64]) -> Checksum {
+    let mut raw = Vec::new();
+    let mut start = 0;
+    for &s in sizes {
+        raw.extend(value(algorithm, &data[start..start + s as usize]));
+        start += s as usize;
+    }
+    Checksum::composite(algorithm, value(algorithm, &raw), sizes.to_vec(), store()).unwrap()
+}
+
+/// Upload parts of 30 000 bytes (the last shorter): download parts are fitted to them.
+const UPLOAD_PARTS: [u64; 4] = [30_000, 30_000, 30_000, 10_000];
+/// Upload parts of a prime size: no download part size of 2 500–10 000 bytes fits them.
+const PRIME_PARTS: [u64; 4] = [30_011, 30_011, 30_011, 9_967];
+
+fn part_size_of(f: &Fixture) -> u64 {
+    f.events()
+        .iter()
+        .find_map(|e| match e {
+            Event::Started { part_size, .. } => Some(*part_size),
+            _ => None,
+        })
+        .expect("a started event")
+}
+
+/// Composite checksums (S3 multipart uploads) verify fresh and resumed downloads: CRCs from
+/// download parts fitted to the upload parts (asked 10 000 or 25 000 → 10 000 / 15 000), or in
+/// one in-order pass when no fitting size exists (prime upload parts) and for SHA digests.
+#[tokio::test(start_paused = true)]
+async fn composite_checksums_verify_fresh_and_resumed_downloads() {
+    let cases = [
+        (Algorithm::Crc32, UPLOAD_PARTS, 25_000, 15_000),
+        (Algorithm::Crc32c, UPLOAD_PARTS, 10_000, 10_000),
+        (Algorithm::Crc32c, PRIME_PARTS, 10_000, 10_000),
+        (Algorithm::Sha256, UPLOAD_PARTS, 10_000, 10_000),
+        (Algorithm::Sha1, PRIME_PARTS, 25_000, 25_000),
+    ];
+    for (i, (alg, parts, asked, used)) in cases.into_iter().enumerate() {
+        let f = fixture_publishing(900 + i as u64, |d| vec![composite(alg, d, &parts)]);
+        let r = f
+            .downloader()
+            .part_size(asked)
+            .download(KEY, &f.dest)
+            .await
+            .unwrap();
+        assert_eq!(f.dest_bytes(), f.content, "{alg}");
+        assert_eq!(part_size_of(&f), used, "{alg} asked {asked}");
+        assert_eq!(verified(&r), [format!("{alg} composite of 4 parts (mock)")]);
+
+        let f = fixture_publishing(950 + i as u64, |d| vec![composite(alg, d, &parts)]);
+        f.crash_after(f.downloader().part_size(asked).concurrency(2), 55_000)
+            .await;
+        let r = f
+            .downloader()
+            .part_size(asked)
+            .download(KEY, &f.dest)
+            .await
+            .unwrap();
+        assert!(r.parts_reused >= 2, "{alg}: {} reused", r.parts_reused);
+        assert_eq!(f.dest_bytes(), f.content, "{alg}");
+        assert_eq!(verified(&r), [format!("{alg} composite of 4 parts (mock)")]);
+    }
+}
+
+/// A flipped byte under a composite checksum fails naming it and both values; so does a
+/// resumed run that reuses the corrupted part.
+#[tokio::test(start_paused = true)]
+async fn a_flipped_byte_under_a_composite_checksum_fails_naming_it_and_both_values() {
+    for (i, (alg, parts, asked)) in [
+        (Algorithm::Crc32c, UPLOAD_PARTS, 10_000),
+        (Algorithm::Crc32, PRIME_PARTS, 10_000),
+        (Algorithm::Sha256, UPLOAD_PARTS, 10_000),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let f = fixture_publishing(1000 + i as u64, |d| vec![composite(alg, d, &parts)]);
+        std::fs::write(&f.dest, b"precious").unwrap();
+        f.source
+            .set_fault_plan(FaultPlan::new().on_request(2, Fault::FlipByte(77)));
+        let err = f
+            .downloader()
+            .part_size(asked)
+            .download(KEY, &f.dest)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Integrity, "{alg}: {err}");
+        let mut bad = f.content.clone();
+        bad[2 * asked as usize + 77] ^= 0x01;
+        let expected = integrity_hex(&composite(alg, &f.content, &parts).value);
+        let actual = integrity_hex(&composite(alg, &bad, &parts).value);
+        let msg = err.to_string();
+        for needle in [
+            &format!("{alg} composite of 4 parts"),
+            "the store (mock)",
+            &expected,
+            &actual,
+        ] {
+            assert!(msg.contains(needle), "{alg}: {needle:?} missing from {msg}");
+        }
+        assert_eq!(std::fs::read(&f.dest).unwrap(), b"precious", "{alg}");
+        assert!(f.store.ids().is_empty(), "{alg}: checkpoint kept");
+
+        // Corrupted in transit before a crash, reused by the next run.
+        let f = fixture_publishing(1100 + i as u64, |d| vec![composite(alg, d, &parts)]);
+        f.source
+            .set_fault_plan(FaultPlan::new().on_request(0, Fault::FlipByte(10)));
+        f.crash_after(f.downloader().part_size(asked).concurrency(1), 55_000)
+            .await;
+        f.source.set_fault_plan(FaultPlan::new());
+        let err = f
+            .downloader()
+            .part_size(asked)
+            .download(KEY, &f.dest)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Integrity, "{alg}: {err}");
+        assert!(err.to_string().contains("composite of 4 parts"), "{err}");
+        assert!(!f.dest.exists());
+    }
+}
+
 #[test]
 fn the_module_is_public_for_backends_and_the_cli() {
     assert_eq!(integrity::parse_hex("0aFF"), Some(vec![0x0a, 0xff]));

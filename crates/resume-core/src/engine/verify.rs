@@ -8,8 +8,8 @@ use checkpoint::{Checkpoint, PartLayout};
 use super::{Attempt, Failure, Transfer, lock, usize_of};
 use crate::error::Error;
 use crate::integrity::{
-    Algorithm, CrcCombiner, CrcHasher, CrcSet, InOrderHasher, Origin, PartCrcs, Plan, Verification,
-    show,
+    Algorithm, CompositeFromParts, CompositeHasher, Computed, CrcCombiner, CrcHasher, CrcSet,
+    InOrderHasher, Origin, PartCrcs, Plan, Scope, Verification, show,
 };
 use crate::part_file::PartFile;
 
@@ -19,45 +19,62 @@ impl Attempt<'_> {
     pub(super) fn verify(
         &self,
         checks: &Plan,
-        crcs: &PartCrcs,
-        in_order: &[(Algorithm, Vec<u8>)],
+        computed: &Computed,
     ) -> Result<Verification, Failure> {
-        checks
-            .compare(crcs, in_order)
-            .map_err(|(expected, actual)| {
-                Failure::Fatal(Error::Integrity {
-                    key: self.key.to_owned(),
-                    algorithm: expected.algorithm.name().to_owned(),
-                    origin: match &expected.origin {
-                        Origin::Store(s) => format!("the store ({s})"),
-                        Origin::User(s) => s.clone(),
-                    },
-                    expected: show(expected.algorithm, &expected.value),
-                    actual: show(expected.algorithm, &actual),
-                })
+        checks.compare(computed).map_err(|(expected, actual)| {
+            Failure::Fatal(Error::Integrity {
+                key: self.key.to_owned(),
+                algorithm: match &expected.scope {
+                    Scope::FullObject => expected.algorithm.name().to_owned(),
+                    composite => format!("{} {composite}", expected.algorithm),
+                },
+                origin: match &expected.origin {
+                    Origin::Store(s) => format!("the store ({s})"),
+                    Origin::User(s) => s.clone(),
+                },
+                expected: show(expected.algorithm, &expected.value),
+                actual: show(expected.algorithm, &actual),
             })
+        })
     }
 
-    /// Reads `len` bytes in order through `read_at` and computes the `algorithms` (MD5,
-    /// SHA-1, SHA-256: digests that do not combine from parts).
+    /// Reads `len` bytes in order through `read_at` and computes the plan's in-order digests
+    /// (MD5, SHA-1, SHA-256: digests that do not combine from parts) and in-order composites
+    /// into `computed`.
     pub(super) async fn hash_in_order(
         &self,
         read_at: impl Fn(&mut [u8], u64) -> Result<(), Error>,
         len: u64,
-        algorithms: &[Algorithm],
-    ) -> Result<Vec<(Algorithm, Vec<u8>)>, Failure> {
-        let mut hashers: Vec<InOrderHasher> = algorithms
+        checks: &Plan,
+        computed: &mut Computed,
+    ) -> Result<(), Failure> {
+        let mut hashers: Vec<InOrderHasher> = checks
+            .in_order
             .iter()
             .filter_map(|&a| InOrderHasher::new(a))
+            .collect();
+        let mut composites: Vec<CompositeHasher> = checks
+            .in_order_composites()
+            .into_iter()
+            .filter_map(|(i, a, sizes)| CompositeHasher::new(i, a, sizes))
             .collect();
         let mut buf = vec![0u8; self.dl.buffer_size.clamp(64 << 10, 4 << 20)];
         self.read_through(&read_at, 0..len, &mut buf, |chunk| {
             for h in &mut hashers {
                 h.update(chunk);
             }
+            for h in &mut composites {
+                h.update(chunk);
+            }
         })
         .await?;
-        Ok(hashers.into_iter().map(InOrderHasher::finish).collect())
+        computed
+            .in_order
+            .extend(hashers.into_iter().map(InOrderHasher::finish));
+        computed
+            .composite
+            .extend(composites.into_iter().map(CompositeHasher::finish));
+        Ok(())
     }
 
     /// Reads `range` of a local file through `read_at`, a buffer at a time, handing each to
@@ -135,10 +152,12 @@ impl Attempt<'_> {
     }
 }
 
-/// The CRCs of the download's bytes, combined from its parts' (all of which must be done).
-pub(super) fn combined_crcs(t: &Transfer<'_>, checks: &Plan) -> Result<PartCrcs, Failure> {
+/// The CRCs of the download's bytes, combined from its parts' (all of which must be done),
+/// and the composites whose upload parts the download parts are aligned with.
+pub(super) fn combined_crcs(t: &Transfer<'_>, checks: &Plan) -> Result<Computed, Failure> {
     let layout = &t.layout;
     let mut comb = CrcCombiner::new(checks.crcs, layout.part_size);
+    let mut composites = CompositeFromParts::for_plan(checks, layout.part_size);
     let digests = lock(&t.digests);
     let crcs = lock(&t.crcs);
     for i in 0..layout.part_count {
@@ -149,8 +168,18 @@ pub(super) fn combined_crcs(t: &Transfer<'_>, checks: &Plan) -> Result<PartCrcs,
             ))));
         };
         comb.push(part, layout.part_len(i));
+        for c in &mut composites {
+            c.push(i, part, layout.part_len(i));
+        }
     }
-    Ok(comb.finish())
+    Ok(Computed {
+        crcs: comb.finish(),
+        in_order: Vec::new(),
+        composite: composites
+            .into_iter()
+            .map(CompositeFromParts::finish)
+            .collect(),
+    })
 }
 
 /// Whether a CRC-64/XZ the store published was among the checks that passed.
