@@ -17,6 +17,7 @@ use url::Url;
 use crate::ObjectStoreSource;
 use crate::error::redact;
 use crate::s3::{RegionWatch, S3Hints};
+use crate::s3_checksum::S3Checksums;
 
 /// A URL or configuration that cannot be turned into a source. Never contains credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -421,8 +422,11 @@ pub(crate) fn open_url(
         }
     };
     let mut source = ObjectStoreSource::new(store, identity);
-    if let Some(h) = hints {
+    if let Some((h, checksums)) = hints {
         source = source.with_s3_hints(h);
+        if let Some(c) = checksums {
+            source = source.with_s3_checksums(c);
+        }
     }
     Ok((source, path, shown))
 }
@@ -446,8 +450,13 @@ fn asks_instance_metadata(b: &AmazonS3Builder) -> bool {
         || set(AmazonS3ConfigKey::ContainerCredentialsFullUri))
 }
 
-/// A store, its identity, and for S3 what its errors need explaining.
-type Built = (Arc<dyn ObjectStore>, String, Option<S3Hints>);
+/// A store, its identity, and for S3 what its errors need explaining and how to ask for its
+/// checksums.
+type Built = (
+    Arc<dyn ObjectStore>,
+    String,
+    Option<(S3Hints, Option<S3Checksums>)>,
+);
 
 fn s3(
     url: &Url,
@@ -500,9 +509,29 @@ fn s3(
         None => format!("s3.{region}.amazonaws.com"),
     };
     let seen_region = Arc::new(Mutex::new(None));
+    let last_client = Arc::new(Mutex::new(None));
     b = b.with_http_connector(RegionWatch {
         seen: seen_region.clone(),
+        last_client: last_client.clone(),
     });
+    let value = |k: AmazonS3ConfigKey| b.get_config_value(&k);
+    let is_true = |v: Option<String>| v.is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    // The URL object_store prefixes keys with (its builder's rule; S3 Express zonal endpoints,
+    // which it derives itself, are not asked for checksums).
+    let virtual_hosted = is_true(value(AmazonS3ConfigKey::VirtualHostedStyleRequest));
+    let bucket_endpoint = match (
+        value(AmazonS3ConfigKey::S3Endpoint).or_else(|| value(AmazonS3ConfigKey::Endpoint)),
+        virtual_hosted,
+    ) {
+        (Some(e), true) => Some(e),
+        (Some(e), false) => Some(format!("{}/{bucket}", e.trim_end_matches('/'))),
+        (None, _) if is_true(value(AmazonS3ConfigKey::S3Express)) => None,
+        (None, true) => Some(format!("https://{bucket}.s3.{region}.amazonaws.com")),
+        (None, false) => Some(format!("https://s3.{region}.amazonaws.com/{bucket}")),
+    };
+    let skip_signature = is_true(value(AmazonS3ConfigKey::SkipSignature));
+    let request_payer = value(AmazonS3ConfigKey::RequestPayer)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("requester"));
     let hints = S3Hints {
         bucket: bucket.clone(),
         region,
@@ -513,10 +542,17 @@ fn s3(
         seen_region,
     };
     let store = b.build().map_err(|e| store_err("S3", e))?;
+    let checksums = bucket_endpoint.map(|bucket_endpoint| S3Checksums {
+        http: last_client,
+        bucket_endpoint,
+        region: hints.region.clone(),
+        credentials: (!skip_signature).then(|| store.credentials().clone()),
+        request_payer,
+    });
     Ok((
         Arc::new(store),
         format!("s3://{bucket}@{endpoint}"),
-        Some(hints),
+        Some((hints, checksums)),
     ))
 }
 

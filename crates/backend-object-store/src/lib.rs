@@ -109,6 +109,7 @@ mod error;
 mod list;
 mod local;
 mod s3;
+mod s3_checksum;
 mod source;
 
 pub use config::{

@@ -15,6 +15,7 @@ use resume_core::{
 use crate::error::{Op, is_range_ignored, map_error};
 use crate::local::{self, FileId};
 use crate::s3::S3Hints;
+use crate::s3_checksum::{Pinned, S3Checksums};
 
 /// A [`RangeSource`] reading from an [`ObjectStore`]: S3 and S3-compatible stores, GCS, Azure
 /// Blob, plain HTTP(S) servers that honour `Range`, local files, memory.
@@ -37,6 +38,8 @@ pub struct ObjectStoreSource {
     kind: StoreKind,
     /// S3 stores built by `from_url`: what their errors need to be explained.
     s3: Option<Arc<S3Hints>>,
+    /// S3 stores built by `from_url`: how to ask for the object's checksums.
+    s3_checksums: Option<Arc<S3Checksums>>,
 }
 
 /// What the source must do differently for some stores.
@@ -123,7 +126,13 @@ impl ObjectStoreSource {
             identity: identity.into(),
             kind,
             s3: None,
+            s3_checksums: None,
         }
+    }
+
+    pub(crate) fn with_s3_checksums(mut self, checksums: S3Checksums) -> Self {
+        self.s3_checksums = Some(Arc::new(checksums));
+        self
     }
 
     pub(crate) fn with_s3_hints(mut self, hints: S3Hints) -> Self {
@@ -356,14 +365,27 @@ impl RangeSource for ObjectStoreSource {
             }
             _ => (meta.size, meta.e_tag.clone()),
         };
-        Ok(ObjectMeta {
+        let mut out = ObjectMeta {
             size,
             etag,
             last_modified: last_modified(meta),
             version_id: meta.version.clone(),
             checksums: Vec::new(),
             checksum_note: None,
-        })
+        };
+        if let Some(s3) = &self.s3_checksums {
+            let published = s3
+                .published(&Pinned {
+                    key,
+                    etag: out.etag.as_deref(),
+                    version: out.version_id.as_deref(),
+                    size: out.size,
+                })
+                .await?;
+            out.checksums = published.checksums;
+            out.checksum_note = published.note;
+        }
+        Ok(out)
     }
 
     async fn read_range(

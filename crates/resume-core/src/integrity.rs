@@ -568,7 +568,7 @@ fn largest_divisor_at_most(n: u64, max: u64) -> Option<u64> {
     }
     let first = n.div_ceil(max);
     let last = n / max.div_ceil(ALIGN_MIN_FRACTION).max(1);
-    (first..=last).find(|k| n % k == 0).map(|k| n / k)
+    (first..=last).find(|&k| n.is_multiple_of(k)).map(|k| n / k)
 }
 
 /// The composite checksum of upload parts computed from download parts aligned to them: each
@@ -1171,7 +1171,7 @@ mod tests {
         let md5 = Checksum::new(Algorithm::Md5, vec![0; 16], s3()).unwrap();
         let full = Checksum::crc(Algorithm::Crc64Nvme, 7, s3());
         let p = Plan::new(&[comp.clone(), md5.clone()], &[], true, None);
-        assert_eq!(p.checks, [comp.clone()]);
+        assert_eq!(p.checks, std::slice::from_ref(&comp));
         assert_eq!(p.composite_in_order, [0]);
         assert!(!p.crcs.contains(Crc::Iso));
         let p = Plan::new(&[comp.clone(), full.clone()], &[], true, None);

@@ -95,9 +95,19 @@ fn serve_on_free_port(
     name: &str,
     args: impl FnOnce(u16) -> Vec<String>,
 ) -> (SocketAddr, ChildGuard) {
+    serve_on_free_port_with_env(bin, name, args, &[])
+}
+
+fn serve_on_free_port_with_env(
+    bin: &Path,
+    name: &str,
+    args: impl FnOnce(u16) -> Vec<String>,
+    env: &[(&str, &str)],
+) -> (SocketAddr, ChildGuard) {
     let port = free_port();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut cmd = Command::new(bin);
+    cmd.envs(env.iter().copied());
     cmd.args(args(port))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
@@ -117,16 +127,25 @@ impl Moto {
     /// Starts `moto_server` from the shared test venv (installed from PyPI on first use; no
     /// PyPI fails the test) on an ephemeral port and waits until it accepts connections.
     pub fn start() -> Self {
-        let python = python_with(&[MOTO]);
-        let bin = python.parent().expect("venv bin dir").join("moto_server");
-        let (addr, guard) = serve_on_free_port(&bin, "moto_server", |port| {
+        Self::start_with(&[MOTO], &[])
+    }
+
+    /// [`Moto::start`] from a venv with `packages` (moto among them) and with these
+    /// environment variables (moto's settings, e.g. `S3_UPLOAD_PART_MIN_SIZE`). Run as
+    /// `python -m moto.server`, so the venv's own interpreter runs it wherever the venv is.
+    pub fn start_with(packages: &[&str], env: &[(&str, &str)]) -> Self {
+        let python = python_with(packages);
+        let args = |port: u16| {
             vec![
+                "-m".into(),
+                "moto.server".into(),
                 "-H".into(),
                 "127.0.0.1".into(),
                 "-p".into(),
                 port.to_string(),
             ]
-        });
+        };
+        let (addr, guard) = serve_on_free_port_with_env(&python, "moto_server", args, env);
         Self {
             endpoint: format!("http://{addr}"),
             addr,

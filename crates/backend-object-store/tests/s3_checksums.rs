@@ -1,0 +1,386 @@
+//! S3 checksums against moto (PyPI `moto[server]`, with `crc32c` and `awscrt` so that it
+//! computes CRC-32C and CRC-64/NVME for real): objects uploaded by boto3 with each checksum
+//! algorithm, single-part and multipart (composite and full-object), and without any (MD5
+//! ETag). The source publishes what S3 says; downloads are verified by it, fresh and resumed;
+//! a byte flipped in one part's body fails naming the algorithm and both values.
+
+mod common;
+
+use std::fmt;
+use std::ops::Range;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use backend_object_store::ObjectStoreSource;
+use bytes::Bytes;
+use common::{MOTO, Moto, StoreFixture};
+use futures::StreamExt;
+use resume_core::conformance::{self, Fixture};
+use resume_core::{
+    Checksum, Downloader, ErrorKind, ObjectMeta, RangeRead, RangeSource, ReadConditions,
+    SourceError, SourceErrorKind,
+};
+use test_support::python_with;
+
+/// Packages moto needs to compute CRC-32C (`crc32c`) and CRC-64/NVME (`awscrt`) rather than
+/// fall back to CRC-32, and boto3 to send them.
+const CHECKSUM_LIBS: [&str; 2] = ["crc32c==2.9.post0", "awscrt==0.38.0"];
+
+/// Upload parts of 64 KiB (moto is told to accept parts that small).
+const UPLOAD_PART: usize = 64 << 10;
+/// 3 full upload parts and a short one.
+const SIZE: usize = 3 * UPLOAD_PART + 8_315;
+
+/// Uploads with boto3: `put ALG` (single part; ALG `none` sends no checksum header at all),
+/// or `multipart ALG TYPE` (64 KiB parts; TYPE COMPOSITE / FULL_OBJECT / default).
+const UPLOADER: &str = r#"
+import sys, boto3
+from botocore.config import Config
+endpoint, bucket, key, path, mode, alg, kind = sys.argv[1:8]
+config = Config(request_checksum_calculation="when_required" if alg == "none" else "when_supported")
+s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                  aws_access_key_id="testing", aws_secret_access_key="testing", config=config)
+data = open(path, "rb").read()
+extra = {} if alg == "none" else {"ChecksumAlgorithm": alg}
+if mode == "put":
+    s3.put_object(Bucket=bucket, Key=key, Body=data, **extra)
+else:
+    create = dict(extra)
+    if kind != "default":
+        create["ChecksumType"] = kind
+    up = s3.create_multipart_upload(Bucket=bucket, Key=key, **create)["UploadId"]
+    parts = []
+    size = 64 * 1024
+    for n, off in enumerate(range(0, len(data), size), start=1):
+        r = s3.upload_part(Bucket=bucket, Key=key, UploadId=up, PartNumber=n,
+                           Body=data[off:off + size], **extra)
+        part = {"PartNumber": n, "ETag": r["ETag"]}
+        for k, v in r.items():
+            if k.startswith("Checksum") and k != "ChecksumType":
+                part[k] = v
+        parts.append(part)
+    s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=up,
+                                 MultipartUpload={"Parts": parts})
+"#;
+
+struct Uploaded {
+    key: &'static str,
+    content: Bytes,
+    /// What the download's last line must say.
+    verification: &'static str,
+}
+
+fn upload(moto: &Moto, bucket: &str, key: &str, content: &[u8], args: [&str; 3]) {
+    let python = python_with(&[MOTO, CHECKSUM_LIBS[0], CHECKSUM_LIBS[1]]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("body");
+    std::fs::write(&path, content).unwrap();
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(UPLOADER)
+        .args([&moto.endpoint, bucket, key])
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "boto3 upload of {key} ({args:?}) failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every kind of object the tests download, uploaded to `bucket`.
+async fn upload_all(moto: &Moto, source: &ObjectStoreSource, bucket: &str) -> Vec<Uploaded> {
+    let cases: [(&'static str, [&str; 3], &'static str); 11] = [
+        (
+            "put/crc32",
+            ["put", "CRC32", "-"],
+            "verified: CRC-32 full-object (S3)",
+        ),
+        (
+            "put/crc32c",
+            ["put", "CRC32C", "-"],
+            "verified: CRC-32C full-object (S3)",
+        ),
+        (
+            "put/crc64nvme",
+            ["put", "CRC64NVME", "-"],
+            "verified: CRC-64/NVME full-object (S3)",
+        ),
+        (
+            "put/sha256",
+            ["put", "SHA256", "-"],
+            "verified: SHA-256 full-object (S3)",
+        ),
+        (
+            "put/sha1",
+            ["put", "SHA1", "-"],
+            "verified: SHA-1 full-object (S3)",
+        ),
+        (
+            "put/none",
+            ["put", "none", "-"],
+            "verified: MD5 full-object (S3 ETag)",
+        ),
+        (
+            "mpu/crc32-composite",
+            ["multipart", "CRC32", "COMPOSITE"],
+            "verified: CRC-32 composite of 4 parts (S3)",
+        ),
+        (
+            "mpu/crc32c-default",
+            ["multipart", "CRC32C", "default"],
+            "verified: CRC-32C composite of 4 parts (S3)",
+        ),
+        (
+            "mpu/crc32-full",
+            ["multipart", "CRC32", "FULL_OBJECT"],
+            "verified: CRC-32 full-object (S3)",
+        ),
+        (
+            "mpu/crc64nvme",
+            ["multipart", "CRC64NVME", "FULL_OBJECT"],
+            "verified: CRC-64/NVME full-object (S3)",
+        ),
+        (
+            "mpu/sha256-composite",
+            ["multipart", "SHA256", "COMPOSITE"],
+            "verified: SHA-256 composite of 4 parts (S3)",
+        ),
+    ];
+    let mut out = Vec::new();
+    for (i, (key, args, verification)) in cases.into_iter().enumerate() {
+        let content = conformance::content(100 + i as u8, SIZE);
+        upload(moto, bucket, key, &content, args);
+        out.push(Uploaded {
+            key,
+            content,
+            verification,
+        });
+    }
+    // Written by object_store (no checksum header): an MD5 ETag.
+    let content = conformance::content(200, SIZE);
+    StoreFixture(source.store().clone())
+        .put("os/plain", content.clone())
+        .await
+        .unwrap();
+    out.push(Uploaded {
+        key: "os/plain",
+        content,
+        verification: "verified: MD5 full-object (S3 ETag)",
+    });
+    // A multipart upload without checksums: its ETag is not an MD5, nothing to verify with.
+    let content = conformance::content(201, SIZE);
+    upload(
+        moto,
+        bucket,
+        "mpu/none",
+        &content,
+        ["multipart", "none", "default"],
+    );
+    out.push(Uploaded {
+        key: "mpu/none",
+        content,
+        verification: "not verified: the store publishes no checksum for this object",
+    });
+    out
+}
+
+fn start() -> Moto {
+    Moto::start_with(
+        &[MOTO, CHECKSUM_LIBS[0], CHECKSUM_LIBS[1]],
+        &[("S3_UPLOAD_PART_MIN_SIZE", "1024")],
+    )
+}
+
+/// What each upload publishes, and that every download is verified by it (fresh, then resumed
+/// after a failure partway).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_checksum_s3_publishes_verifies_fresh_and_resumed_downloads() {
+    let moto = start();
+    moto.create_bucket("sums");
+    let source = moto.source("sums");
+    let objects = upload_all(&moto, &source, "sums").await;
+    let scratch = tempfile::tempdir().unwrap();
+    for o in &objects {
+        let meta = source.stat(o.key, None).await.unwrap();
+        let published: Vec<String> = meta.checksums.iter().map(Checksum::describe).collect();
+        println!("{}: {published:?}", o.key);
+        assert_eq!(meta.checksum_note, None, "{}", o.key);
+        let dest = scratch.path().join(o.key.replace('/', "_"));
+        let report = Downloader::new(source.clone())
+            .part_size(50_000)
+            .download(o.key, &dest)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", o.key));
+        assert_eq!(std::fs::read(&dest).unwrap(), o.content, "{}", o.key);
+        assert_eq!(report.verification.to_string(), o.verification, "{}", o.key);
+        if o.verification.contains("CRC-32") && o.verification.contains("composite") {
+            // Download parts fitted to the 64 KiB upload parts: 32 KiB (SHA composites are
+            // hashed in order, with the parts asked for).
+            assert_eq!(report.parts, SIZE.div_ceil(32 << 10) as u64, "{}", o.key);
+        }
+
+        // Resumed: the first run is denied after 3 reads (progress kept), the second reuses
+        // those parts and is verified the same way.
+        let dest = scratch
+            .path()
+            .join(format!("{}.resumed", o.key.replace('/', "_")));
+        let failing = Faulty::new(source.clone(), Fault::DenyAfter(3));
+        let err = Downloader::new(failing)
+            .part_size(50_000)
+            .concurrency(1)
+            .download(o.key, &dest)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Denied, "{}: {err}", o.key);
+        let report = Downloader::new(source.clone())
+            .part_size(50_000)
+            .download(o.key, &dest)
+            .await
+            .unwrap_or_else(|e| panic!("{} resumed: {e}", o.key));
+        assert_eq!(report.parts_reused, 3, "{}", o.key);
+        assert_eq!(std::fs::read(&dest).unwrap(), o.content, "{}", o.key);
+        assert_eq!(report.verification.to_string(), o.verification, "{}", o.key);
+    }
+}
+
+/// One byte flipped in the body of one part (length intact): the download fails with an
+/// integrity error naming the algorithm and both values, and DEST is never written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_byte_flipped_in_flight_fails_naming_the_algorithm_and_both_values() {
+    let moto = start();
+    moto.create_bucket("flips");
+    let source = moto.source("flips");
+    let objects = upload_all(&moto, &source, "flips").await;
+    let scratch = tempfile::tempdir().unwrap();
+    for o in objects
+        .iter()
+        .filter(|o| o.verification.starts_with("verified"))
+    {
+        let dest = scratch.path().join(o.key.replace('/', "_"));
+        std::fs::write(&dest, b"precious").unwrap();
+        let flipping = Faulty::new(source.clone(), Fault::FlipOnRead(2, 99));
+        let err = Downloader::new(flipping)
+            .part_size(50_000)
+            .concurrency(1)
+            .download(o.key, &dest)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Integrity, "{}: {err}", o.key);
+        let msg = err.to_string();
+        let meta = source.stat(o.key, None).await.unwrap();
+        let expected = &meta.checksums[0];
+        let algorithm = expected.algorithm.name();
+        assert!(
+            msg.contains(algorithm),
+            "{}: {algorithm} missing from {msg}",
+            o.key
+        );
+        assert!(
+            msg.contains(&expected.hex()),
+            "{}: expected value missing: {msg}",
+            o.key
+        );
+        assert!(msg.contains("the store (S3"), "{}: {msg}", o.key);
+        // The computed value is there too: two hex values of the algorithm's length.
+        let hex_len = 2 * expected.algorithm.value_len();
+        let values = msg
+            .split(|c: char| !c.is_ascii_hexdigit())
+            .filter(|w| w.len() == hex_len)
+            .count();
+        assert!(values >= 2, "{}: both values in {msg}", o.key);
+        assert_eq!(std::fs::read(&dest).unwrap(), b"precious", "{}", o.key);
+        for secret in ["testing/", "Signature="] {
+            assert!(!msg.contains(secret), "{}: {msg}", o.key);
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// Read number n (0-based) has the byte at this offset of its body flipped.
+    FlipOnRead(u64, usize),
+    /// Reads after the first n are denied.
+    DenyAfter(u64),
+}
+
+/// A real source with one fault.
+struct Faulty {
+    inner: ObjectStoreSource,
+    fault: Fault,
+    reads: AtomicU64,
+}
+
+impl Faulty {
+    fn new(inner: ObjectStoreSource, fault: Fault) -> Self {
+        Self {
+            inner,
+            fault,
+            reads: AtomicU64::new(0),
+        }
+    }
+}
+
+impl fmt::Debug for Faulty {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Faulty")
+            .field("fault", &self.fault)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl RangeSource for Faulty {
+    fn identity(&self) -> String {
+        self.inner.identity()
+    }
+
+    async fn stat(&self, key: &str, version_id: Option<&str>) -> Result<ObjectMeta, SourceError> {
+        self.inner.stat(key, version_id).await
+    }
+
+    async fn read_range(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        conditions: &ReadConditions,
+    ) -> Result<RangeRead, SourceError> {
+        let n = self.reads.fetch_add(1, Ordering::Relaxed);
+        match self.fault {
+            Fault::DenyAfter(limit) if n >= limit => {
+                return Err(SourceError::new(
+                    SourceErrorKind::Denied,
+                    "denied by the test",
+                ));
+            }
+            _ => {}
+        }
+        let read = self.inner.read_range(key, range, conditions).await?;
+        let Fault::FlipOnRead(which, at) = self.fault else {
+            return Ok(read);
+        };
+        if n != which {
+            return Ok(read);
+        }
+        let mut seen = 0usize;
+        let body = read
+            .body
+            .map(move |chunk| {
+                chunk.map(|c| {
+                    let start = seen;
+                    seen += c.len();
+                    if (start..seen).contains(&at) {
+                        let mut v = c.to_vec();
+                        v[at - start] ^= 0x01;
+                        Bytes::from(v)
+                    } else {
+                        c
+                    }
+                })
+            })
+            .boxed();
+        Ok(RangeRead { body, ..read })
+    }
+}
