@@ -9,6 +9,7 @@ mod common;
 use std::fmt;
 use std::ops::Range;
 use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use backend_object_store::ObjectStoreSource;
@@ -294,6 +295,241 @@ async fn a_byte_flipped_in_flight_fails_naming_the_algorithm_and_both_values() {
         assert_eq!(std::fs::read(&dest).unwrap(), b"precious", "{}", o.key);
         for secret in ["testing/", "Signature="] {
             assert!(!msg.contains(secret), "{}: {msg}", o.key);
+        }
+    }
+}
+
+/// S3 refusing checksum mode (403, as for a KMS-encrypted object without `kms:Decrypt`):
+/// the stat falls back to the plain HEAD's metadata, and the report says why nothing verified
+/// the file; `require_checksum` refuses it before any byte is fetched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checksum_mode_refused_falls_back_to_the_plain_head_and_the_report_says_so() {
+    let moto = start();
+    moto.create_bucket("kms");
+    let content = conformance::content(7, SIZE);
+    upload(&moto, "kms", "obj", &content, ["put", "CRC32C", "-"]);
+    let proxy = RefuseChecksumMode::start(moto.addr);
+    let options = moto.options().endpoint(format!("http://{}", proxy.addr));
+    let (source, _) = backend_object_store::from_url("s3://kms/obj", &options).unwrap();
+    let meta = source.stat("obj", None).await.unwrap();
+    assert!(meta.checksums.is_empty(), "{:?}", meta.checksums);
+    let note = meta.checksum_note.clone().expect("a note");
+    assert!(
+        note.contains("HTTP 403") && note.contains("kms:Decrypt"),
+        "{note}"
+    );
+    assert!(proxy.refused() >= 1);
+
+    let scratch = tempfile::tempdir().unwrap();
+    let dest = scratch.path().join("obj");
+    let report = Downloader::new(source.clone())
+        .download("obj", &dest)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), content);
+    assert_eq!(
+        report.verification.to_string(),
+        format!("not verified: {note}")
+    );
+
+    let dest = scratch.path().join("required");
+    let err = Downloader::new(source)
+        .require_checksum(true)
+        .download("obj", &dest)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
+    assert!(err.to_string().contains("kms:Decrypt"), "{err}");
+    assert!(!dest.exists());
+}
+
+/// With moto checking signatures (IAM authentication on, a user with an S3 policy), the
+/// checksum requests signed with the store's credentials are accepted: the checksums are
+/// published and the download verified. With a wrong secret the store refuses everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checksum_requests_carry_a_signature_s3_accepts() {
+    // The first three actions (creating the user, its key and its policy) are not checked.
+    let moto = Moto::start_with(
+        &[MOTO, CHECKSUM_LIBS[0], CHECKSUM_LIBS[1]],
+        &[
+            ("S3_UPLOAD_PART_MIN_SIZE", "1024"),
+            ("INITIAL_NO_AUTH_ACTION_COUNT", "3"),
+        ],
+    );
+    let python = python_with(&[MOTO, CHECKSUM_LIBS[0], CHECKSUM_LIBS[1]]);
+    let script = r#"
+import sys, json, boto3
+endpoint = sys.argv[1]
+iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1",
+                   aws_access_key_id="testing", aws_secret_access_key="testing")
+iam.create_user(UserName="reader")
+key = iam.create_access_key(UserName="reader")["AccessKey"]
+iam.put_user_policy(UserName="reader", PolicyName="s3", PolicyDocument=json.dumps({
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                  aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
+s3.create_bucket(Bucket="signed")
+data = open(sys.argv[2], "rb").read()
+s3.put_object(Bucket="signed", Key="obj", Body=data, ChecksumAlgorithm="CRC32C")
+print(key["AccessKeyId"], key["SecretAccessKey"])
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("body");
+    let content = conformance::content(11, SIZE);
+    std::fs::write(&body, &content).unwrap();
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(&moto.endpoint)
+        .arg(&body)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let keys = String::from_utf8(out.stdout).unwrap();
+    let (id, secret) = keys.trim().split_once(' ').unwrap();
+    let options = |secret: &str| {
+        moto.options()
+            .config("aws_access_key_id", id)
+            .config("aws_secret_access_key", secret)
+    };
+    let (source, _) = backend_object_store::from_url("s3://signed/obj", &options(secret)).unwrap();
+    let meta = source.stat("obj", None).await.unwrap();
+    assert_eq!(meta.checksum_note, None);
+    let published: Vec<String> = meta.checksums.iter().map(Checksum::describe).collect();
+    assert_eq!(published, ["CRC-32C full-object (S3)"]);
+    let dest = dir.path().join("obj");
+    let report = Downloader::new(source)
+        .download("obj", &dest)
+        .await
+        .unwrap();
+    assert_eq!(
+        report.verification.to_string(),
+        "verified: CRC-32C full-object (S3)"
+    );
+    assert_eq!(std::fs::read(&dest).unwrap(), content);
+
+    // The server does check: a wrong secret is refused.
+    let (wrong, _) = backend_object_store::from_url("s3://signed/obj", &options("wrong")).unwrap();
+    let err = wrong.stat("obj", None).await.unwrap_err();
+    assert_eq!(err.kind, SourceErrorKind::Denied, "{err}");
+}
+
+/// Nothing about the credentials or the signature of the checksum requests appears in the
+/// source's `Debug`, its errors or the download's errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_and_signatures_never_appear_in_debug_or_errors() {
+    let moto = start();
+    moto.create_bucket("secret");
+    let content = conformance::content(9, SIZE);
+    upload(
+        &moto,
+        "secret",
+        "obj",
+        &content,
+        ["multipart", "CRC32", "COMPOSITE"],
+    );
+    let (key_id, secret) = ("AKIDSECRETKEYID7777", "SeCrEtAcCeSsKeY-9x9x9x");
+    let options = moto
+        .options()
+        .config("aws_access_key_id", key_id)
+        .config("aws_secret_access_key", secret)
+        .config("aws_session_token", "SeSsIoNtOkEn-5y5y5y");
+    let (source, _) = backend_object_store::from_url("s3://secret/obj", &options).unwrap();
+    let mut shown = vec![format!("{source:?}"), format!("{options:?}")];
+    let meta = source.stat("obj", None).await.unwrap();
+    assert_eq!(meta.checksums.len(), 1, "{meta:?}");
+    shown.push(format!("{meta:?}"));
+    shown.push(source.stat("missing", None).await.unwrap_err().to_string());
+    let scratch = tempfile::tempdir().unwrap();
+    let err = Downloader::new(Faulty::new(source, Fault::FlipOnRead(0, 5)))
+        .download("obj", &scratch.path().join("obj"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
+    shown.push(err.to_string());
+    shown.push(format!("{err:?}"));
+    for text in &shown {
+        for needle in [
+            key_id,
+            secret,
+            "SeSsIoNtOkEn",
+            "Signature=",
+            "AWS4-HMAC-SHA256",
+        ] {
+            assert!(!text.contains(needle), "{needle} in {text}");
+        }
+    }
+}
+
+/// A proxy in front of moto that answers every request carrying `x-amz-checksum-mode` with
+/// 403 and forwards the others (one upstream connection per request).
+struct RefuseChecksumMode {
+    addr: std::net::SocketAddr,
+    refused: Arc<AtomicU64>,
+}
+
+impl RefuseChecksumMode {
+    fn start(upstream: std::net::SocketAddr) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let refused = Arc::new(AtomicU64::new(0));
+        let count = refused.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { return };
+                let count = count.clone();
+                std::thread::spawn(move || serve(conn, upstream, &count));
+            }
+        });
+        Self { addr, refused }
+    }
+
+    fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+}
+
+fn serve(mut client: std::net::TcpStream, upstream: std::net::SocketAddr, refused: &AtomicU64) {
+    use std::io::{Read, Write};
+    client
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    loop {
+        // One request head (these requests have no body), at most 64 KiB.
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match client.read(&mut byte) {
+                Ok(1) if head.len() < 64 << 10 => head.push(byte[0]),
+                _ => return,
+            }
+        }
+        let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        if text.contains("\r\nx-amz-checksum-mode:") {
+            refused.fetch_add(1, Ordering::Relaxed);
+            let refusal = "HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n";
+            if client.write_all(refusal.as_bytes()).is_err() {
+                return;
+            }
+            continue;
+        }
+        let Ok(mut up) = std::net::TcpStream::connect(upstream) else {
+            return;
+        };
+        // The upstream closes after its answer, which is then relayed whole.
+        head.truncate(head.len() - 2);
+        head.extend_from_slice(b"connection: close\r\n\r\n");
+        let mut answer = Vec::new();
+        if up.write_all(&head).is_err() || up.read_to_end(&mut answer).is_err() {
+            return;
+        }
+        if client.write_all(&answer).is_err() {
+            return;
         }
     }
 }
