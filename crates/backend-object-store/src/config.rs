@@ -15,6 +15,7 @@ use object_store::{BackoffConfig, ClientConfigKey, ClientOptions, ObjectStore, R
 use url::Url;
 
 use crate::ObjectStoreSource;
+use crate::azure_md5::{AzureMd5, Capture};
 use crate::error::redact;
 use crate::s3::{RegionWatch, S3Hints};
 use crate::s3_checksum::S3Checksums;
@@ -368,6 +369,7 @@ pub(crate) fn open_url(
     let client = engine_client_options(&options.client);
     let retry = engine_retry_config(&options.client);
 
+    let mut azure_md5 = None;
     let (store, identity, hints): Built = match parsed.scheme() {
         "s3" | "s3a" => s3(&parsed, options, client, retry)?,
         "gs" => {
@@ -375,7 +377,8 @@ pub(crate) fn open_url(
             (store, identity, None)
         }
         "az" | "abfs" | "abfss" | "adl" | "azure" => {
-            let (store, identity) = azure(&parsed, options, client, retry)?;
+            let (store, identity, md5) = azure(&parsed, options, client, retry)?;
+            azure_md5 = md5;
             (store, identity, None)
         }
         "http" | "https" => {
@@ -422,6 +425,9 @@ pub(crate) fn open_url(
         }
     };
     let mut source = ObjectStoreSource::new(store, identity);
+    if let Some(md5) = azure_md5 {
+        source = source.with_azure_md5(md5);
+    }
     if let Some((h, checksums)) = hints {
         source = source.with_s3_hints(h);
         if let Some(c) = checksums {
@@ -602,12 +608,15 @@ fn gcs(
     Ok((Arc::new(store), identity))
 }
 
+/// An Azure store, its identity, and how to read its blobs' `Content-MD5`.
+type BuiltAzure = (Arc<dyn ObjectStore>, String, Option<AzureMd5>);
+
 fn azure(
     url: &Url,
     options: &StoreOptions,
     client: ClientOptions,
     retry: RetryConfig,
-) -> Result<(Arc<dyn ObjectStore>, String), BuildError> {
+) -> Result<BuiltAzure, BuildError> {
     let host = url
         .host_str()
         .filter(|h| !h.is_empty())
@@ -662,7 +671,42 @@ fn azure(
     let emulator = b
         .get_config_value(&AzureConfigKey::UseEmulator)
         .is_some_and(|v| v == "true");
+    let skip_signature = b
+        .get_config_value(&AzureConfigKey::SkipSignature)
+        .is_some_and(|v| v == "true");
+    let last_client = Arc::new(Mutex::new(None));
+    b = b.with_http_connector(Capture {
+        last_client: last_client.clone(),
+    });
     let store = b.build().map_err(|e| store_err("Azure", e))?;
+    // The container's URL as object_store forms a blob's (its builder's rule).
+    let container_url = if emulator {
+        let base = std::env::var("AZURITE_BLOB_STORAGE_URL")
+            .unwrap_or_else(|_| "http://127.0.0.1:10000".into());
+        let account = if account.is_empty() {
+            "devstoreaccount1"
+        } else {
+            account.as_str()
+        };
+        url::Url::parse(&base).ok().and_then(|mut u| {
+            u.path_segments_mut().ok()?.push(account).push(&container);
+            Some(u)
+        })
+    } else {
+        let base = endpoint
+            .clone()
+            .unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
+        url::Url::parse(&base).ok().and_then(|mut u| {
+            u.path_segments_mut().ok()?.push(&container);
+            Some(u)
+        })
+    };
+    let md5 = container_url.map(|container_url| AzureMd5 {
+        http: last_client,
+        container_url,
+        account: account.clone(),
+        credentials: (!skip_signature).then(|| store.credentials().clone()),
+    });
     let mut identity = format!("az://{account}/{container}");
     if let Some(e) = endpoint {
         identity.push('@');
@@ -670,7 +714,7 @@ fn azure(
     } else if emulator {
         identity.push_str("@emulator");
     }
-    Ok((Arc::new(store), identity))
+    Ok((Arc::new(store), identity, md5))
 }
 
 #[cfg(test)]

@@ -104,6 +104,7 @@
 //! ([`ensure_crypto_provider`]); call it yourself before building stores by hand.
 #![forbid(unsafe_code)]
 
+mod azure_md5;
 mod config;
 mod error;
 mod list;

@@ -447,15 +447,29 @@ fn transient(message: String) -> SourceError {
 
 /// The failures of a checksum request that are not "S3 will not say".
 fn check_status(status: u16, key: &str, what: &str) -> Result<(), SourceError> {
+    check_store_status("S3", status, key, what)
+}
+
+/// A checksum request's status as the engine's error kinds (`store` names the service).
+pub(crate) fn check_store_status(
+    store: &str,
+    status: u16,
+    key: &str,
+    what: &str,
+) -> Result<(), SourceError> {
     let e = |kind, why: &str| {
         Err(SourceError::new(
             kind,
-            format!("S3 answered {what} for {key:?} with HTTP {status}: {why}"),
+            format!("{store} answered {what} for {key:?} with HTTP {status}: {why}"),
         )
         .with_status(status))
     };
     match status {
         200..=299 => Ok(()),
+        401 | 403 => e(
+            SourceErrorKind::Denied,
+            "the credentials may not read the object's properties",
+        ),
         404 => e(SourceErrorKind::NotFound, "the object is gone"),
         // Replaced between the stat and this request: the next stat sees the new one.
         412 => e(

@@ -12,6 +12,7 @@ use resume_core::{
     ObjectMeta, RangeRead, RangeSource, ReadConditions, SourceError, SourceErrorKind,
 };
 
+use crate::azure_md5::AzureMd5;
 use crate::error::{Op, is_range_ignored, map_error};
 use crate::local::{self, FileId};
 use crate::s3::S3Hints;
@@ -40,6 +41,8 @@ pub struct ObjectStoreSource {
     s3: Option<Arc<S3Hints>>,
     /// S3 stores built by `from_url`: how to ask for the object's checksums.
     s3_checksums: Option<Arc<S3Checksums>>,
+    /// Azure stores built by `from_url`: how to read a blob's `Content-MD5`.
+    azure_md5: Option<Arc<AzureMd5>>,
 }
 
 /// What the source must do differently for some stores.
@@ -127,7 +130,13 @@ impl ObjectStoreSource {
             kind,
             s3: None,
             s3_checksums: None,
+            azure_md5: None,
         }
+    }
+
+    pub(crate) fn with_azure_md5(mut self, md5: AzureMd5) -> Self {
+        self.azure_md5 = Some(Arc::new(md5));
+        self
     }
 
     pub(crate) fn with_s3_checksums(mut self, checksums: S3Checksums) -> Self {
@@ -384,6 +393,13 @@ impl RangeSource for ObjectStoreSource {
                 .await?;
             out.checksums = published.checksums;
             out.checksum_note = published.note;
+        }
+        if let Some(azure) = &self.azure_md5 {
+            out.checksums.extend(
+                azure
+                    .content_md5(key, out.etag.as_deref(), out.version_id.as_deref())
+                    .await?,
+            );
         }
         Ok(out)
     }

@@ -6,21 +6,15 @@
 
 mod common;
 
-use std::fmt;
-use std::ops::Range;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use backend_object_store::ObjectStoreSource;
 use bytes::Bytes;
-use common::{MOTO, Moto, StoreFixture};
-use futures::StreamExt;
+use common::{Fault, Faulty, MOTO, Moto, StoreFixture};
 use resume_core::conformance::{self, Fixture};
-use resume_core::{
-    Checksum, Downloader, ErrorKind, ObjectMeta, RangeRead, RangeSource, ReadConditions,
-    SourceError, SourceErrorKind,
-};
+use resume_core::{Checksum, Downloader, ErrorKind, RangeSource, SourceErrorKind};
 use test_support::python_with;
 
 /// Packages moto needs to compute CRC-32C (`crc32c`) and CRC-64/NVME (`awscrt`) rather than
@@ -531,92 +525,5 @@ fn serve(mut client: std::net::TcpStream, upstream: std::net::SocketAddr, refuse
         if client.write_all(&answer).is_err() {
             return;
         }
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Fault {
-    /// Read number n (0-based) has the byte at this offset of its body flipped.
-    FlipOnRead(u64, usize),
-    /// Reads after the first n are denied.
-    DenyAfter(u64),
-}
-
-/// A real source with one fault.
-struct Faulty {
-    inner: ObjectStoreSource,
-    fault: Fault,
-    reads: AtomicU64,
-}
-
-impl Faulty {
-    fn new(inner: ObjectStoreSource, fault: Fault) -> Self {
-        Self {
-            inner,
-            fault,
-            reads: AtomicU64::new(0),
-        }
-    }
-}
-
-impl fmt::Debug for Faulty {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Faulty")
-            .field("fault", &self.fault)
-            .finish_non_exhaustive()
-    }
-}
-
-#[async_trait::async_trait]
-impl RangeSource for Faulty {
-    fn identity(&self) -> String {
-        self.inner.identity()
-    }
-
-    async fn stat(&self, key: &str, version_id: Option<&str>) -> Result<ObjectMeta, SourceError> {
-        self.inner.stat(key, version_id).await
-    }
-
-    async fn read_range(
-        &self,
-        key: &str,
-        range: Range<u64>,
-        conditions: &ReadConditions,
-    ) -> Result<RangeRead, SourceError> {
-        let n = self.reads.fetch_add(1, Ordering::Relaxed);
-        match self.fault {
-            Fault::DenyAfter(limit) if n >= limit => {
-                return Err(SourceError::new(
-                    SourceErrorKind::Denied,
-                    "denied by the test",
-                ));
-            }
-            _ => {}
-        }
-        let read = self.inner.read_range(key, range, conditions).await?;
-        let Fault::FlipOnRead(which, at) = self.fault else {
-            return Ok(read);
-        };
-        if n != which {
-            return Ok(read);
-        }
-        let mut seen = 0usize;
-        let body = read
-            .body
-            .map(move |chunk| {
-                chunk.map(|c| {
-                    let start = seen;
-                    seen += c.len();
-                    if (start..seen).contains(&at) {
-                        let mut v = c.to_vec();
-                        v[at - start] ^= 0x01;
-                        Bytes::from(v)
-                    } else {
-                        c
-                    }
-                })
-            })
-            .boxed();
-        Ok(RangeRead { body, ..read })
     }
 }

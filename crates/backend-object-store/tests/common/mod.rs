@@ -12,8 +12,16 @@ use std::time::Duration;
 use backend_object_store::object_store::path::Path as StorePath;
 use backend_object_store::object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use backend_object_store::{ObjectStoreSource, StoreOptions, from_url};
+use std::fmt;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use bytes::Bytes;
+use futures::StreamExt;
 use resume_core::conformance::{self, Capabilities, Fixture, Report};
+use resume_core::{
+    ObjectMeta, RangeRead, RangeSource, ReadConditions, SourceError, SourceErrorKind,
+};
 use test_support::{ChildGuard, free_port, python_with, start_nginx, wait_for_port};
 
 /// The moto release the S3 tests run against (PyPI `moto[server]`).
@@ -356,5 +364,92 @@ impl Azurite {
             "creating container {container} on Azurite failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+}
+
+/// A real source with one fault, for the checksum tests.
+#[derive(Clone, Copy, Debug)]
+pub enum Fault {
+    /// Read number n (0-based) has the byte at this offset of its body flipped.
+    FlipOnRead(u64, usize),
+    /// Reads after the first n are denied.
+    DenyAfter(u64),
+}
+
+pub struct Faulty {
+    inner: ObjectStoreSource,
+    fault: Fault,
+    reads: AtomicU64,
+}
+
+impl Faulty {
+    pub fn new(inner: ObjectStoreSource, fault: Fault) -> Self {
+        Self {
+            inner,
+            fault,
+            reads: AtomicU64::new(0),
+        }
+    }
+}
+
+impl fmt::Debug for Faulty {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Faulty")
+            .field("fault", &self.fault)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl RangeSource for Faulty {
+    fn identity(&self) -> String {
+        self.inner.identity()
+    }
+
+    async fn stat(&self, key: &str, version_id: Option<&str>) -> Result<ObjectMeta, SourceError> {
+        self.inner.stat(key, version_id).await
+    }
+
+    async fn read_range(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        conditions: &ReadConditions,
+    ) -> Result<RangeRead, SourceError> {
+        let n = self.reads.fetch_add(1, Ordering::Relaxed);
+        match self.fault {
+            Fault::DenyAfter(limit) if n >= limit => {
+                return Err(SourceError::new(
+                    SourceErrorKind::Denied,
+                    "denied by the test",
+                ));
+            }
+            _ => {}
+        }
+        let read = self.inner.read_range(key, range, conditions).await?;
+        let Fault::FlipOnRead(which, at) = self.fault else {
+            return Ok(read);
+        };
+        if n != which {
+            return Ok(read);
+        }
+        let mut seen = 0usize;
+        let body = read
+            .body
+            .map(move |chunk| {
+                chunk.map(|c| {
+                    let start = seen;
+                    seen += c.len();
+                    if (start..seen).contains(&at) {
+                        let mut v = c.to_vec();
+                        v[at - start] ^= 0x01;
+                        Bytes::from(v)
+                    } else {
+                        c
+                    }
+                })
+            })
+            .boxed();
+        Ok(RangeRead { body, ..read })
     }
 }
