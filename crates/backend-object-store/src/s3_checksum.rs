@@ -7,7 +7,7 @@
 //!   upload): published as full-object checksums; the engine combines part CRCs.
 //! * `COMPOSITE` (`…-N`, multipart uploads): the upload part sizes are learnt from
 //!   `GetObjectAttributes` (`ObjectParts`) or, when it does not list them, one
-//!   `HEAD ?partNumber=n` per part; published as [`Scope::Composite`].
+//!   `HEAD ?partNumber=n` per part; published as [`Scope::Composite`](resume_core::integrity::Scope::Composite).
 //! * No checksum: a single-part ETag that is an MD5 (32 hex digits, no `-N`, not SSE-KMS or
 //!   SSE-C) is published as the object's MD5 (origin `S3 ETag`).
 //! * Checksum mode refused (403/400: reading a KMS-encrypted object's checksum needs
