@@ -274,6 +274,7 @@ fn listed(meta: object_store::ObjectMeta) -> ListedObject {
                 .then_some(last_modified),
             version_id: meta.version,
             checksums: Vec::new(),
+            checksum_note: None,
         },
     }
 }
@@ -468,6 +469,7 @@ impl LocalWalk {
                     last_modified: meta.modified().ok(),
                     version_id: None,
                     checksums: Vec::new(),
+                    checksum_note: None,
                 },
             });
         }
