@@ -12,5 +12,6 @@ mod output;
 mod rate_limit;
 mod region;
 mod resume;
+mod s3_checksums;
 mod stub;
 mod success;
