@@ -548,7 +548,7 @@ impl<'a> Attempt<'a> {
                 cp.id.source, cp.id.key, cp.id.destination
             ));
         }
-        if cp.object != *fingerprint {
+        if !same_object(&cp.object, fingerprint) {
             let detail = format!(
                 "since the checkpoint was written (then: {}; now: {})",
                 describe(&cp.object),
@@ -944,6 +944,19 @@ fn timestamp(t: SystemTime) -> Timestamp {
             Timestamp { secs, nanos }
         }
     }
+}
+
+/// Whether a checkpoint's fingerprint describes the object now stat'ed. One recorded without
+/// checksums (by a version that did not read this store's, or when the store withheld them)
+/// matches an object with the same size, etag, time and version whatever checksums it has now:
+/// those fields pin the object as they did then, and the checksums only add a check.
+fn same_object(then: &ObjectFingerprint, now: &ObjectFingerprint) -> bool {
+    then == now
+        || (then.checksums.is_empty()
+            && then.size == now.size
+            && then.etag == now.etag
+            && then.last_modified == now.last_modified
+            && then.version_id == now.version_id)
 }
 
 fn describe(f: &ObjectFingerprint) -> String {

@@ -453,6 +453,37 @@ async fn a_flipped_byte_under_a_composite_checksum_fails_naming_it_and_both_valu
     }
 }
 
+/// A checkpoint written when the store published no checksum (an older version, or checksums
+/// withheld) resumes once the same object (same etag and time) comes with checksums, also with
+/// `OnChange::Fail`, and the file is verified by them.
+#[tokio::test(start_paused = true)]
+async fn a_checkpoint_without_checksums_resumes_when_the_same_object_publishes_some() {
+    let f = fixture_publishing(1200, |_| Vec::new());
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+    let object = || {
+        MockObject::new(f.content.clone())
+            .with_etag("\"pinned\"")
+            .with_last_modified(at)
+    };
+    f.source.put_object(KEY, object());
+    f.crash_after(f.downloader().part_size(PART).concurrency(1), 55_000)
+        .await;
+    f.source.put_object(
+        KEY,
+        object().with_checksum(published(Algorithm::Crc32c, &f.content)),
+    );
+    let r = f
+        .downloader()
+        .part_size(PART)
+        .on_change(resume_core::OnChange::Fail)
+        .download(KEY, &f.dest)
+        .await
+        .unwrap();
+    assert!(r.parts_reused >= 5, "{} reused", r.parts_reused);
+    assert_eq!(f.dest_bytes(), f.content);
+    assert_eq!(verified(&r), ["CRC-32C full-object (mock)"]);
+}
+
 #[test]
 fn the_module_is_public_for_backends_and_the_cli() {
     assert_eq!(integrity::parse_hex("0aFF"), Some(vec![0x0a, 0xff]));
