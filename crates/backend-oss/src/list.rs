@@ -280,6 +280,7 @@ pub(crate) fn parse_page(body: &[u8], prefix: &str) -> Result<ListPage, String> 
                 last_modified,
                 version_id: None,
                 checksums: Vec::new(),
+                checksum_note: None,
             },
         });
     }
