@@ -54,7 +54,20 @@ pub(crate) fn map_error(err: &object_store::Error, op: Op, key: &str) -> SourceE
         // NotSupported, NotImplemented, configuration and join errors: retrying won't help.
         _ => SourceErrorKind::Other,
     };
+    let tls = tls_problem(err);
+    let kind = match tls {
+        Some(TlsProblem::NotTls) => SourceErrorKind::Misconfigured,
+        Some(TlsProblem::Certificate) => SourceErrorKind::Other,
+        None => kind,
+    };
     let mut message = format!("{} {key:?} failed: {text}", op.verb());
+    if tls == Some(TlsProblem::NotTls) {
+        message.push_str(
+            " (the server does not speak TLS: it answered an https:// request like a plain \
+             HTTP server; if it is one, give the endpoint as http://HOST:PORT — an endpoint \
+             without a scheme means https://)",
+        );
+    }
     if text.contains(HTTP_NOT_ALLOWED) {
         message.push_str(
             " (a plain http:// endpoint needs allow_http: StoreOptions::allow_http(true) or \
@@ -78,6 +91,36 @@ pub(crate) fn map_error(err: &object_store::Error, op: Op, key: &str) -> SourceE
         e = e.with_request_id(id);
     }
     e
+}
+
+/// A TLS failure no retry fixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsProblem {
+    /// The server's answer is not TLS at all (a plain HTTP server behind `https://`).
+    NotTls,
+    /// The server's certificate was refused.
+    Certificate,
+}
+
+/// The TLS failure behind `err`, if it is one no retry fixes. rustls's error sits deep in the
+/// chain, inside `io::Error`s, whose `source()` skips the error they wrap: each one is opened
+/// with `get_ref`. (backend-oss has the same check for its own client.)
+fn tls_problem(err: &(dyn StdError + 'static)) -> Option<TlsProblem> {
+    let mut next = Some(err);
+    // Bounded: error chains are short; a cyclic one must not hang the download.
+    for _ in 0..32 {
+        let e = next?;
+        match e.downcast_ref::<rustls::Error>() {
+            Some(rustls::Error::InvalidMessage(_)) => return Some(TlsProblem::NotTls),
+            Some(rustls::Error::InvalidCertificate(_)) => return Some(TlsProblem::Certificate),
+            _ => {}
+        }
+        next = match e.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map(|inner| inner as _),
+            None => e.source(),
+        };
+    }
+    None
 }
 
 /// reqwest's refusal of an `http://` URL by a client built without `allow_http`.

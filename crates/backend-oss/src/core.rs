@@ -125,7 +125,10 @@ impl Core {
             .headers(headers)
             .send()
             .await
-            .map_err(|e| transport_error(op, e, None))?;
+            .map_err(|e| match not_tls(&e) {
+                Some(tls) => self.tls_error(op, tls, e),
+                None => transport_error(op, e, None),
+            })?;
         tracing::trace!(
             operation = op,
             status = response.status().as_u16(),
@@ -134,6 +137,71 @@ impl Core {
         );
         Ok(response)
     }
+}
+
+impl Core {
+    /// A TLS failure that retrying cannot fix: the server does not speak TLS at all (a plain
+    /// HTTP server behind an `https://` endpoint, or an endpoint typed without a scheme, which
+    /// means `https://`), or its certificate is not trusted. Not `Transient`: the same answer
+    /// would come back on every retry.
+    fn tls_error(&self, op: &str, tls: TlsProblem, err: reqwest::Error) -> SourceError {
+        let authority = self.endpoint.authority();
+        match tls {
+            TlsProblem::NotTls => SourceError::new(
+                SourceErrorKind::Misconfigured,
+                format!(
+                    "{op}: the server at {authority} does not speak TLS (HTTPS); it answered \
+                     like a plain HTTP server"
+                ),
+            )
+            .with_hint(format!(
+                "if it is a plain HTTP server (a local emulator usually is), use --endpoint \
+                 http://{authority} (an endpoint without a scheme means https://)"
+            ))
+            .with_source(err),
+            TlsProblem::Certificate(cause) => SourceError::new(
+                SourceErrorKind::Other,
+                format!("{op}: the TLS certificate of {authority} is not accepted ({cause})"),
+            )
+            .with_hint(
+                "check the endpoint's host name, or use a server whose certificate a public \
+                 authority signed",
+            )
+            .with_source(err),
+        }
+    }
+}
+
+/// Why a TLS handshake failed in a way no retry fixes.
+#[derive(Debug)]
+enum TlsProblem {
+    /// The server's answer is not TLS at all.
+    NotTls,
+    /// The certificate was refused; rustls's reason.
+    Certificate(String),
+}
+
+/// The TLS failure behind `err`, if it is one no retry fixes. rustls's error sits deep in
+/// the chain, inside `io::Error`s (two, with hyper-rustls), whose `source()` skips the error
+/// they wrap: each one is opened with `get_ref`.
+fn not_tls(err: &reqwest::Error) -> Option<TlsProblem> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    // Bounded: error chains are short; a cyclic one must not hang the download.
+    for _ in 0..32 {
+        let e = next?;
+        match e.downcast_ref::<rustls::Error>() {
+            Some(rustls::Error::InvalidMessage(_)) => return Some(TlsProblem::NotTls),
+            Some(e @ rustls::Error::InvalidCertificate(_)) => {
+                return Some(TlsProblem::Certificate(e.to_string()));
+            }
+            _ => {}
+        }
+        next = match e.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map(|inner| inner as _),
+            None => e.source(),
+        };
+    }
+    None
 }
 
 fn header_name(op: &str, name: &str) -> Result<HeaderName, SourceError> {

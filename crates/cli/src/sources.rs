@@ -188,6 +188,13 @@ fn is_loopback_or_ip(endpoint: &str) -> bool {
 fn open_object_store(url: &str, opts: &DownloadOpts) -> Result<Opened, OpenError> {
     let mut options = StoreOptions::new();
     if let Some(endpoint) = &opts.endpoint {
+        // Without a scheme, https:// as for OSS endpoints (object_store cannot sign a request
+        // to a URL without one).
+        let endpoint = if endpoint.contains("://") {
+            endpoint.clone()
+        } else {
+            format!("https://{endpoint}")
+        };
         // S3-compatible servers behind a custom endpoint (MinIO, moto) want path-style.
         options = options
             .endpoint(endpoint.clone())

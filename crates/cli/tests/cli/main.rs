@@ -3,6 +3,7 @@
 
 mod checksums;
 mod common;
+mod endpoint;
 mod exit_codes;
 mod json;
 mod long_names;

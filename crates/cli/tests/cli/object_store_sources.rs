@@ -19,7 +19,7 @@ const TOKEN: &str = "TOK-8e1f0d2c77";
 /// The binary without any AWS configuration from the developer's shell, and with the
 /// instance metadata endpoint on a loopback port that refuses connections: no test may send
 /// a request to 169.254.169.254.
-fn aws_free_cmd() -> std::process::Command {
+pub(crate) fn aws_free_cmd() -> std::process::Command {
     let mut cmd = bare_cmd();
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("AWS_") {
