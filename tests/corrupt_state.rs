@@ -276,17 +276,27 @@ fn checkpoint_from_another_dest_is_refused_untouched_and_the_original_still_resu
     assert_file_is(&dest, &content, "the original download, resumed");
 }
 
+/// Another `--part-size` on the rerun resumes with the saved layout (issue 19, item 8): the
+/// saved parts are kept and the change is said once; `--start-over` discards them.
 #[test]
-fn checkpoint_from_another_part_size_is_discarded() {
+fn checkpoint_from_another_part_size_is_resumed_with_its_layout_unless_starting_over() {
     let (server, content, _dir, dest) = interrupted();
-    let args = ["--part-size".to_string(), "1500".to_string()];
-    let out = resumed_discarding(&server, KEY, &dest, &args);
+    let other = ["--part-size".to_string(), "1500".to_string()];
+    let out = server.get(KEY, &dest).args(&other).run();
+    out.expect_ok();
     assert_file_is(&dest, &content, "with another part size");
-    let r = reason(&out);
-    assert!(
-        r.contains("1000 bytes") && r.contains("1500 bytes"),
-        "reason should name both part sizes: {r}"
-    );
+    let said = out.must_event("part_size");
+    assert_eq!(said["reason"], "checkpoint");
+    assert_eq!((num(said, "requested"), num(said, "used")), (1500, PART));
+    assert_eq!(out.num("started", "parts_reused"), 2);
+    assert!(out.event("checkpoint_discarded").is_none());
+
+    let (server, content, _dir, dest) = interrupted();
+    let mut args = other.to_vec();
+    args.push("--start-over".into());
+    let out = resumed_discarding(&server, KEY, &dest, &args);
+    assert_file_is(&dest, &content, "started over with another part size");
+    assert!(reason(&out).contains("starting over"), "{}", reason(&out));
     assert_eq!(out.num("started", "parts"), 3);
 }
 

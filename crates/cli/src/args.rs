@@ -96,6 +96,12 @@ pub struct DownloadOpts {
     #[arg(long)]
     pub no_checkpoint: bool,
 
+    /// Discard this download's saved progress and start from zero. Without it, running the
+    /// same command again resumes, with the part size the saved progress was made with (a
+    /// different --part-size or --jobs does not make it fetch saved bytes again).
+    #[arg(long)]
+    pub start_over: bool,
+
     /// Download only this byte range: A-B (inclusive), A- or -N (the last N bytes).
     #[arg(long, value_parser = parse_range_arg, allow_hyphen_values = true)]
     pub range: Option<RangeSpec>,

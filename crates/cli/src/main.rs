@@ -139,7 +139,8 @@ fn configure(mut dl: Downloader, opts: &DownloadOpts) -> Downloader {
             OnChangeArg::Restart => OnChange::Restart,
             OnChangeArg::Fail => OnChange::Fail,
         })
-        .require_checksum(opts.require_checksum);
+        .require_checksum(opts.require_checksum)
+        .start_over(opts.start_over);
     if let Some(range) = opts.range {
         dl = dl.range(range);
     }

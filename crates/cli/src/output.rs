@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use resume_core::{Event, Report, Verification};
+use resume_core::{Event, PartSizeReason, Report, Verification};
 use serde_json::{Value, json};
 
 use crate::size::format_bytes;
@@ -208,6 +208,28 @@ fn plain_line(st: &mut State, event: &Event) {
 /// or `-v`: saved progress not used, a remark on it, damaged parts, an automatic restart.
 fn human_note(event: &Event) -> Option<String> {
     Some(match event {
+        Event::PartSizeChanged {
+            requested,
+            used,
+            parts,
+            reason: PartSizeReason::MaxParts { max_parts },
+        } => format!(
+            "resume-get: using parts of {} instead of {}: a download has at most {max_parts} \
+             parts ({parts} of {} here)",
+            exact_bytes(*used),
+            exact_bytes(*requested),
+            exact_bytes(*used)
+        ),
+        Event::PartSizeChanged {
+            requested, used, ..
+        } => format!(
+            "resume-get: resuming with the part size the saved progress was made with, {} \
+             (not the {} asked for), so that no saved byte is fetched again; to discard the \
+             saved progress and use {}, add --start-over",
+            exact_bytes(*used),
+            exact_bytes(*requested),
+            exact_bytes(*requested)
+        ),
         Event::CheckpointDiscarded { reason, .. } => {
             format!("resume-get: not resuming, starting from the beginning: {reason}")
         }
@@ -227,6 +249,25 @@ fn human_note(event: &Event) -> Option<String> {
         ),
         _ => return None,
     })
+}
+
+/// A size as given: `672 B`, `8 MiB`, or rounded with the exact count when it is not a whole
+/// number of a unit (`1.5 MiB (1572864 bytes)`).
+fn exact_bytes(n: u64) -> String {
+    let shown = format_bytes(n);
+    let whole = [
+        (1u64 << 40, "TiB"),
+        (1 << 30, "GiB"),
+        (1 << 20, "MiB"),
+        (1 << 10, "KiB"),
+    ]
+    .into_iter()
+    .find(|&(unit, _)| n >= unit && n.is_multiple_of(unit));
+    match whole {
+        Some((unit, name)) => format!("{} {name}", n / unit),
+        None if n < 1024 => shown,
+        None => format!("{shown} ({n} bytes)"),
+    }
 }
 
 /// The final one-line summary.
@@ -289,6 +330,23 @@ pub fn event_json(event: &Event) -> Value {
         } => json!({"event": "started", "key": key, "total_bytes": total_bytes,
             "reused_bytes": reused_bytes, "part_size": part_size, "parts": parts,
             "parts_reused": parts_reused, "resumed": resumed}),
+        Event::PartSizeChanged {
+            requested,
+            used,
+            parts,
+            reason,
+        } => {
+            let mut v = json!({"event": "part_size", "requested": requested, "used": used,
+                "parts": parts});
+            match reason {
+                PartSizeReason::MaxParts { max_parts } => {
+                    v["reason"] = json!("max_parts");
+                    v["max_parts"] = json!(max_parts);
+                }
+                _ => v["reason"] = json!("checkpoint"),
+            }
+            v
+        }
         Event::CheckpointDiscarded { location, reason } => {
             json!({"event": "checkpoint_discarded", "location": location, "reason": reason})
         }
@@ -327,5 +385,58 @@ pub fn event_json(event: &Event) -> Value {
             "elapsed_ms": r.elapsed.as_millis() as u64}),
         Event::Failed { error } => json!({"event": "failed", "error": error}),
         _ => json!({"event": "other", "debug": format!("{event:?}")}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_sizes_are_shown_exactly() {
+        assert_eq!(exact_bytes(8), "8 B");
+        assert_eq!(exact_bytes(1993), "1.9 KiB (1993 bytes)");
+        assert_eq!(exact_bytes(512 << 10), "512 KiB");
+        assert_eq!(exact_bytes(8 << 20), "8 MiB");
+        assert_eq!(exact_bytes(3 << 30), "3 GiB");
+    }
+
+    #[test]
+    fn a_changed_part_size_is_one_line_and_one_json_event() {
+        let bounded = Event::PartSizeChanged {
+            requested: 8,
+            used: 1993,
+            parts: 99_965,
+            reason: PartSizeReason::MaxParts { max_parts: 100_000 },
+        };
+        let line = human_note(&bounded).unwrap();
+        assert!(
+            line.contains("using parts of 1.9 KiB (1993 bytes) instead of 8 B")
+                && line.contains("at most 100000 parts"),
+            "{line}"
+        );
+        let v = event_json(&bounded);
+        assert_eq!(
+            (&v["event"], &v["reason"], &v["max_parts"], &v["used"]),
+            (
+                &json!("part_size"),
+                &json!("max_parts"),
+                &json!(100_000),
+                &json!(1993)
+            )
+        );
+        let saved = Event::PartSizeChanged {
+            requested: 4 << 20,
+            used: 1 << 20,
+            parts: 16,
+            reason: PartSizeReason::Checkpoint,
+        };
+        let line = human_note(&saved).unwrap();
+        assert!(
+            line.contains("made with, 1 MiB (not the 4 MiB asked for)")
+                && line.contains("--start-over"),
+            "{line}"
+        );
+        assert_eq!(event_json(&saved)["reason"], "checkpoint");
     }
 }

@@ -91,6 +91,8 @@ pub struct Downloader {
     pub(crate) rate_limit: Option<u64>,
     pub(crate) expected: Vec<Checksum>,
     pub(crate) require_checksum: bool,
+    pub(crate) max_parts: u64,
+    pub(crate) start_over: bool,
 }
 
 impl fmt::Debug for Downloader {
@@ -112,6 +114,8 @@ impl fmt::Debug for Downloader {
             .field("rate_limit", &self.rate_limit)
             .field("expected", &self.expected)
             .field("require_checksum", &self.require_checksum)
+            .field("max_parts", &self.max_parts)
+            .field("start_over", &self.start_over)
             .finish_non_exhaustive()
     }
 }
@@ -120,6 +124,15 @@ impl fmt::Debug for Downloader {
 pub const DEFAULT_PART_SIZE: u64 = 8 << 20;
 /// Default number of parts fetched at once.
 pub const DEFAULT_CONCURRENCY: usize = 8;
+/// Default bound on the number of parts of one download (see [`Downloader::max_parts`]).
+///
+/// A download keeps about 100 bytes of state per part (its digest and CRCs, its place in the
+/// queue) and its checkpoint 64 bytes of journal per part, plus a snapshot of ~45 bytes per
+/// done part on each resume; 100 000 parts bound these to ~10 MB of memory and ~11 MB of
+/// checkpoint (figures in docs/ARCHITECTURE.md). Parts of a 5 TiB object are then 52 MiB,
+/// which costs nothing in memory (bodies are streamed through a fixed buffer) and at most
+/// `concurrency` part-fetches of work lost to a crash.
+pub const DEFAULT_MAX_PARTS: u64 = 100_000;
 
 impl Downloader {
     pub fn new(source: impl RangeSource + 'static) -> Self {
@@ -147,12 +160,34 @@ impl Downloader {
             rate_limit: None,
             expected: Vec::new(),
             require_checksum: false,
+            max_parts: DEFAULT_MAX_PARTS,
+            start_over: false,
         }
     }
 
-    /// Bytes per part (≥ 1; no upper cap). The last part may be shorter.
+    /// Bytes per part (≥ 1). The last part may be shorter. A size that would make more than
+    /// [`max_parts`](Self::max_parts) parts is raised, and saved progress made with another
+    /// part size is resumed with its own (unless [`start_over`](Self::start_over)); either is
+    /// reported once with [`Event::PartSizeChanged`].
     pub fn part_size(mut self, bytes: u64) -> Self {
         self.part_size = bytes;
+        self
+    }
+
+    /// At most this many parts per download (≥ 1; default [`DEFAULT_MAX_PARTS`]): a larger
+    /// count raises the part size to the smallest that keeps within it, so that memory and
+    /// checkpoint size do not grow with the object's size.
+    pub fn max_parts(mut self, n: u64) -> Self {
+        self.max_parts = n;
+        self
+    }
+
+    /// With `true`, saved progress of this download is discarded (reported with
+    /// [`Event::CheckpointDiscarded`]) and the download starts from zero. By default it is
+    /// resumed, with the part layout it was made with whatever [`part_size`](Self::part_size)
+    /// says now, so that no saved byte is fetched again.
+    pub fn start_over(mut self, yes: bool) -> Self {
+        self.start_over = yes;
         self
     }
 
@@ -328,6 +363,11 @@ impl Downloader {
         if self.part_size == 0 {
             return Err(Error::Config(
                 "part size is 0 bytes; use at least 1 byte (e.g. 8 MiB)".into(),
+            ));
+        }
+        if self.max_parts == 0 {
+            return Err(Error::Config(
+                "max parts is 0; allow at least 1 part (default 100 000)".into(),
             ));
         }
         if self.concurrency == 0 {

@@ -21,11 +21,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::downloader::{Downloader, OnChange};
 use crate::error::Error;
-use crate::event::{Event, Report};
+use crate::event::{Event, PartSizeReason, Report};
 use crate::integrity::{Computed, CrcCombiner, CrcHasher, CrcSet, PartCrcs, Plan};
 use crate::local_state::{Disk, Found, inspect, is_checkpoint_file};
 use crate::part_file::{PART_SUFFIX, PartFile, identity_at, with_suffix};
-use crate::plan::{format_range, plan, resolve_range};
+use crate::plan::{bounded_part_size, format_range, plan, resolve_range};
 use crate::rate::RateLimiter;
 use crate::retry::JitterRng;
 use crate::source::{ObjectMeta, ReadConditions, SourceError};
@@ -73,6 +73,7 @@ pub(crate) async fn run(
     };
     let rng = Mutex::new(JitterRng::new(dl.retry.jitter_seed));
     let limiter = dl.rate_limit.map(RateLimiter::new);
+    let announced = AtomicU64::new(0);
     let mut restarts = 0u32;
     let result = loop {
         let attempt = Attempt {
@@ -85,6 +86,7 @@ pub(crate) async fn run(
             disk: &disk,
             rng: &rng,
             limiter: limiter.as_ref(),
+            announced: &announced,
             halt: dl.cancel.child_token(),
             counters: Counters::default(),
         };
@@ -208,6 +210,9 @@ struct Attempt<'a> {
     disk: &'a Disk,
     rng: &'a Mutex<JitterRng>,
     limiter: Option<&'a RateLimiter>,
+    /// The part size last reported with `PartSizeChanged` (0: none), so that it is said once
+    /// per download, not once per attempt.
+    announced: &'a AtomicU64,
     /// Cancelled by the caller's token or by the first worker that fails.
     halt: CancellationToken,
     counters: Counters,
@@ -275,10 +280,6 @@ impl<'a> Attempt<'a> {
             whole_object,
             meta.checksum_note.as_deref(),
         );
-        // Parts aligned to a composite checksum's upload parts, when it has one.
-        let part_size = checks.fit_parts(dl.part_size);
-        let layout = plan(range.clone(), part_size)
-            .ok_or_else(|| Error::Config("part size is 0 bytes".into()))?;
         if dl.require_checksum && checks.checks.is_empty() {
             // Before the checkpoint is even looked at: nothing is touched.
             return Err(Error::Unverifiable {
@@ -287,6 +288,7 @@ impl<'a> Attempt<'a> {
             }
             .into());
         }
+        let layout = self.choose_layout(&range, &fingerprint, &mut checks)?;
 
         // Only the first attempt sees what earlier runs left; a restart starts from zero.
         let found = lock(&self.disk.found).take();
@@ -517,6 +519,92 @@ impl<'a> Attempt<'a> {
         Ok(())
     }
 
+    /// The part layout: the part size asked for, raised to keep within `max_parts`; or, when
+    /// this download's saved progress of this very object has done parts (seen by the first
+    /// attempt only), the layout it was made with, so that no saved byte is fetched again
+    /// (unless the caller asked to start over). A size other than the one asked for is
+    /// reported once.
+    fn choose_layout(
+        &self,
+        range: &Range<u64>,
+        fingerprint: &ObjectFingerprint,
+        checks: &mut Plan,
+    ) -> Result<PartLayout, Failure> {
+        let dl = self.dl;
+        let wanted = bounded_part_size(range.end - range.start, dl.part_size, dl.max_parts);
+        // Parts aligned to a composite checksum's upload parts, when it has one (at most 4x
+        // smaller than `wanted`, so at most 4 x max_parts parts).
+        let mut fitted = checks.clone();
+        let size = fitted.fit_parts(wanted);
+        let planned = plan(range.clone(), size)
+            .ok_or_else(|| Error::Config("part size is 0 bytes".into()))?;
+        let saved = if dl.start_over {
+            None
+        } else {
+            self.saved_layout(fingerprint)
+        }
+        .filter(|saved| {
+            *saved != planned
+                && (saved.start, saved.len) == (planned.start, planned.len)
+                && saved.part_count <= dl.max_parts
+        });
+        let (layout, reason) = match saved {
+            Some(saved) => {
+                // Composite CRCs are combined from the parts only when the saved parts align
+                // with the upload parts; otherwise the plan as made hashes them in order.
+                let mut aligned = checks.clone();
+                if aligned.fit_parts(saved.part_size) == saved.part_size {
+                    *checks = aligned;
+                }
+                (saved, PartSizeReason::Checkpoint)
+            }
+            None => {
+                *checks = fitted;
+                (
+                    planned,
+                    PartSizeReason::MaxParts {
+                        max_parts: dl.max_parts,
+                    },
+                )
+            }
+        };
+        let differs = match reason {
+            PartSizeReason::MaxParts { .. } => wanted != dl.part_size,
+            _ => true,
+        };
+        if differs && self.announced.swap(layout.part_size, Ordering::Relaxed) != layout.part_size
+        {
+            tracing::info!(
+                key = self.key,
+                requested = dl.part_size,
+                used = layout.part_size,
+                ?reason,
+                "part size changed"
+            );
+            dl.emit(&Event::PartSizeChanged {
+                requested: dl.part_size,
+                used: layout.part_size,
+                parts: layout.part_count,
+                reason,
+            });
+        }
+        Ok(layout)
+    }
+
+    /// The layout of the saved progress of this download and object, if it has done parts.
+    fn saved_layout(&self, fingerprint: &ObjectFingerprint) -> Option<PartLayout> {
+        match lock(&self.disk.found).as_ref()? {
+            Found::Checkpoint(loaded)
+                if loaded.checkpoint.id == *self.id
+                    && same_object(&loaded.checkpoint.object, fingerprint)
+                    && !loaded.checkpoint.done.is_empty() =>
+            {
+                Some(loaded.checkpoint.layout)
+            }
+            _ => None,
+        }
+    }
+
     /// Decides whether the checkpoint found on disk may be trusted (DESIGN invariant 5).
     fn accept_checkpoint(
         &self,
@@ -547,6 +635,9 @@ impl<'a> Attempt<'a> {
                 "it belongs to another download ({} {} into {})",
                 cp.id.source, cp.id.key, cp.id.destination
             ));
+        }
+        if self.dl.start_over {
+            return discard("starting over was asked for".into());
         }
         if !same_object(&cp.object, fingerprint) {
             let detail = format!(

@@ -24,6 +24,16 @@ pub enum Event {
         parts_reused: u64,
         resumed: bool,
     },
+    /// The download's part size is not the one asked for: said once, before `Started`.
+    PartSizeChanged {
+        /// The part size asked for ([`Downloader::part_size`](crate::Downloader::part_size)).
+        requested: u64,
+        /// The part size used.
+        used: u64,
+        /// Parts of the download at that size.
+        parts: u64,
+        reason: PartSizeReason,
+    },
     /// A checkpoint existed but was not used.
     CheckpointDiscarded { location: String, reason: String },
     /// The checkpoint was used, with a remark from the store (e.g. a torn tail was ignored).
@@ -48,6 +58,20 @@ pub enum Event {
     Completed(Arc<Report>),
     /// The download stopped with this error (the same one `download` returns).
     Failed { error: String },
+}
+
+/// Why a download's part size is not the one asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PartSizeReason {
+    /// The size asked for would cut the download into more than `max_parts` parts
+    /// ([`Downloader::max_parts`](crate::Downloader::max_parts)); raised to the smallest size
+    /// that does not.
+    MaxParts { max_parts: u64 },
+    /// The download resumes saved progress, which was made with this part size: the saved
+    /// parts are kept rather than fetched again
+    /// ([`Downloader::start_over`](crate::Downloader::start_over) discards them instead).
+    Checkpoint,
 }
 
 /// What a finished download did.

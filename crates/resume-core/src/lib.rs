@@ -29,15 +29,16 @@ mod source;
 pub use checkpoint::{self, RangeSpec};
 pub use digest::{crc64, crc64_combine};
 pub use downloader::{
-    CheckpointChoice, DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE, Downloader, OnChange, resolve_dest,
+    CheckpointChoice, DEFAULT_CONCURRENCY, DEFAULT_MAX_PARTS, DEFAULT_PART_SIZE, Downloader,
+    OnChange, resolve_dest,
 };
 pub use error::{Error, ErrorKind};
-pub use event::{Event, Report};
+pub use event::{Event, PartSizeReason, Report};
 pub use integrity::{Algorithm, Checksum, Origin, Scope, Verification};
 pub use list::{ListPage, ListedObject, Lister, ListerExt};
 pub use local_state::SavedProgress;
 pub use part_file::{PART_SUFFIX, with_suffix};
-pub use plan::{RangeProblem, format_range, parse_range, plan, resolve_range};
+pub use plan::{RangeProblem, bounded_part_size, format_range, parse_range, plan, resolve_range};
 pub use retry::RetryPolicy;
 pub use rng::{SplitMix64, mix64};
 pub use source::{

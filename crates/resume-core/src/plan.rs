@@ -100,6 +100,14 @@ pub fn plan(range: Range<u64>, part_size: u64) -> Option<PartLayout> {
     PartLayout::new(range.start, range.end - range.start, part_size)
 }
 
+/// The part size for `len` bytes: `part_size`, raised just enough that there are at most
+/// `max_parts` parts (a `max_parts` of 0 is taken as 1). What a download keeps per part (its
+/// digest and CRCs in memory, 64 bytes of checkpoint journal) is then bounded, whatever the
+/// object's size and the part size asked for.
+pub fn bounded_part_size(len: u64, part_size: u64, max_parts: u64) -> u64 {
+    part_size.max(len.div_ceil(max_parts.max(1)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +148,19 @@ mod tests {
         let r = resolve_range(RangeSpec::Full, 0).unwrap();
         let l = plan(r, 1).unwrap();
         assert_eq!((l.len, l.part_count), (0, 0));
+    }
+
+    #[test]
+    fn eight_byte_parts_of_190_mib_are_raised_to_at_most_the_bound() {
+        // The case: `--part-size 8` meant as 8 MiB made 25 million parts.
+        let len = 190 << 20;
+        let size = bounded_part_size(len, 8, 100_000);
+        assert_eq!(size, 1993);
+        assert_eq!(plan(0..len, size).unwrap().part_count, 99_965);
+        // Sizes that already keep within the bound are left alone.
+        assert_eq!(bounded_part_size(len, 8 << 20, 100_000), 8 << 20);
+        assert_eq!(bounded_part_size(0, 8, 100_000), 8);
+        assert_eq!(bounded_part_size(10, 1, 0), 10);
     }
 
     #[test]
@@ -225,6 +246,23 @@ mod tests {
                     (len > 0 && size > 0).then(|| size.saturating_sub(len)..size),
             };
             prop_assert_eq!(resolve_range(spec, size).ok(), expected);
+        }
+
+        /// The bound holds, and the part size is raised only when it must be, and then to the
+        /// smallest size that keeps within it.
+        #[test]
+        fn bounded_part_size_is_the_smallest_within_the_bound(
+            len in 0u64..u64::MAX / 2,
+            part_size in 1u64..u64::MAX / 2,
+            max_parts in 1u64..10_000_000,
+        ) {
+            let size = bounded_part_size(len, part_size, max_parts);
+            prop_assert!(size >= part_size);
+            let parts = plan(0..len, size).unwrap().part_count;
+            prop_assert!(parts <= max_parts, "{} parts", parts);
+            if size > part_size {
+                prop_assert!(len.div_ceil(size - 1) > max_parts);
+            }
         }
 
         #[test]

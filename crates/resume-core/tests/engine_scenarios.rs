@@ -8,7 +8,9 @@ use std::time::Duration;
 use backend_mock::{Fault, FaultPlan, FaultyCheckpointStore, MockObject, StoreFaultPlan};
 use checkpoint::{FileCheckpointStore, RangeSpec};
 use common::{Fixture, KEY, quick_retry};
-use resume_core::{CancellationToken, Downloader, ErrorKind, Event, OnChange, RetryPolicy};
+use resume_core::{
+    CancellationToken, Downloader, ErrorKind, Event, OnChange, PartSizeReason, RetryPolicy,
+};
 
 fn count<F: Fn(&Event) -> bool>(events: &[Event], f: F) -> usize {
     events.iter().filter(|e| f(e)).count()
@@ -636,8 +638,10 @@ async fn corrupt_checkpoint_is_reported_and_discarded() {
     );
 }
 
+/// Another part size on the rerun resumes with the saved layout, said once; starting over, or
+/// a saved layout with more parts than allowed, discards it.
 #[tokio::test(start_paused = true)]
-async fn checkpoint_from_another_part_size_is_discarded() {
+async fn checkpoint_from_another_part_size_is_resumed_with_its_layout() {
     let f = Fixture::new(100_000, 23);
     f.crash_after(f.downloader().part_size(10_000), 50_000)
         .await;
@@ -649,12 +653,58 @@ async fn checkpoint_from_another_part_size_is_discarded() {
         .await
         .unwrap();
     assert_eq!(f.dest_bytes(), f.content);
-    assert_eq!(r.reused_bytes, 0);
-    let reason = f.events().iter().find_map(|e| match e {
-        Event::CheckpointDiscarded { reason, .. } => Some(reason.clone()),
-        _ => None,
-    });
-    assert!(reason.unwrap().contains("parts of 10000 bytes"));
+    assert!(r.reused_bytes >= 10_000, "{r:?}");
+    assert_eq!(r.parts, 10);
+    let said: Vec<_> = f
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e, Event::PartSizeChanged { .. }))
+        .collect();
+    assert_eq!(
+        said,
+        vec![Event::PartSizeChanged {
+            requested: 7_000,
+            used: 10_000,
+            parts: 10,
+            reason: PartSizeReason::Checkpoint
+        }]
+    );
+    assert!(
+        !f.events()
+            .iter()
+            .any(|e| matches!(e, Event::CheckpointDiscarded { .. }))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn checkpoint_from_another_part_size_is_discarded_when_starting_over_or_over_max_parts() {
+    for (start_over, max_parts, why) in [
+        (true, 1_000, "starting over was asked for"),
+        (false, 5, "parts of 10000 bytes"),
+    ] {
+        let f = Fixture::new(100_000, 23);
+        f.crash_after(f.downloader().part_size(10_000), 50_000)
+            .await;
+        f.take_events();
+        let r = f
+            .downloader()
+            .part_size(7_000)
+            .max_parts(max_parts)
+            .start_over(start_over)
+            .download(KEY, &f.dest)
+            .await
+            .unwrap();
+        assert_eq!(f.dest_bytes(), f.content);
+        assert_eq!(r.reused_bytes, 0);
+        let reason = f.events().iter().find_map(|e| match e {
+            Event::CheckpointDiscarded { reason, .. } => Some(reason.clone()),
+            _ => None,
+        });
+        assert!(reason.unwrap().contains(why), "{why}");
+        // Over max_parts: raised to 20 000 bytes (5 parts), and said so.
+        let expected_parts = if start_over { 15 } else { 5 };
+        assert_eq!(r.parts, expected_parts);
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -270,6 +270,38 @@ impl Running {
         )
     }
 
+    /// Waits until stderr contains `needle`, at most `timeout`.
+    pub fn wait_for_stderr(&self, timeout: Duration, needle: &str) {
+        let deadline = Instant::now() + timeout;
+        for _ in 0..1_000_000 {
+            if self.stderr_so_far().contains(needle) {
+                return;
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!(
+            "{}: stderr did not show {needle:?} within {timeout:?}\nstderr:\n{}",
+            self.what,
+            self.stderr_so_far()
+        )
+    }
+
+    /// The peak resident set size of the process so far (`VmHWM`), in bytes (Linux).
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/PID/status");
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().strip_suffix("kB"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status");
+        kib * 1024
+    }
+
     fn seen_text(&self) -> String {
         self.seen
             .iter()

@@ -6,6 +6,7 @@ mod common;
 mod endpoint;
 mod exit_codes;
 mod json;
+mod layout;
 mod long_names;
 mod newcomer;
 mod object_store_sources;
