@@ -170,6 +170,20 @@ pub struct TransferOpts {
     #[arg(long, value_parser = parse_size, allow_hyphen_values = true)]
     pub limit_rate: Option<u64>,
 
+    /// Lowest speed of a connection, in bytes per second (units as for --part-size, e.g.
+    /// 10K): a request slower than this on average over --speed-time is abandoned and the part
+    /// retried, from where it stopped, on a new connection; each counts as a failed attempt
+    /// (see --retries). Off by default (0), as in curl and aria2c: only a stalled transfer
+    /// (--timeout) is abandoned.
+    #[arg(long, visible_alias = "lowest-speed-limit", value_name = "RATE", value_parser = parse_size, allow_hyphen_values = true)]
+    pub speed_limit: Option<u64>,
+
+    /// How long a connection may stay below --speed-limit before it is abandoned: seconds
+    /// (30, 2.5) or a duration (500ms, 2m). Default 30s; given alone, the limit is 1 byte/s
+    /// (as in curl).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
+    pub speed_time: Option<Duration>,
+
     /// Consecutive failed attempts per request before giving up.
     #[arg(long, default_value = "10", value_parser = parse_count::<u32>, allow_hyphen_values = true)]
     pub retries: u32,
@@ -199,6 +213,22 @@ pub struct OutputOpts {
     /// are no logs, only one-line messages.
     #[arg(short, long, action = ArgAction::Count)]
     pub verbose: u8,
+}
+
+impl TransferOpts {
+    /// The lowest-speed rule the options ask for, if any (curl's rules: a time alone means
+    /// 1 byte/s, a limit alone 30 s; a limit of 0 turns it off).
+    pub fn lowest_speed(&self) -> Option<resume_core::LowestSpeed> {
+        let bytes_per_sec = match (self.speed_limit, self.speed_time) {
+            (Some(0), _) | (None, None) => return None,
+            (Some(limit), _) => limit,
+            (None, Some(_)) => 1,
+        };
+        Some(resume_core::LowestSpeed {
+            bytes_per_sec,
+            window: self.speed_time.unwrap_or(Duration::from_secs(30)),
+        })
+    }
 }
 
 fn parse_range_arg(s: &str) -> Result<RangeSpec, String> {
@@ -255,6 +285,33 @@ mod tests {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
         assert!(parse_duration("-1").unwrap_err().contains("negative"));
+    }
+
+    #[test]
+    fn lowest_speed_is_off_unless_asked_for_and_speed_time_alone_means_1_byte_per_second() {
+        let opts = |args: &[&str]| {
+            let mut all = vec!["resume-get", "oss://b/k", "out"];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all)
+                .unwrap()
+                .opts
+                .transfer
+                .lowest_speed()
+        };
+        assert_eq!(opts(&[]), None);
+        assert_eq!(opts(&["--speed-limit", "0"]), None);
+        let s = opts(&["--speed-limit", "10K"]).unwrap();
+        assert_eq!(
+            (s.bytes_per_sec, s.window),
+            (10 << 10, Duration::from_secs(30))
+        );
+        let s = opts(&["--lowest-speed-limit", "1M", "--speed-time", "500ms"]).unwrap();
+        assert_eq!(
+            (s.bytes_per_sec, s.window),
+            (1 << 20, Duration::from_millis(500))
+        );
+        let s = opts(&["--speed-time", "5"]).unwrap();
+        assert_eq!((s.bytes_per_sec, s.window), (1, Duration::from_secs(5)));
     }
 
     #[test]

@@ -125,6 +125,7 @@ pub(crate) fn downloader(
             ..RetryPolicy::default()
         })
         .idle_timeout(opts.timeout)
+        .lowest_speed(opts.lowest_speed())
         // 0 means no limit, as in curl, wget, aria2c and rclone.
         .rate_limit(opts.limit_rate.filter(|&r| r > 0))
         .cancel_token(cancel)

@@ -14,7 +14,7 @@ use crate::event::{Event, Report};
 use crate::integrity::Checksum;
 use crate::local_state::{self, SavedProgress};
 use crate::part_file::{PART_SUFFIX, with_suffix};
-use crate::retry::RetryPolicy;
+use crate::retry::{LowestSpeed, RetryPolicy};
 use crate::source::RangeSource;
 
 /// What to do when the object changes while it is being downloaded.
@@ -93,6 +93,7 @@ pub struct Downloader {
     pub(crate) require_checksum: bool,
     pub(crate) max_parts: u64,
     pub(crate) start_over: bool,
+    pub(crate) lowest_speed: Option<LowestSpeed>,
 }
 
 impl fmt::Debug for Downloader {
@@ -116,6 +117,7 @@ impl fmt::Debug for Downloader {
             .field("require_checksum", &self.require_checksum)
             .field("max_parts", &self.max_parts)
             .field("start_over", &self.start_over)
+            .field("lowest_speed", &self.lowest_speed)
             .finish_non_exhaustive()
     }
 }
@@ -162,6 +164,7 @@ impl Downloader {
             require_checksum: false,
             max_parts: DEFAULT_MAX_PARTS,
             start_over: false,
+            lowest_speed: None,
         }
     }
 
@@ -235,6 +238,16 @@ impl Downloader {
     /// a multi-GB part may take as long as it keeps moving).
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout;
+        self
+    }
+
+    /// Abandons a request whose body is slower than this and retries the part on a new
+    /// connection, counting a failed attempt (see [`LowestSpeed`]). `None` (the default, as
+    /// in curl, wget and aria2c): only a transfer that stalls completely
+    /// ([`idle_timeout`](Self::idle_timeout)) is abandoned; a per-connection floor cannot tell
+    /// a trickling server from a slow link shared by `concurrency` connections.
+    pub fn lowest_speed(mut self, limit: Option<LowestSpeed>) -> Self {
+        self.lowest_speed = limit;
         self
     }
 
@@ -388,6 +401,13 @@ impl Downloader {
         if self.idle_timeout.is_zero() {
             return Err(Error::Config(
                 "idle timeout is 0; use a positive duration".into(),
+            ));
+        }
+        if let Some(s) = self.lowest_speed
+            && (s.bytes_per_sec == 0 || s.window.is_zero())
+        {
+            return Err(Error::Config(
+                "lowest speed needs a positive rate and a positive time to measure it over".into(),
             ));
         }
         if self.retry.max_attempts == 0 || self.retry.max_requests_per_part == 0 {

@@ -39,7 +39,7 @@ pub use list::{ListPage, ListedObject, Lister, ListerExt};
 pub use local_state::SavedProgress;
 pub use part_file::{PART_SUFFIX, with_suffix};
 pub use plan::{RangeProblem, bounded_part_size, format_range, parse_range, plan, resolve_range};
-pub use retry::RetryPolicy;
+pub use retry::{LowestSpeed, RetryPolicy};
 pub use rng::{SplitMix64, mix64};
 pub use source::{
     ByteStream, ObjectMeta, RangeRead, RangeSource, ReadConditions, SourceError, SourceErrorKind,

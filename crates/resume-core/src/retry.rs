@@ -61,6 +61,27 @@ impl RetryPolicy {
     }
 }
 
+/// The lowest speed a connection may keep (aria2c's `--lowest-speed-limit`, curl's
+/// `--speed-limit` / `--speed-time`): a request whose body arrives slower than
+/// `bytes_per_sec` on average over `window` is abandoned and the part retried, from the byte
+/// where it stopped, on a new connection. Each such abandonment counts as a failed attempt
+/// even though bytes arrived, so a trickle ends after the policy's `max_attempts` instead of
+/// running for ever. Time spent waiting for the download's own rate limit is not counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LowestSpeed {
+    /// Bytes per second (≥ 1).
+    pub bytes_per_sec: u64,
+    /// Over how long the speed is measured (> 0); a new measurement starts after each.
+    pub window: Duration,
+}
+
+impl LowestSpeed {
+    /// Whether `bytes` received in `elapsed` (at least the window) is slower than the limit.
+    pub(crate) fn too_slow(&self, bytes: u64, elapsed: Duration) -> bool {
+        u128::from(bytes) * 1_000_000_000 < u128::from(self.bytes_per_sec) * elapsed.as_nanos()
+    }
+}
+
 /// Jitter for backoff delays: seeded when the policy says so, from the clock otherwise.
 #[derive(Debug, Clone)]
 pub(crate) struct JitterRng(SplitMix64);
@@ -101,6 +122,23 @@ mod tests {
                 assert!(p.backoff(failures, &mut rng) <= ceiling);
             }
         }
+    }
+
+    #[test]
+    fn too_slow_compares_the_average_over_the_elapsed_time() {
+        let s = LowestSpeed {
+            bytes_per_sec: 1000,
+            window: Duration::from_secs(2),
+        };
+        assert!(s.too_slow(1999, Duration::from_secs(2)));
+        assert!(!s.too_slow(2000, Duration::from_secs(2)));
+        assert!(s.too_slow(2000, Duration::from_millis(2001)));
+        assert!(s.too_slow(0, Duration::from_secs(2)));
+        let huge = LowestSpeed {
+            bytes_per_sec: u64::MAX,
+            window: Duration::MAX,
+        };
+        assert!(huge.too_slow(u64::MAX, Duration::MAX));
     }
 
     #[test]

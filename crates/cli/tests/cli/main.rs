@@ -8,6 +8,7 @@ mod exit_codes;
 mod json;
 mod layout;
 mod long_names;
+mod lowest_speed;
 mod newcomer;
 mod object_store_sources;
 mod output;

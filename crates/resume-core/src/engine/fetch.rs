@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 
 use checkpoint::PartDigest;
 use futures::StreamExt;
+use tokio::time::Instant;
 
 use super::{Attempt, Failure, Transfer, lock};
 use crate::digest::PartHasher;
@@ -29,12 +30,19 @@ impl Attempt<'_> {
         loop {
             requests += 1;
             let before = pos;
+            // A connection abandoned for being too slow made progress, yet counts as a failure:
+            // otherwise a trickle would reset the count with every byte and never end.
+            let mut slow = false;
             let err = match self
                 .attempt_range(t, pos..range.end, &mut pos, &mut hasher, buf)
                 .await
             {
                 Ok(()) => return Ok(hasher.finish()),
                 Err(AttemptError::Source(e)) => e,
+                Err(AttemptError::TooSlow(e)) => {
+                    slow = true;
+                    e
+                }
                 Err(AttemptError::Malformed(e)) => {
                     // Nothing this response delivered can be trusted: start the part over.
                     self.counters
@@ -62,7 +70,11 @@ impl Attempt<'_> {
                 kind if !kind.is_retryable() => return Err(part_error(err).into()),
                 _ => {}
             }
-            failures = if pos > before { 1 } else { failures + 1 };
+            failures = if pos > before && !slow {
+                1
+            } else {
+                failures + 1
+            };
             if failures >= self.dl.retry.max_attempts
                 || requests >= self.dl.retry.max_requests_per_part
             {
@@ -126,17 +138,38 @@ impl Attempt<'_> {
         };
         self.check_response(t, &read, &want)?;
         let mut body = read.body;
+        let lowest = dl.lowest_speed;
+        // The current measurement of the body's speed: since when, and how many bytes.
+        let mut window = (Instant::now(), 0u64);
         let file_base = t.layout.start; // object offset of temp-file byte 0
         buf.clear();
         let mut buf_start = *pos;
         let mut cur = *pos;
         let outcome = loop {
+            let now = Instant::now();
+            let mut deadline = now + idle;
+            if let Some(lowest) = lowest {
+                let elapsed = now.saturating_duration_since(window.0);
+                if elapsed >= lowest.window {
+                    if lowest.too_slow(window.1, elapsed) {
+                        break Err(AttemptError::TooSlow(SourceError::transient(format!(
+                            "the connection was slower than the lowest speed of {} bytes/s \
+                             over {:?} ({} bytes received), at byte {cur}",
+                            lowest.bytes_per_sec, lowest.window, window.1
+                        ))));
+                    }
+                    window = (now, 0);
+                }
+                deadline = deadline.min(window.0 + lowest.window);
+            }
             let item = tokio::select! {
                 biased;
                 _ = self.halt.cancelled() => break Err(AttemptError::Failure(Failure::Stopped)),
-                r = tokio::time::timeout(idle, body.next()) => r,
+                r = tokio::time::timeout_at(deadline, body.next()) => r,
             };
             let chunk = match item {
+                // The speed window ended first: measured at the top of the loop.
+                Err(_) if Instant::now() < now + idle => continue,
                 Err(_) => {
                     break Err(AttemptError::Source(SourceError::transient(format!(
                         "no data for {idle:?} (idle timeout) at byte {cur}"
@@ -164,12 +197,16 @@ impl Attempt<'_> {
             if let Some(limiter) = self.limiter {
                 // Reserve before accepting: a chunk counts (hashed, written, reported) only
                 // once the shared bucket has paid for it, so accepted bytes follow the limit.
+                let waiting = Instant::now();
                 tokio::select! {
                     biased;
                     _ = self.halt.cancelled() => break Err(AttemptError::Failure(Failure::Stopped)),
                     _ = limiter.take(chunk.len() as u64) => {}
                 }
+                // Our own limit is not the connection's slowness: not measured.
+                window.0 += waiting.elapsed();
             }
+            window.1 += chunk.len() as u64;
             hasher.update(&chunk);
             if buf.len() + chunk.len() > dl.buffer_size && !buf.is_empty() {
                 if let Err(e) = t.file.write_all_at(buf, buf_start - file_base) {
@@ -262,6 +299,9 @@ impl Attempt<'_> {
 pub(super) enum AttemptError {
     /// The source failed; retried if its kind allows.
     Source(SourceError),
+    /// The body was slower than the lowest speed: retried on a new connection, counted as a
+    /// failed attempt although bytes arrived.
+    TooSlow(SourceError),
     /// The response broke the protocol (e.g. a body longer than declared): retried, but the
     /// part restarts from its first byte.
     Malformed(SourceError),
