@@ -17,6 +17,7 @@ use url::Url;
 use crate::ObjectStoreSource;
 use crate::azure_md5::{AzureMd5, Capture};
 use crate::error::redact;
+use crate::request_log::Logged;
 use crate::s3::{RegionWatch, S3Hints};
 use crate::s3_checksum::S3Checksums;
 
@@ -391,7 +392,8 @@ pub(crate) fn open_url(
             let mut b = HttpBuilder::new()
                 .with_url(&origin)
                 .with_client_options(client)
-                .with_retry(retry);
+                .with_retry(retry)
+                .with_http_connector(Logged::reqwest());
             if parsed.scheme() == "http" || options.allow_http {
                 b = b.with_config(ClientConfigKey::AllowHttp, "true");
             }
@@ -516,10 +518,10 @@ fn s3(
     };
     let seen_region = Arc::new(Mutex::new(None));
     let last_client = Arc::new(Mutex::new(None));
-    b = b.with_http_connector(RegionWatch {
+    b = b.with_http_connector(Logged(RegionWatch {
         seen: seen_region.clone(),
         last_client: last_client.clone(),
-    });
+    }));
     let value = |k: AmazonS3ConfigKey| b.get_config_value(&k);
     let is_true = |v: Option<String>| v.is_some_and(|v| v.eq_ignore_ascii_case("true"));
     // The URL object_store prefixes keys with (its builder's rule; S3 Express zonal endpoints,
@@ -575,7 +577,8 @@ fn gcs(
         .to_owned();
     let mut b = GoogleCloudStorageBuilder::new()
         .with_client_options(client)
-        .with_retry(retry);
+        .with_retry(retry)
+        .with_http_connector(Logged::reqwest());
     if let Some(sa) = options.env_var("SERVICE_ACCOUNT") {
         b = b.with_service_account_path(sa);
     }
@@ -675,9 +678,9 @@ fn azure(
         .get_config_value(&AzureConfigKey::SkipSignature)
         .is_some_and(|v| v == "true");
     let last_client = Arc::new(Mutex::new(None));
-    b = b.with_http_connector(Capture {
+    b = b.with_http_connector(Logged(Capture {
         last_client: last_client.clone(),
-    });
+    }));
     let store = b.build().map_err(|e| store_err("Azure", e))?;
     // The container's URL as object_store forms a blob's (its builder's rule).
     let container_url = if emulator {

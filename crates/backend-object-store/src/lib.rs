@@ -109,6 +109,7 @@ mod config;
 mod error;
 mod list;
 mod local;
+mod request_log;
 mod s3;
 mod s3_checksum;
 mod source;

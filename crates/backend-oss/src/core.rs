@@ -8,10 +8,10 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use resume_core::{SourceError, SourceErrorKind};
+use resume_core::{SourceError, SourceErrorKind, request_log};
 
 use crate::config::Endpoint;
 use crate::credentials::{CredentialsError, CredentialsProvider};
@@ -118,23 +118,31 @@ impl Core {
             headers.insert(header_name(op, name)?, header_value(op, name, value)?);
         }
 
-        tracing::trace!(operation = op, method = %req.method, url = %url, "sending OSS request");
+        let method = req.method.as_str();
+        request_log::headers(true, header_pairs(&headers));
+        let sent = Instant::now();
         let response = self
             .http
             .request(req.method.clone(), &url)
             .headers(headers)
             .send()
             .await
-            .map_err(|e| match not_tls(&e) {
-                Some(tls) => self.tls_error(op, tls, e),
-                None => transport_error(op, e, None),
+            .map_err(|e| {
+                let e = match not_tls(&e) {
+                    Some(tls) => self.tls_error(op, tls, e),
+                    None => transport_error(op, e, None),
+                };
+                request_log::failure(method, &url, sent.elapsed(), &e);
+                e
             })?;
-        tracing::trace!(
-            operation = op,
-            status = response.status().as_u16(),
-            request_id = request_id(response.headers()),
-            "OSS answered"
+        request_log::response(
+            method,
+            &url,
+            response.status().as_u16(),
+            request_id(response.headers()),
+            sent.elapsed(),
         );
+        request_log::headers(false, header_pairs(response.headers()));
         Ok(response)
     }
 }
@@ -202,6 +210,11 @@ fn not_tls(err: &reqwest::Error) -> Option<TlsProblem> {
         };
     }
     None
+}
+
+/// `(name, value)` pairs for the request log.
+fn header_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &[u8])> {
+    headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes()))
 }
 
 fn header_name(op: &str, name: &str) -> Result<HeaderName, SourceError> {

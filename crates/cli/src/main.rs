@@ -78,22 +78,45 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Logs go to stderr; `-v` info, `-vv` debug, `-vvv` trace; `RUST_LOG` wins when set.
-/// Without `-v` there are none: what a person needs to know is told in one-line messages
-/// (see `output`), or as JSON events with `--json`.
+/// Logs go to stderr; `RUST_LOG` wins when set. Without `-v` there are none: what a person
+/// needs to know is told in one-line messages (see `output`), or as JSON events with `--json`.
+/// `-v`: this program's notable steps, one line per HTTP request (method, URL redacted,
+/// status, request id, time to the answer) and each retry with its cause; `-vv`: the requests'
+/// headers (secrets redacted) and this program's debug lines; `-vvv`: everything, the HTTP
+/// libraries' internals (connection pool, TLS) included. Other libraries say only warnings
+/// below `-vvv`.
 fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "off",
-        1 => "info",
-        2 => "debug",
-        _ => "trace",
-    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log_filter(verbose)));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// The crates (and tracing targets) of this program, whose lines `-v` and `-vv` show.
+const OUR_TARGETS: &[&str] = &[
+    "resume_get",
+    "resume_cli",
+    "resume_core",
+    "checkpoint",
+    "backend_oss",
+    "backend_object_store",
+    "backend_http",
+];
+
+fn log_filter(verbose: u8) -> String {
+    let level = match verbose {
+        0 => return "off".into(),
+        1 => "info",
+        2 => "debug",
+        _ => return "trace".into(),
+    };
+    let mut filter = String::from("warn");
+    for target in OUR_TARGETS {
+        filter.push_str(&format!(",{target}={level}"));
+    }
+    filter
 }
 
 /// Checks what clap cannot; returns a usage message.
@@ -337,6 +360,14 @@ fn resolve_dest(dest: &Path, key: &str) -> Result<PathBuf, (String, u8)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn library_internals_only_at_vvv() {
+        assert_eq!(log_filter(0), "off");
+        assert!(log_filter(1).starts_with("warn,") && log_filter(1).contains("resume_get=info"));
+        assert!(log_filter(2).contains("backend_oss=debug") && !log_filter(2).contains("hyper"));
+        assert_eq!(log_filter(3), "trace");
+    }
 
     #[test]
     fn error_messages_name_the_source() {

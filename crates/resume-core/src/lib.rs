@@ -22,6 +22,7 @@ mod part_file;
 mod plan;
 mod rate;
 pub mod redact;
+pub mod request_log;
 mod retry;
 mod rng;
 mod source;

@@ -18,3 +18,4 @@ mod resume;
 mod s3_checksums;
 mod stub;
 mod success;
+mod verbose;

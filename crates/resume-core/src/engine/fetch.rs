@@ -95,7 +95,14 @@ impl Attempt<'_> {
     ) -> Result<(), Failure> {
         let delay = self.dl.retry.backoff(failures, &mut lock(self.rng));
         self.counters.retries.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(key = self.key, ?part, attempt, ?delay, %cause, "retrying");
+        let part_shown = part.map_or_else(|| "metadata".to_owned(), |p| format!("part {p}"));
+        tracing::info!(
+            target: crate::request_log::RETRY_TARGET,
+            key = self.key,
+            attempt,
+            delay_ms = delay.as_millis() as u64,
+            "retrying {part_shown} (attempt {attempt} failed): {cause}"
+        );
         self.dl.emit(&Event::Retry {
             part,
             attempt,
