@@ -572,8 +572,7 @@ impl<'a> Attempt<'a> {
             PartSizeReason::MaxParts { .. } => wanted != dl.part_size,
             _ => true,
         };
-        if differs && self.announced.swap(layout.part_size, Ordering::Relaxed) != layout.part_size
-        {
+        if differs && self.announced.swap(layout.part_size, Ordering::Relaxed) != layout.part_size {
             tracing::info!(
                 key = self.key,
                 requested = dl.part_size,

@@ -78,7 +78,8 @@ pub struct LowestSpeed {
 impl LowestSpeed {
     /// Whether `bytes` received in `elapsed` (at least the window) is slower than the limit.
     pub(crate) fn too_slow(&self, bytes: u64, elapsed: Duration) -> bool {
-        u128::from(bytes) * 1_000_000_000 < u128::from(self.bytes_per_sec) * elapsed.as_nanos()
+        u128::from(bytes) * 1_000_000_000
+            < u128::from(self.bytes_per_sec).saturating_mul(elapsed.as_nanos())
     }
 }
 
