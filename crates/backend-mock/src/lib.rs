@@ -37,7 +37,7 @@
 //! src.set_fault_plan(
 //!     FaultPlan::random(7, FaultRates::transient(0.2)).on_request(0, Fault::http(503)),
 //! );
-//! let cond = ReadConditions { if_match: meta.etag.clone(), version_id: None };
+//! let cond = ReadConditions { if_match: meta.etag.clone(), ..Default::default() };
 //! let err = src.read_range("obj", 0..4096, &cond).await.unwrap_err();
 //! assert_eq!((err.kind, err.status), (SourceErrorKind::Transient, Some(503)));
 //! // Retry until one read delivers the whole range (the engine's job, in miniature).

@@ -67,6 +67,7 @@ fn if_match(etag: &Option<String>) -> ReadConditions {
     ReadConditions {
         if_match: etag.clone(),
         version_id: None,
+        ..Default::default()
     }
 }
 
@@ -285,6 +286,7 @@ async fn versions_are_readable_by_id() {
     let cond = ReadConditions {
         if_match: m1.etag.clone(),
         version_id: Some("v1".into()),
+        ..Default::default()
     };
     let d = drain(src.read_range("k", 0..5, &cond).await.unwrap()).await;
     assert_eq!(d.bytes(), b"first");
@@ -295,6 +297,7 @@ async fn versions_are_readable_by_id() {
     let cond = ReadConditions {
         if_match: m2.etag.clone(),
         version_id: Some("v1".into()),
+        ..Default::default()
     };
     let e = src.read_range("k", 0..5, &cond).await.unwrap_err();
     assert_eq!(e.kind, SourceErrorKind::Changed);
@@ -319,6 +322,7 @@ async fn without_versioning_version_ids_are_not_found() {
     let cond = ReadConditions {
         if_match: None,
         version_id: Some("v1".into()),
+        ..Default::default()
     };
     let e = src.read_range("k", 0..1, &cond).await.unwrap_err();
     assert_eq!(e.kind, SourceErrorKind::NotFound);

@@ -136,8 +136,8 @@ async fn no_etag_download_resumes_with_size_and_last_modified_as_identity(
 }
 
 /// `max_ranges 0`: nginx answers every ranged GET with 200 and the whole file. The source
-/// declares exactly that, so the engine refuses it for a part and accepts it only when the
-/// whole object is the one part asked for.
+/// declares exactly that, so the engine never takes it for a part: it downloads the whole
+/// object as one stream instead, and says so once.
 async fn ignored_range_is_declared_as_the_whole_object(
     nginx: &Nginx,
     source: &Arc<backend_object_store::ObjectStoreSource>,
@@ -162,15 +162,19 @@ async fn ignored_range_is_declared_as_the_whole_object(
 
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("whole.bin");
-    let err = Downloader::from_arc(source.clone())
+    let report = Downloader::from_arc(source.clone())
         .part_size(100_000)
         .concurrency(2)
         .download(key, &dest)
         .await
-        .unwrap_err();
-    assert!(matches!(err, resume_core::Error::BadSource { .. }), "{err}");
-    assert!(err.to_string().contains("ignored"), "{err}");
-    assert!(!dest.exists(), "nothing at DEST after a refused source");
+        .unwrap();
+    assert_eq!(report.parts, 1, "one stream");
+    assert_eq!(
+        report.warnings,
+        vec!["server does not support ranges: one connection, resumes from the start".to_owned()]
+    );
+    assert_eq!(std::fs::read(&dest).unwrap(), data[..]);
+    std::fs::remove_file(&dest).unwrap();
 
     let report = Downloader::from_arc(source.clone())
         .part_size(250_000)

@@ -97,6 +97,7 @@ async fn moto_s3_passes_the_conformance_suite_and_honours_versions() {
     let pinned = ReadConditions {
         if_match: v1.etag.clone(),
         version_id: Some(v1_id.clone()),
+        ..Default::default()
     };
     let read = source.read_range("v/obj", 100..300, &pinned).await.unwrap();
     assert_eq!(
@@ -108,6 +109,7 @@ async fn moto_s3_passes_the_conformance_suite_and_honours_versions() {
     let stale = ReadConditions {
         if_match: v1.etag.clone(),
         version_id: None,
+        ..Default::default()
     };
     let err = source.read_range("v/obj", 0..10, &stale).await.unwrap_err();
     assert_eq!(

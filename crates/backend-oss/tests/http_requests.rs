@@ -82,6 +82,7 @@ async fn every_request_is_signed_correctly_for_v1_and_v4_with_and_without_sts() 
                     &ReadConditions {
                         if_match: meta.etag.clone(),
                         version_id: None,
+                        ..Default::default()
                     },
                 )
                 .await
@@ -132,6 +133,7 @@ async fn ranged_get_carries_range_standard_behaviour_if_match_version_and_identi
             &ReadConditions {
                 if_match: Some(ETAG.into()),
                 version_id: Some("v9".into()),
+                ..Default::default()
             },
         )
         .await

@@ -150,7 +150,34 @@ pub struct DownloadOpts {
     pub signature: SignatureArg,
 
     #[command(flatten)]
+    pub http: HttpArgs,
+
+    #[command(flatten)]
     pub output: OutputOpts,
+}
+
+/// Options for http(s):// sources, as curl and wget spell them.
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    /// Send this header with every request to an http(s):// source, 'Name: value'
+    /// (repeatable). Authorization and Cookie headers go only to the URL's own host, never to
+    /// another host a redirect leads to.
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+
+    /// Take the user name and password for an http(s):// source's host from ~/.netrc (or
+    /// $NETRC) when the URL has none (basic auth).
+    #[arg(long)]
+    pub netrc: bool,
+
+    /// The User-Agent sent to http(s):// sources (default resume-get/VERSION).
+    #[arg(long, value_name = "STRING")]
+    pub user_agent: Option<String>,
+
+    /// Trust only the certificate authorities in this PEM file for https:// sources (a
+    /// private or self-signed CA), as curl's --cacert.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
 }
 
 /// How bytes are moved: shared by downloads and `demo`.

@@ -236,7 +236,8 @@ async fn download(source_url: &str, dest: &Path, opts: &DownloadOpts) -> u8 {
             return e.exit_code;
         }
     };
-    let dest = match resolve_dest(dest, &key) {
+    let name = sources::file_name(source_url, &key);
+    let dest = match resolve_dest(dest, &name) {
         Ok(d) => d,
         Err((msg, code)) => {
             output::err_line(format_args!(
@@ -253,8 +254,7 @@ async fn download(source_url: &str, dest: &Path, opts: &DownloadOpts) -> u8 {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let key_name = key.rsplit('/').next().unwrap_or(&key);
-            match checksum::from_sums_file(file, &[&dest_name, key_name]) {
+            match checksum::from_sums_file(file, &[&dest_name, &name]) {
                 Ok(c) => Some(c),
                 Err(msg) => {
                     output::err_line(format_args!("resume-get: error: {msg}"));

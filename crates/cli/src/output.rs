@@ -243,6 +243,7 @@ fn human_note(event: &Event) -> Option<String> {
         }
         // The reason carries the server's answer, whose advice (start again) is for a person
         // driving a download by hand; the tool is doing exactly that by itself.
+        Event::Warning { message } => format!("resume-get: warning: {message}"),
         Event::Restarted { restart, .. } => format!(
             "resume-get: the object changed during the download; starting over with its new \
              version (restart {restart})"
@@ -382,7 +383,9 @@ pub fn event_json(event: &Event) -> Value {
             "verified": r.verification.is_verified(),
             "verification": r.verification.to_string(),
             "verified_by": verified_by(&r.verification),
+            "warnings": r.warnings,
             "elapsed_ms": r.elapsed.as_millis() as u64}),
+        Event::Warning { message } => json!({"event": "warning", "message": message}),
         Event::Failed { error } => json!({"event": "failed", "error": error}),
         _ => json!({"event": "other", "debug": format!("{event:?}")}),
     }

@@ -1,11 +1,13 @@
 //! SOURCE URL → a backend's `RangeSource` and the object key.
 //!
-//! `oss://` goes to backend-oss; every other scheme to backend-object-store. This module only
-//! chooses and configures a backend; it never talks to a store itself.
+//! `oss://` goes to backend-oss, `http(s)://` to backend-http (presigned URLs, redirects,
+//! servers without HEAD or ranges), every other scheme to backend-object-store. This module
+//! only chooses and configures a backend; it never talks to a store itself.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use backend_http::HttpOptions;
 use backend_object_store::{StoreOptions, from_url};
 use backend_oss::sign::SignError;
 use backend_oss::{Client, Endpoint, EnvCredentials, SignatureVersion};
@@ -55,10 +57,10 @@ pub fn open(url: &str, opts: &DownloadOpts) -> Result<Opened, OpenError> {
     }
     match scheme.as_deref() {
         Some("oss") => open_oss(url, opts),
-        Some(
-            "s3" | "s3a" | "gs" | "az" | "azure" | "abfs" | "abfss" | "adl" | "http" | "https"
-            | "file",
-        ) => open_object_store(url, opts),
+        Some("http" | "https") => open_http(url, opts),
+        Some("s3" | "s3a" | "gs" | "az" | "azure" | "abfs" | "abfss" | "adl" | "file") => {
+            open_object_store(url, opts)
+        }
         Some(other) => Err(usage(format!(
             "unsupported source scheme {other:?} in {shown:?}; use oss://, s3://, gs://, az://, \
              http(s):// or file://"
@@ -183,6 +185,54 @@ fn is_loopback_or_ip(endpoint: &str) -> bool {
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
     host == "localhost" || host.ends_with(".localhost") || host.parse::<IpAddr>().is_ok()
+}
+
+fn open_http(url: &str, opts: &DownloadOpts) -> Result<Opened, OpenError> {
+    let mut options = HttpOptions::new().read_timeout(Some(opts.transfer.timeout));
+    for line in &opts.http.headers {
+        options = options
+            .header_line(line)
+            .map_err(|e| usage(e.to_string()))?;
+    }
+    if let Some(ua) = &opts.http.user_agent {
+        options = options.user_agent(ua.clone());
+    }
+    if let Some(ca) = &opts.http.cacert {
+        options = options.ca_file(ca.clone());
+    }
+    if opts.http.netrc {
+        let path = std::env::var_os("NETRC")
+            .filter(|p| !p.is_empty())
+            .map(std::path::PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".netrc")))
+            .ok_or_else(|| usage("--netrc: neither NETRC nor HOME is set".into()))?;
+        options = options.netrc_file(path);
+    }
+    let (source, key) = backend_http::open(url, &options).map_err(|e| usage(e.to_string()))?;
+    Ok((Arc::new(source), key))
+}
+
+/// The name a key gives a file in a DEST directory (and in checksum files): its last path
+/// segment; for an http(s):// source without the query, percent-decoded as wget does (when
+/// that is valid UTF-8 without a `/`).
+pub fn file_name(url: &str, key: &str) -> String {
+    let is_http = url
+        .split_once("://")
+        .is_some_and(|(s, _)| s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https"));
+    let path = if is_http {
+        key.split('?').next().unwrap_or(key)
+    } else {
+        key
+    };
+    let name = path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("");
+    if !is_http {
+        return name.to_owned();
+    }
+    let decoded = percent_encoding::percent_decode_str(name).decode_utf8();
+    match decoded {
+        Ok(d) if !d.contains('/') && !d.contains('\0') => d.into_owned(),
+        _ => name.to_owned(),
+    }
 }
 
 fn open_object_store(url: &str, opts: &DownloadOpts) -> Result<Opened, OpenError> {
@@ -318,6 +368,18 @@ mod tests {
             let scheme = object.split_once("://").unwrap().0;
             assert!(refuse_folder(scheme, object, object).is_ok(), "{object}");
         }
+    }
+
+    #[test]
+    fn http_file_names_leave_out_the_query_and_are_decoded() {
+        assert_eq!(
+            file_name("https://h/d/a%20b.iso?X-Amz-Signature=s", "d/a%20b.iso?v=1"),
+            "a b.iso"
+        );
+        assert_eq!(file_name("http://h/d/", "d/"), "d");
+        assert_eq!(file_name("http://h/x%2Fy", "x%2Fy"), "x%2Fy");
+        // Other schemes keep their keys as they are, `?` and `%` included.
+        assert_eq!(file_name("s3://b/k?x%20", "k?x%20"), "k?x%20");
     }
 
     #[test]

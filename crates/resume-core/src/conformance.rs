@@ -151,6 +151,7 @@ pub async fn run(
     let cond = ReadConditions {
         if_match: meta.etag.clone(),
         version_id: meta.version_id.clone(),
+        if_unmodified_since: meta.last_modified,
     };
     let n = data.len() as u64;
     for (name, range) in [
@@ -226,6 +227,7 @@ pub async fn run(
         let wrong = ReadConditions {
             if_match: Some("\"00000000000000000000000000000000\"".into()),
             version_id: None,
+            ..Default::default()
         };
         r.check(
             "read_with_a_stale_if_match_is_changed",

@@ -74,7 +74,9 @@ pub(crate) async fn run(
     let rng = Mutex::new(JitterRng::new(dl.retry.jitter_seed));
     let limiter = dl.rate_limit.map(RateLimiter::new);
     let announced = AtomicU64::new(0);
+    let warnings = Warnings::default();
     let mut restarts = 0u32;
+    let mut single_stream = false;
     let result = loop {
         let attempt = Attempt {
             dl,
@@ -89,8 +91,27 @@ pub(crate) async fn run(
             announced: &announced,
             halt: dl.cancel.child_token(),
             counters: Counters::default(),
+            warnings: &warnings,
+            single_stream,
         };
         match attempt.run(restarts, started).await {
+            Err(Failure::NoRanges) if !single_stream => {
+                // Nothing a part fetched is worth keeping under the new layout.
+                disk.touched(false);
+                single_stream = true;
+                warnings.warn(
+                    dl,
+                    "server does not support ranges: one connection, resumes from the start".into(),
+                );
+                continue;
+            }
+            Err(Failure::NoRanges) => {
+                break Err(Error::Config(
+                    "internal error: the source ignored the range of the one whole-object \
+                     request; please report this"
+                        .into(),
+                ));
+            }
             Err(Failure::Changed(detail)) => {
                 // What is on disk is the old version's: worth nothing to a later run.
                 disk.touched(false);
@@ -168,9 +189,33 @@ impl BackgroundSync {
     }
 }
 
+/// The warnings of one download, each emitted once as [`Event::Warning`].
+#[derive(Debug, Default)]
+struct Warnings(Mutex<Vec<String>>);
+
+impl Warnings {
+    fn warn(&self, dl: &Downloader, message: String) {
+        let mut all = lock(&self.0);
+        if all.contains(&message) {
+            return;
+        }
+        tracing::warn!(%message);
+        all.push(message.clone());
+        drop(all);
+        dl.emit(&Event::Warning { message });
+    }
+
+    fn all(&self) -> Vec<String> {
+        lock(&self.0).clone()
+    }
+}
+
 /// Why an attempt stopped early.
 #[derive(Debug)]
 enum Failure {
+    /// The source ignored a part's range and sent the whole object: download it as one
+    /// stream instead.
+    NoRanges,
     /// Report this error.
     Fatal(Error),
     /// The object is not the version being downloaded.
@@ -216,6 +261,9 @@ struct Attempt<'a> {
     /// Cancelled by the caller's token or by the first worker that fails.
     halt: CancellationToken,
     counters: Counters,
+    warnings: &'a Warnings,
+    /// The source ignores ranges: the whole object (or range) is one part.
+    single_stream: bool,
 }
 
 /// State shared by the workers of one attempt.
@@ -272,6 +320,15 @@ impl<'a> Attempt<'a> {
             size: meta.size,
             reason: p.0,
         })?;
+        if meta.etag.is_none() && meta.last_modified.is_none() && meta.version_id.is_none() {
+            self.warnings.warn(
+                dl,
+                "the server sends neither ETag nor Last-Modified: the download is pinned only by \
+                 the object's size, so a change that keeps the size would go unnoticed unless a \
+                 checksum verifies the file (--checksum)"
+                    .into(),
+            );
+        }
         let fingerprint = fingerprint(&meta);
         let whole_object = range.start == 0 && range.end == meta.size;
         let mut checks = Plan::new(
@@ -375,6 +432,7 @@ impl<'a> Attempt<'a> {
             conditions: ReadConditions {
                 if_match: meta.etag.clone(),
                 version_id: meta.version_id.clone().or_else(|| dl.version_id.clone()),
+                if_unmodified_since: meta.last_modified,
             },
             checks: &checks,
             digests: Mutex::new(digests),
@@ -460,6 +518,7 @@ impl<'a> Attempt<'a> {
             crc64: crc,
             crc64_verified: crc64_verified(&verification),
             verification,
+            warnings: self.warnings.all(),
             elapsed: started.elapsed(),
         };
         self.emit_progress(&transfer, true);
@@ -531,6 +590,12 @@ impl<'a> Attempt<'a> {
         checks: &mut Plan,
     ) -> Result<PartLayout, Failure> {
         let dl = self.dl;
+        if self.single_stream {
+            // The server ignores ranges: one part, the whole range, read as one stream.
+            let layout = plan(range.clone(), (range.end - range.start).max(1))
+                .ok_or_else(|| Error::Config("part size is 0 bytes".into()))?;
+            return Ok(layout);
+        }
         let wanted = bounded_part_size(range.end - range.start, dl.part_size, dl.max_parts);
         // Parts aligned to a composite checksum's upload parts, when it has one (at most 4x
         // smaller than `wanted`, so at most 4 x max_parts parts).
@@ -821,6 +886,7 @@ impl<'a> Attempt<'a> {
             crc64: crc,
             crc64_verified: crc64_verified(&verification),
             verification,
+            warnings: self.warnings.all(),
             elapsed: started.elapsed(),
         };
         dl.emit(&Event::Progress {

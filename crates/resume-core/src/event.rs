@@ -54,6 +54,10 @@ pub enum Event {
     },
     /// The object changed; the download starts over against its new version.
     Restarted { reason: String, restart: u32 },
+    /// Something a person should know about this download, said once (also kept in
+    /// [`Report::warnings`]): e.g. a server that ignores ranges, or one that sends no
+    /// validator to pin the object by.
+    Warning { message: String },
     /// The file is complete, verified and in place.
     Completed(Arc<Report>),
     /// The download stopped with this error (the same one `download` returns).
@@ -100,5 +104,7 @@ pub struct Report {
     pub crc64_verified: bool,
     /// What verified the written bytes, or why nothing did.
     pub verification: Verification,
+    /// Every [`Event::Warning`] of the download, in order.
+    pub warnings: Vec<String>,
     pub elapsed: Duration,
 }

@@ -66,6 +66,64 @@ pub fn is_secret_param(name: &str) -> bool {
     SECRET_PARAMS.contains(&name.as_str()) || SECRET_PARTS.iter().any(|p| name.contains(p))
 }
 
+/// Parameters of a signed URL that say how and until when it was signed, not which object it
+/// names: signatures, credentials, tokens, algorithms, signing dates and expiries (OSS V1 and
+/// V4, S3 SigV2 and SigV4, GCS V2 and V4, CloudFront). Compared ASCII case-insensitively.
+const SIGNING_PARAMS: &[&str] = &[
+    "expires",
+    "policy",
+    "x-oss-signature-version",
+    "x-oss-date",
+    "x-oss-expires",
+    "x-oss-additional-headers",
+    "x-amz-algorithm",
+    "x-amz-date",
+    "x-amz-expires",
+    "x-amz-signedheaders",
+    "x-goog-algorithm",
+    "x-goog-date",
+    "x-goog-expires",
+    "x-goog-signedheaders",
+];
+
+/// The fields of an Azure SAS token (`sv`, `se`, `sp`, … `sig`): signing parameters only when
+/// the query has a `sig` (elsewhere `sp` or `st` may well name the object).
+const AZURE_SAS_PARAMS: &[&str] = &[
+    "sv", "ss", "srt", "sp", "se", "st", "spr", "sig", "sr", "si", "sip", "skoid", "sktid", "skt",
+    "ske", "sks", "skv", "sdd", "saoid", "suoid", "scid", "ses", "sduoid",
+];
+
+/// `query` (without the `?`) without the parameters that sign it ([`is_secret_param`], the
+/// signing dates and expiries, an Azure SAS token's fields), the others kept verbatim and in
+/// order. Two presigned URLs of the same object, signed at different times or by different
+/// keys, give the same result: what names a download's checkpoint.
+pub fn unsigned_query(query: &str) -> String {
+    let name_of = |pair: &str| {
+        percent_decode_lossy(pair.split_once('=').map_or(pair, |(n, _)| n)).to_ascii_lowercase()
+    };
+    let azure = query.split('&').any(|p| name_of(p) == "sig");
+    query
+        .split('&')
+        .filter(|pair| {
+            if pair.is_empty() {
+                return false;
+            }
+            let name = name_of(pair);
+            !(is_secret_param(&name)
+                || SIGNING_PARAMS.contains(&name.as_str())
+                || (azure && AZURE_SAS_PARAMS.contains(&name.as_str())))
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Whether `query` (without the `?`) carries a signature or token (a presigned URL, a SAS).
+pub fn is_signed_query(query: &str) -> bool {
+    query.split('&').any(|pair| {
+        matches!(pair.split_once('='), Some((name, v)) if !v.is_empty() && is_secret_param(name))
+    })
+}
+
 /// `url` with the user-info's password (or a lone user name) and the value of every
 /// secret-bearing query or fragment parameter replaced by [`REDACTED`]. Everything else —
 /// scheme, host, port, path, parameter names, other parameters — is kept as given.
@@ -266,6 +324,47 @@ mod tests {
             redact_url("https://h/k?flag#access_token=abc&x=1"),
             "https://h/k?flag#access_token=<redacted>&x=1"
         );
+    }
+
+    #[test]
+    fn unsigned_queries_keep_what_names_the_object_and_drop_what_signs_it() {
+        for (signed, unsigned) in [
+            (
+                "OSSAccessKeyId=AK&Expires=1700000000&Signature=abc%2B%2F&security-token=t",
+                "",
+            ),
+            (
+                "x-oss-signature-version=OSS4-HMAC-SHA256&x-oss-credential=AK%2F2024&\
+                 x-oss-date=20240101T000000Z&x-oss-expires=3600&x-oss-signature=ff&versionId=v1",
+                "versionId=v1",
+            ),
+            (
+                "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=c&X-Amz-Date=20240101T000000Z&\
+                 X-Amz-Expires=60&X-Amz-SignedHeaders=host&X-Amz-Signature=s&partNumber=2",
+                "partNumber=2",
+            ),
+            (
+                "X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Credential=c&X-Goog-Date=d&\
+                 X-Goog-Expires=900&X-Goog-SignedHeaders=host&X-Goog-Signature=s&generation=7",
+                "generation=7",
+            ),
+            (
+                "sv=2022-11-02&se=2030-01-01T00%3A00%3A00Z&sr=b&sp=r&sig=x%3D",
+                "",
+            ),
+            // Without `sig`, `sp` and `st` are the object's own parameters.
+            ("sp=1&st=2&a=b%20c", "sp=1&st=2&a=b%20c"),
+            (
+                "response-content-type=text%2Fplain&&x=1",
+                "response-content-type=text%2Fplain&x=1",
+            ),
+        ] {
+            assert_eq!(unsigned_query(signed), unsigned, "{signed}");
+        }
+        assert!(is_signed_query("a=1&X-Amz-Signature=abc"));
+        assert!(is_signed_query("sv=1&sig=abc"));
+        assert!(!is_signed_query("a=1&sig="));
+        assert!(!is_signed_query("versionId=3"));
     }
 
     #[test]

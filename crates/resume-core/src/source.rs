@@ -49,6 +49,11 @@ pub struct ReadConditions {
     pub if_match: Option<String>,
     /// Read this version of the object.
     pub version_id: Option<String>,
+    /// The object's last-modified time when the download was pinned to it. Sources whose
+    /// etags cannot pin a read (none, or weak ones, which `If-Match` never matches) send it
+    /// as `If-Unmodified-Since` and report a response with another last-modified time as
+    /// [`SourceErrorKind::Changed`]; sources with strong etags or versions may ignore it.
+    pub if_unmodified_since: Option<SystemTime>,
 }
 
 /// A stream of body bytes; an `Err` item ends the read.

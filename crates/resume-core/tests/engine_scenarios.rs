@@ -230,7 +230,35 @@ async fn denied_and_not_found_are_not_retried() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_source_that_ignores_range_is_an_error_and_writes_nothing() {
+async fn a_source_that_ignores_range_is_downloaded_as_one_stream_with_one_warning() {
+    let f = Fixture::new(50_000, 8);
+    f.source
+        .set_fault_plan(FaultPlan::new().on_request(0, Fault::IgnoreRange));
+    let report = f
+        .downloader()
+        .part_size(10_000)
+        .concurrency(4)
+        .download(KEY, &f.dest)
+        .await
+        .unwrap();
+    assert_eq!(f.dest_bytes(), f.content);
+    assert_eq!((report.parts, report.restarts), (1, 0));
+    let message = "server does not support ranges: one connection, resumes from the start";
+    assert_eq!(report.warnings, vec![message.to_owned()]);
+    let events = f.events();
+    assert_eq!(
+        count(
+            &events,
+            |e| matches!(e, Event::Warning { message: m } if m == message)
+        ),
+        1
+    );
+    // Not a byte of the ignored response was accepted as a part.
+    assert_eq!(count(&events, |e| matches!(e, Event::PartDone { .. })), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_range_from_a_source_that_ignores_ranges_is_an_error_and_writes_nothing() {
     let f = Fixture::new(50_000, 8);
     f.source
         .set_fault_plan(FaultPlan::new().on_request(0, Fault::IgnoreRange));
@@ -238,6 +266,7 @@ async fn a_source_that_ignores_range_is_an_error_and_writes_nothing() {
         .downloader()
         .part_size(10_000)
         .concurrency(1)
+        .range(RangeSpec::From { first: 100 })
         .download(KEY, &f.dest)
         .await
         .unwrap_err();
@@ -245,8 +274,7 @@ async fn a_source_that_ignores_range_is_an_error_and_writes_nothing() {
         err.to_string().contains("does not support ranged reads"),
         "{err}"
     );
-    // Not a byte of the ignored response was accepted, and with no part done there is
-    // nothing to resume: nothing is left behind.
+    // With no part done there is nothing to resume: nothing is left behind.
     assert!(f.files().is_empty(), "{:?}", f.files());
     assert!(f.store.ids().is_empty());
 }

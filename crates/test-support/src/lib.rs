@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod netlab;
+pub mod origin;
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader};

@@ -279,13 +279,24 @@ impl Attempt<'_> {
             return Ok(());
         }
         if read.range == (0..meta.size) {
+            if t.layout.start == 0 && t.layout.len == meta.size {
+                if t.layout.part_count == 1 {
+                    // One stream already, resumed after a break: it starts over.
+                    return Err(AttemptError::Malformed(SourceError::transient(
+                        "the source ignored the range of a resumed request and sent the whole \
+                         object; the stream starts over"
+                            .to_string(),
+                    )));
+                }
+                // Ignored ranges: the whole object as one stream does not need them.
+                return Err(Failure::NoRanges.into());
+            }
             return Err(Failure::Fatal(Error::BadSource {
                 key: self.key.to_owned(),
                 detail: format!(
                     "the source ignored the request for bytes {}-{} and sent the whole object \
-                     (HTTP 200 instead of 206); it does not support ranged reads, so use a part \
-                     size of at least the object's size ({} bytes) with one job, or a server \
-                     that honours Range",
+                     (HTTP 200 instead of 206); it does not support ranged reads, so only the \
+                     whole object ({} bytes) can be downloaded from it: drop --range",
                     want.start,
                     want.end - 1,
                     meta.size
