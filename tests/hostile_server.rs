@@ -136,28 +136,23 @@ fn object_replaced_by_one_of_another_size_mid_download_never_mixes() {
 }
 
 #[test]
-fn server_ignoring_range_is_an_error_and_no_object_byte_is_written() {
+fn server_ignoring_range_is_downloaded_as_one_stream_said_once() {
     let c = case(256 << 10, 4);
     c.faults(vec![FaultRule::always(Fault::IgnoreRange).method("GET")]);
     let out = c.get().args(["--part-size", "64KiB"]).run();
-    out.expect_code(EXIT_NETWORK)
-        .expect_stderr(&["ignored the request for bytes", "200 instead of 206"]);
-    assert!(!c.dest.exists());
-    if let Ok(tmp) = std::fs::read(rgpart(&c.dest)) {
-        assert!(
-            tmp.iter().all(|&b| b == 0),
-            "the temp file holds bytes from a response that ignored Range"
-        );
-    }
-    c.server.emu.clear_fault_plan();
-    let out = c.get().args(["--part-size", "64KiB"]).run();
     out.expect_ok();
+    let warnings = out.events_named("warning");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert_eq!(
-        out.num("started", "reused_bytes"),
-        0,
-        "no part was recorded"
+        warnings[0]["message"],
+        "server does not support ranges: one connection, resumes from the start"
     );
-    assert_file_is(&c.dest, &c.content, "after the server honours Range again");
+    assert_eq!(out.num("completed", "parts"), 1);
+    assert_file_is(
+        &c.dest,
+        &c.content,
+        "one stream from a server that ignores Range",
+    );
 }
 
 /// `-j 1`, parts of 64 KiB, the 3rd GET answered with `fault`: parts 0 and 1 are done.

@@ -138,7 +138,15 @@ impl Sender {
                     req = req.header(name, value);
                 }
             }
-            if same_origin && let Some(a) = &self.auth {
+            // An explicit `Authorization` header wins over user-info and `.netrc` (as curl).
+            let explicit = self
+                .headers
+                .iter()
+                .any(|(n, _)| n == reqwest::header::AUTHORIZATION);
+            if same_origin
+                && !explicit
+                && let Some(a) = &self.auth
+            {
                 req = req.basic_auth(&a.user, a.password.as_ref());
             }
             req = req

@@ -6,10 +6,12 @@ use base64::Engine as _;
 use reqwest::header::HeaderMap;
 use resume_core::{Algorithm, Checksum, Origin};
 
-/// `Repr-Digest`'s algorithm names (RFC 9530's registry) the engine can verify.
+/// `Repr-Digest`'s algorithm names (RFC 9530's registry) the engine can verify (`unixsum`,
+/// `unixcksum` and `adler` it cannot).
 fn repr_algorithm(name: &str) -> Option<Algorithm> {
     Some(match name.to_ascii_lowercase().as_str() {
         "sha-256" => Algorithm::Sha256,
+        "sha-512" => Algorithm::Sha512,
         "sha" => Algorithm::Sha1,
         "md5" => Algorithm::Md5,
         "crc32c" => Algorithm::Crc32c,
@@ -117,15 +119,17 @@ mod tests {
         assert_eq!(
             names,
             vec![
+                (Algorithm::Sha512, "HTTP Repr-Digest".to_owned()),
                 (Algorithm::Sha256, "HTTP Repr-Digest".to_owned()),
                 (Algorithm::Md5, "HTTP Content-MD5".to_owned())
             ]
         );
-        assert_eq!(got[0].value, vec![7u8; 32]);
+        assert_eq!(got[0].value, vec![9u8; 64]);
+        assert_eq!(got[1].value, vec![7u8; 32]);
         // On a 206, Content-MD5 is the part's: left out; Repr-Digest stays.
         let got = published(&h, false);
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0].algorithm, Algorithm::Sha256);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].algorithm, Algorithm::Sha256);
     }
 
     #[test]

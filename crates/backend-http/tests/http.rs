@@ -346,8 +346,48 @@ async fn repr_digest_and_content_md5_verify_the_download() {
     let dir = tempfile::tempdir().unwrap();
     let report = download(source, &key, &dir.path().join("ok"), 100_000).await;
     let text = report.verification.to_string();
-    assert!(text.contains("SHA-256"), "{text}");
+    assert!(
+        text.contains("SHA-256") && text.contains("SHA-512"),
+        "{text}"
+    );
     assert!(text.contains("HTTP Repr-Digest"), "{text}");
+
+    // The legacy Content-MD5 alone verifies too.
+    origin.route("/md5.bin", object(String::new(), md5.clone()));
+    let (source, key) = open(&origin.url("/md5.bin"));
+    let report = download(source, &key, &dir.path().join("md5"), 100_000).await;
+    let text = report.verification.to_string();
+    assert!(
+        text.contains("MD5") && text.contains("HTTP Content-MD5"),
+        "{text}"
+    );
+
+    // SHA-512 alone is enough; a wrong one fails naming it.
+    let mut bad512 = sha2::Sha512::digest(&body).to_vec();
+    bad512[63] ^= 0x80;
+    let bad512 = base64::engine::general_purpose::STANDARD.encode(bad512);
+    origin.route(
+        "/only512.bin",
+        object(format!("sha-512=:{sha512}:"), String::new()),
+    );
+    origin.route(
+        "/bad512.bin",
+        object(format!("sha-512=:{bad512}:"), String::new()),
+    );
+    let (source, key) = open(&origin.url("/only512.bin"));
+    let report = download(source, &key, &dir.path().join("only512"), 100_000).await;
+    assert!(
+        report.verification.to_string().contains("SHA-512"),
+        "{:?}",
+        report.verification
+    );
+    let (source, key) = open(&origin.url("/bad512.bin"));
+    let err = Downloader::from_arc(source)
+        .download(&key, &dir.path().join("bad512"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
+    assert!(err.to_string().contains("SHA-512"), "{err}");
 
     // A digest that disagrees with the bytes: an integrity failure, DEST not written.
     let wrong = base64::engine::general_purpose::STANDARD.encode([0u8; 32]);

@@ -114,9 +114,9 @@ pub struct DownloadOpts {
     #[arg(long)]
     pub verify_on_resume: bool,
 
-    /// Also verify the file against this digest, ALG=HEX with ALG one of sha256, sha1, md5,
-    /// crc32c, crc32, crc64nvme, crc64xz (any SOURCE; repeatable; with --range, the digest
-    /// of the range's bytes). A mismatch exits 6 and leaves DEST as it was.
+    /// Also verify the file against this digest, ALG=HEX with ALG one of sha256, sha512, sha1,
+    /// md5, crc32c, crc32, crc64nvme, crc64xz (any SOURCE; repeatable; with --range, the
+    /// digest of the range's bytes). A mismatch exits 6 and leaves DEST as it was.
     #[arg(long, value_name = "ALG=HEX", value_parser = crate::checksum::parse_checksum_arg)]
     pub checksum: Vec<resume_core::Checksum>,
 

@@ -15,7 +15,7 @@ pub fn parse_checksum_arg(s: &str) -> Result<Checksum, String> {
 /// Lines are `HEX  NAME` or `HEX *NAME` (sha256sum, md5sum, …) or `ALG (NAME) = HEX` (BSD,
 /// `--tag`); empty lines and `#` comments are skipped. The algorithm is the BSD tag's, else
 /// the one the file's name says (`SHA256SUMS`, `x.sha1`, `MD5SUMS`…), else the digest's
-/// length (64 hex digits SHA-256, 40 SHA-1, 32 MD5).
+/// length (128 hex digits SHA-512, 64 SHA-256, 40 SHA-1, 32 MD5).
 pub fn from_sums_file(path: &Path, names: &[&str]) -> Result<Checksum, String> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         format!(
@@ -122,6 +122,7 @@ fn algorithm_from_file_name(name: &str) -> Option<Algorithm> {
     let lower = name.to_ascii_lowercase();
     [
         ("sha256", Algorithm::Sha256),
+        ("sha512", Algorithm::Sha512),
         ("sha1", Algorithm::Sha1),
         ("md5", Algorithm::Md5),
     ]
@@ -132,6 +133,7 @@ fn algorithm_from_file_name(name: &str) -> Option<Algorithm> {
 
 fn algorithm_from_len(hex_digits: usize) -> Option<Algorithm> {
     match hex_digits {
+        128 => Some(Algorithm::Sha512),
         64 => Some(Algorithm::Sha256),
         40 => Some(Algorithm::Sha1),
         32 => Some(Algorithm::Md5),
@@ -206,7 +208,9 @@ mod tests {
     fn checksum_arg() {
         let c = parse_checksum_arg(&format!("sha256={SHA}")).unwrap();
         assert_eq!(c.describe(), "SHA-256 (--checksum)");
-        let e = parse_checksum_arg("sha512=00").unwrap_err();
+        let e = parse_checksum_arg("sha384=00").unwrap_err();
         assert!(e.contains("sha256"), "{e}");
+        let e = parse_checksum_arg("sha512=00").unwrap_err();
+        assert!(e.contains("128 hex digits"), "{e}");
     }
 }

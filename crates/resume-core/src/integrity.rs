@@ -27,11 +27,13 @@ pub enum Algorithm {
     Md5,
     Sha1,
     Sha256,
+    /// SHA-512: HTTP's `Repr-Digest` (RFC 9530), `SHA512SUMS`.
+    Sha512,
 }
 
 impl Algorithm {
     /// Every algorithm, CRCs first.
-    pub const ALL: [Algorithm; 7] = [
+    pub const ALL: [Algorithm; 8] = [
         Algorithm::Crc64Xz,
         Algorithm::Crc64Nvme,
         Algorithm::Crc32c,
@@ -39,6 +41,7 @@ impl Algorithm {
         Algorithm::Md5,
         Algorithm::Sha1,
         Algorithm::Sha256,
+        Algorithm::Sha512,
     ];
 
     /// The usual name, e.g. `CRC-64/NVME`, `SHA-256`.
@@ -51,6 +54,7 @@ impl Algorithm {
             Algorithm::Md5 => "MD5",
             Algorithm::Sha1 => "SHA-1",
             Algorithm::Sha256 => "SHA-256",
+            Algorithm::Sha512 => "SHA-512",
         }
     }
 
@@ -65,6 +69,7 @@ impl Algorithm {
             Algorithm::Md5 => "md5",
             Algorithm::Sha1 => "sha1",
             Algorithm::Sha256 => "sha256",
+            Algorithm::Sha512 => "sha512",
         }
     }
 
@@ -87,6 +92,7 @@ impl Algorithm {
             Algorithm::Md5 => 16,
             Algorithm::Sha1 => 20,
             Algorithm::Sha256 => 32,
+            Algorithm::Sha512 => 64,
         }
     }
 
@@ -947,11 +953,12 @@ impl CrcCombiner {
     }
 }
 
-/// An in-order digest (MD5, SHA-1, SHA-256).
+/// An in-order digest (MD5, SHA-1, SHA-256, SHA-512).
 pub(crate) enum InOrderHasher {
     Md5(md5::Md5),
     Sha1(sha1::Sha1),
     Sha256(sha2::Sha256),
+    Sha512(sha2::Sha512),
 }
 
 impl InOrderHasher {
@@ -960,6 +967,7 @@ impl InOrderHasher {
             Algorithm::Md5 => Some(Self::Md5(md5::Md5::new())),
             Algorithm::Sha1 => Some(Self::Sha1(sha1::Sha1::new())),
             Algorithm::Sha256 => Some(Self::Sha256(sha2::Sha256::new())),
+            Algorithm::Sha512 => Some(Self::Sha512(sha2::Sha512::new())),
             _ => None,
         }
     }
@@ -969,6 +977,7 @@ impl InOrderHasher {
             Self::Md5(h) => h.update(data),
             Self::Sha1(h) => h.update(data),
             Self::Sha256(h) => h.update(data),
+            Self::Sha512(h) => h.update(data),
         }
     }
 
@@ -977,6 +986,7 @@ impl InOrderHasher {
             Self::Md5(h) => (Algorithm::Md5, h.finalize().to_vec()),
             Self::Sha1(h) => (Algorithm::Sha1, h.finalize().to_vec()),
             Self::Sha256(h) => (Algorithm::Sha256, h.finalize().to_vec()),
+            Self::Sha512(h) => (Algorithm::Sha512, h.finalize().to_vec()),
         }
     }
 }
