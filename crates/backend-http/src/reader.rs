@@ -6,7 +6,8 @@
 //! strongly, so a weak tag never matches and every read would fail with 412); then, as for a
 //! server without etags, `If-Unmodified-Since` carries the last-modified time of the `stat`,
 //! and an answer with another `Last-Modified` is `Changed` whatever the server made of the
-//! condition. The engine checks every answer's size and etag.
+//! condition (with a strong etag matched, a moving `Last-Modified`, as dynamic servers send,
+//! says nothing). The engine checks every answer's size and etag.
 
 use std::ops::Range;
 
@@ -53,9 +54,12 @@ pub(crate) async fn read_range(
         reqwest::header::RANGE,
         header(format!("bytes={}-{last}", range.start))?,
     );
+    // A strong etag pins the read by itself; otherwise the last-modified time does.
+    let mut strong = false;
     match (&conditions.if_match, conditions.if_unmodified_since) {
         (Some(etag), _) if !src.is_weak(etag) => {
             extra.insert(reqwest::header::IF_MATCH, header(etag.clone())?);
+            strong = true;
         }
         (_, Some(t)) => {
             extra.insert(
@@ -108,7 +112,9 @@ pub(crate) async fn read_range(
     };
     coded_body_error(&op, headers, status)?;
     let etag = src.etag(headers);
-    check_last_modified(&op, headers, conditions)?;
+    if !strong {
+        check_last_modified(&op, headers, conditions)?;
+    }
     let body_op = op.clone();
     let body = response
         .bytes_stream()

@@ -26,6 +26,7 @@ fn value(algorithm: Algorithm, data: &[u8]) -> Vec<u8> {
         Algorithm::Md5 => md5::Md5::digest(data).to_vec(),
         Algorithm::Sha1 => sha1::Sha1::digest(data).to_vec(),
         Algorithm::Sha256 => sha2::Sha256::digest(data).to_vec(),
+        Algorithm::Sha512 => sha2::Sha512::digest(data).to_vec(),
         other => panic!("no reference for {other}"),
     }
 }

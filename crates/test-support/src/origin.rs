@@ -56,6 +56,8 @@ pub enum Route {
 /// A request as it arrived.
 #[derive(Debug, Clone)]
 pub struct Seen {
+    /// Which connection it came on (numbered from 1 in order of acceptance).
+    pub connection: usize,
     pub method: String,
     /// Path and query, byte for byte.
     pub target: String,
@@ -78,6 +80,7 @@ pub struct Origin {
     pub addr: SocketAddr,
     routes: Routes,
     log: Arc<Mutex<Vec<Seen>>>,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -99,6 +102,8 @@ impl Origin {
         let log: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let (r, l) = (routes.clone(), log.clone());
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let accepted = connections.clone();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -112,11 +117,15 @@ impl Origin {
                         c = listener.accept() => c,
                     };
                     let Ok((stream, _)) = conn else { continue };
+                    let connection =
+                        accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                     let (r, l) = (r.clone(), l.clone());
                     tokio::spawn(async move {
                         let service = hyper::service::service_fn(move |req| {
                             let (r, l) = (r.clone(), l.clone());
-                            async move { Ok::<_, Infallible>(answer(&r, &l, req).await) }
+                            async move {
+                                Ok::<_, Infallible>(answer(&r, &l, req, connection).await)
+                            }
                         });
                         let _ = hyper::server::conn::http1::Builder::new()
                             .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
@@ -130,6 +139,7 @@ impl Origin {
             addr,
             routes,
             log,
+            connections,
             stop: Some(stop),
             thread: Some(thread),
         }
@@ -151,6 +161,11 @@ impl Origin {
 
     pub fn url(&self, path_and_query: &str) -> String {
         format!("http://{}{path_and_query}", self.addr)
+    }
+
+    /// Connections accepted so far (the readiness probe of `start` is one).
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Every request so far.
@@ -190,6 +205,7 @@ async fn answer(
     routes: &Routes,
     log: &Mutex<Vec<Seen>>,
     req: Request<hyper::body::Incoming>,
+    connection: usize,
 ) -> Response<Body> {
     let target = req
         .uri()
@@ -207,6 +223,7 @@ async fn answer(
         })
         .collect();
     let seen = Seen {
+        connection,
         method: req.method().as_str().to_owned(),
         target: target.clone(),
         headers,

@@ -230,7 +230,7 @@ fn bad_checksum_arguments_are_usage_errors() {
     let dest = dir.path().join("x");
     for (args, needle) in [
         (
-            vec!["--checksum", "sha512=00"],
+            vec!["--checksum", "sha384=00"],
             "unknown checksum algorithm",
         ),
         (vec!["--checksum", "md5=abc"], "not hexadecimal"),

@@ -434,17 +434,63 @@ fn repr_digest_verifies_and_the_last_line_says_so() {
     assert!(!dest.exists());
 }
 
+/// Panics if any of `secrets` is in the output or in any file in `dir`.
+#[track_caller]
+fn assert_no_secrets(secrets: &[String], stdout: &str, stderr: &str, dir: &Path, what: &str) {
+    for secret in secrets {
+        assert!(
+            !stdout.contains(secret.as_str()) && !stderr.contains(secret.as_str()),
+            "{what}: {secret} printed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let content = std::fs::read(&p).unwrap();
+            assert!(
+                !content
+                    .windows(secret.len())
+                    .any(|w| w == secret.as_bytes()),
+                "{what}: {secret} in {}",
+                p.display()
+            );
+        }
+    }
+}
+
 #[test]
 fn secrets_in_http_urls_and_headers_never_appear_in_output_or_files() {
     let origin = Origin::start();
-    let bytes = data(500_000, 151);
-    let query = format!("X-Amz-Credential=AK%2F{HEADER_TOKEN}&X-Amz-Signature={SIGNATURE}&part=1");
+    let bytes = data(1 << 20, 151);
+    // Every kind of signing parameter the issue names, each with its own secret value.
+    let names = [
+        "Signature",
+        "x-oss-signature",
+        "X-Amz-Signature",
+        "X-Amz-Credential",
+        "X-Amz-Security-Token",
+        "X-Goog-Signature",
+        "sig",
+        "security-token",
+    ];
+    let secrets: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(i, _)| format!("{SIGNATURE}-{i}"))
+        .chain([PASSWORD.to_owned(), HEADER_TOKEN.to_owned()])
+        .collect();
+    let query = names
+        .iter()
+        .zip(&secrets)
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect::<Vec<_>>()
+        .join("&")
+        + "&part=1";
     origin.route(
         "/s.bin",
         Route::Object(Object {
             body: bytes.clone(),
             etag: Some("\"s\"".into()),
             require_query: Some(query.clone()),
+            bytes_per_second: Some(512 * 1024),
             ..Object::default()
         }),
     );
@@ -452,12 +498,7 @@ fn secrets_in_http_urls_and_headers_never_appear_in_output_or_files() {
     let auth = format!("Authorization: Bearer {HEADER_TOKEN}");
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("s.bin");
-    // Success, then a failure (the object is gone) with progress saved, at trace level.
-    for (i, expect) in [(0, 0), (1, 8)] {
-        if i == 1 {
-            std::fs::remove_file(&dest).unwrap();
-            origin.route("/s.bin", Route::Gone(503));
-        }
+    let cmd = |json: bool| {
         let mut cmd = bare_cmd();
         cmd.env("RUST_LOG", "trace")
             .args([
@@ -466,36 +507,107 @@ fn secrets_in_http_urls_and_headers_never_appear_in_output_or_files() {
                 "2",
                 "--part-size",
                 "128KiB",
-                "--header",
-                &auth,
+                "--jobs",
+                "1",
             ])
+            .args(["--header", &auth])
             .arg(&url)
             .arg(&dest);
-        let out = run(&mut cmd, "secrets");
-        out.expect_code(expect);
-        for secret in [PASSWORD, SIGNATURE, HEADER_TOKEN] {
-            assert!(
-                !out.stdout.contains(secret) && !out.stderr.contains(secret),
-                "{secret} printed:\n{}",
-                out.stderr
-            );
-            for e in std::fs::read_dir(dir.path()).unwrap() {
-                let p = e.unwrap().path();
-                let content = std::fs::read(&p).unwrap();
-                assert!(
-                    !content
-                        .windows(secret.len())
-                        .any(|w| w == secret.as_bytes()),
-                    "{secret} in {}",
-                    p.display()
-                );
-            }
+        if json {
+            cmd.arg("--json");
         }
-        if i == 0 {
-            assert_file(&dest, &bytes, "secrets");
-        }
-    }
-    // The password went as basic auth, the token as the header asked.
+        cmd
+    };
+
+    // Killed mid-download: the checkpoint and temp file hold no secret.
+    let mut running = Running::spawn(&mut cmd(true), "secrets, killed");
+    running.wait_for_line(Duration::from_secs(60), |l| l.contains("\"part_done\""));
+    let partial = running.stderr_so_far();
+    drop(running);
+    assert!(dir.path().join("s.bin.rgcp").exists());
+    assert_no_secrets(&secrets, "", &partial, dir.path(), "killed");
+
+    // Resumed to the end, at trace level.
+    origin.update("/s.bin", |o| o.bytes_per_second = None);
+    let out = run(&mut cmd(true), "secrets, resumed");
+    let done = assert_ok(&out, &dest, &bytes);
+    assert!(u(&done["parts_reused"]) > 0, "{done}");
+    assert_no_secrets(&secrets, &out.stdout, &out.stderr, dir.path(), "resumed");
+
+    // A failure (the server now refuses), human output.
+    std::fs::remove_file(&dest).unwrap();
+    origin.route("/s.bin", Route::Gone(403));
+    let out = run(&mut cmd(false), "secrets, refused");
+    out.expect_code(4);
+    assert!(out.stderr.contains("<redacted>"), "{}", out.stderr);
+    assert_no_secrets(&secrets, &out.stdout, &out.stderr, dir.path(), "refused");
+
+    // The password went nowhere: the explicit Authorization header wins, as in curl.
     let seen = origin.requests();
-    assert!(seen.iter().all(|r| r.header("authorization").is_some()));
+    assert!(
+        seen.iter()
+            .all(|r| r.header("authorization") == Some(&format!("Bearer {HEADER_TOKEN}")))
+    );
+}
+
+#[test]
+fn netrc_user_agent_and_headers_reach_the_server_and_parts_share_one_connection() {
+    use base64::Engine as _;
+    let origin = Origin::start();
+    let bytes = data(1 << 20, 152);
+    origin.route(
+        "/n.bin",
+        Route::Object(Object {
+            body: bytes.clone(),
+            etag: Some("\"n\"".into()),
+            ..Object::default()
+        }),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let netrc = dir.path().join("netrc");
+    std::fs::write(
+        &netrc,
+        format!("machine example.org login x password y\nmachine 127.0.0.1 login bob password {PASSWORD}\n"),
+    )
+    .unwrap();
+    let dest = dir.path().join("n.bin");
+    let out = run(
+        bare_cmd()
+            .env("NETRC", &netrc)
+            .args(["--json", "-vv", "--netrc", "--user-agent", "tester/1.0"])
+            .args(["-H", "X-A: 1", "--header", "X-B: two words"])
+            .args(["--part-size", "128KiB", "--jobs", "1"])
+            .arg(origin.url("/n.bin"))
+            .arg(&dest),
+        "netrc",
+    );
+    let done = assert_ok(&out, &dest, &bytes);
+    assert_eq!(done["parts"], 8);
+    assert!(!out.stderr.contains(PASSWORD), "{}", out.stderr);
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("bob:{PASSWORD}"))
+    );
+    let seen = origin.requests();
+    assert_eq!(
+        seen.len(),
+        1 + 8 + 1,
+        "HEAD, 8 parts, HEAD before the rename"
+    );
+    for r in &seen {
+        assert_eq!(r.header("authorization"), Some(basic.as_str()), "{r:?}");
+        assert_eq!(r.header("user-agent"), Some("tester/1.0"));
+        assert_eq!(
+            (r.header("x-a"), r.header("x-b")),
+            (Some("1"), Some("two words"))
+        );
+    }
+    // Keep-alive: connections are reused across parts. (Not always exactly one: a part's
+    // request may leave before the previous part's connection is back in the pool.)
+    let mut used: Vec<usize> = seen.iter().map(|r| r.connection).collect();
+    used.dedup();
+    assert!(
+        used.len() <= seen.len() / 2,
+        "connections per request: {used:?}"
+    );
 }
