@@ -86,6 +86,7 @@ fn meta(src: &HttpSource, headers: &HeaderMap, size: u64, whole_body: bool) -> O
         last_modified: last_modified(headers),
         version_id: None,
         checksums: digest::published(headers, whole_body),
+        checksum_note: None,
     }
 }
 
