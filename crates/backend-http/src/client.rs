@@ -3,11 +3,12 @@
 //! retries of its own) and redirects followed here, not by reqwest, so that credentials
 //! never cross to another origin and the final URL can be remembered.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Response, StatusCode};
 use resume_core::redact::redact_url;
+use resume_core::request_log;
 use resume_core::{SourceError, SourceErrorKind};
 use url::Url;
 
@@ -152,9 +153,39 @@ impl Sender {
             req = req
                 .header(reqwest::header::ACCEPT_ENCODING, "identity")
                 .headers(extra.clone());
+            let request = req.build().map_err(|e| transport_error(op, e))?;
+            // The request log every backend follows (`-v` lines, `-vv` headers).
+            request_log::headers(
+                true,
+                request
+                    .headers()
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_bytes())),
+            );
             tracing::trace!(operation = op, url = %redact_url(url.as_str()), hop, "sending");
-            let response = req.send().await.map_err(|e| transport_error(op, e))?;
+            let started = Instant::now();
+            let response = match self.http.execute(request).await {
+                Ok(r) => r,
+                Err(e) => {
+                    request_log::failure(method.as_str(), url.as_str(), started.elapsed(), &e);
+                    return Err(transport_error(op, e));
+                }
+            };
             let status = response.status();
+            let pairs = || {
+                response
+                    .headers()
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_bytes()))
+            };
+            request_log::response(
+                method.as_str(),
+                url.as_str(),
+                status.as_u16(),
+                request_log::request_id(pairs()).as_deref(),
+                started.elapsed(),
+            );
+            request_log::headers(false, pairs());
             tracing::trace!(operation = op, status = status.as_u16(), version = ?response.version(), "answered");
             if !is_redirect(status) {
                 return Ok(Answer { response, url });

@@ -252,9 +252,29 @@ fn presigned_oss_urls_v1_and_v4_download_though_their_signature_refuses_head() {
         let url = presign(&oss, &signer, "shared/p.bin", Duration::from_secs(3600));
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("p.bin");
+        let before = oss.emu.request_log().len();
         let out = get(&url, &dest, &["--part-size", "1MiB", "-vv"]);
         let done = assert_ok(&out, &dest, &bytes);
         assert_eq!(done["parts"], 3, "{name}");
+        // The request log (issue 19, item 13): one line per request the server saw, with its
+        // method, status and request id; the refused HEAD included.
+        let seen = oss.emu.request_log()[before..].to_vec();
+        let lines: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| l.contains("resume_get::request:") && l.contains(" INFO "))
+            .collect();
+        assert_eq!(lines.len(), seen.len(), "{name}: {seen:?}\n{}", out.stderr);
+        for r in &seen {
+            let status = r.status.expect("answered");
+            assert!(
+                lines.iter().any(|l| l.contains(&format!(" {} ", r.method))
+                    && l.contains(&format!(" {status}"))
+                    && l.contains(&format!("request_id=\"{}\"", r.request_id))),
+                "{name}: no line for {r:?}\n{}",
+                out.stderr
+            );
+        }
         // The emulator's CRC-64 header is OSS's, not HTTP's: nothing HTTP publishes here.
         let secret_part = url
             .split("ignature=")
