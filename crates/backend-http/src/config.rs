@@ -12,7 +12,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use resume_core::redact::{redact_url, unsigned_query};
+use resume_core::redact::{percent_decode_lossy, redact_url, unsigned_query};
 use url::Url;
 
 use crate::error::BuildError;
@@ -204,8 +204,8 @@ impl Target {
         let auth = if url.username().is_empty() && url.password().is_none() {
             None
         } else {
-            let user = percent_decode(url.username());
-            let password = url.password().map(percent_decode);
+            let user = percent_decode_lossy(url.username());
+            let password = url.password().map(percent_decode_lossy);
             // Cannot fail for http(s) URLs with a host.
             let _ = url.set_username("");
             let _ = url.set_password(None);
@@ -232,25 +232,6 @@ pub(crate) fn key_of(url: &Url) -> String {
     }
 }
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(h) = s.get(i + 1..i + 3)
-            && let Ok(b) = u8::from_str_radix(h, 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// When a presigned URL's signature expires, from its query: OSS V1 and S3 SigV2 `Expires`
 /// (Unix time), OSS V4 `x-oss-date` + `x-oss-expires`, S3 `X-Amz-Date` + `X-Amz-Expires`,
 /// GCS `X-Goog-Date` + `X-Goog-Expires` (basic ISO 8601 + seconds), Azure SAS `se`
@@ -259,7 +240,12 @@ pub(crate) fn expiry(query: &str) -> Option<SystemTime> {
     let params: Vec<(String, String)> = query
         .split('&')
         .filter_map(|p| p.split_once('='))
-        .map(|(k, v)| (percent_decode(k).to_ascii_lowercase(), percent_decode(v)))
+        .map(|(k, v)| {
+            (
+                percent_decode_lossy(k).to_ascii_lowercase(),
+                percent_decode_lossy(v),
+            )
+        })
         .collect();
     let get = |name: &str| {
         params

@@ -16,6 +16,8 @@ use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderValue};
 use resume_core::{RangeRead, ReadConditions, SourceError, SourceErrorKind};
 
+pub(crate) use resume_core::http_syntax::{parse_content_range, parse_decimal};
+
 use crate::{HttpSource, error, last_modified, limit, lock};
 
 pub(crate) async fn read_range(
@@ -228,31 +230,6 @@ pub(crate) fn coded_body_error(
         )
         .with_status(status)),
     }
-}
-
-/// A non-empty run of ASCII digits as a `u64` (no sign, no spaces, no overflow).
-pub(crate) fn parse_decimal(s: &str) -> Option<u64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
-}
-
-/// `bytes FIRST-LAST/TOTAL` (TOTAL may be `*`), strictly: the declared bytes and the total.
-pub(crate) fn parse_content_range(value: &str) -> Option<(Range<u64>, Option<u64>)> {
-    let rest = value.strip_prefix("bytes ")?;
-    let (span, total) = rest.split_once('/')?;
-    let (first, last) = span.split_once('-')?;
-    let first = parse_decimal(first)?;
-    let last = parse_decimal(last)?;
-    let total = match total {
-        "*" => None,
-        t => Some(parse_decimal(t)?),
-    };
-    if first > last || total.is_some_and(|t| last >= t) {
-        return None;
-    }
-    Some((first..last.checked_add(1)?, total))
 }
 
 #[cfg(test)]

@@ -11,6 +11,9 @@ use reqwest::Method;
 use reqwest::header::HeaderMap;
 use resume_core::{RangeRead, RangeSource, ReadConditions, SourceError, SourceErrorKind};
 
+pub use resume_core::http_syntax::parse_content_range;
+use resume_core::http_syntax::parse_decimal;
+
 use crate::client::{Bucket, ObjectInfo};
 use crate::core::{ObjectRequest, error_from_response, header_str, request_id, transport_error};
 
@@ -87,14 +90,6 @@ fn malformed(operation: &str, what: String, headers: &HeaderMap, status: u16) ->
     e
 }
 
-/// A non-empty run of ASCII digits as a `u64` (no sign, no spaces, no overflow).
-fn parse_decimal(s: &str) -> Option<u64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
-}
-
 fn parse_head(operation: &str, headers: &HeaderMap) -> Result<ObjectInfo, SourceError> {
     let text = |name: &str| header_str(headers, name).map(str::to_owned);
     let size = match header_str(headers, "content-length") {
@@ -158,24 +153,6 @@ fn parse_head(operation: &str, headers: &HeaderMap) -> Result<ObjectInfo, Source
         );
     }
     Ok(info)
-}
-
-/// Parses `Content-Range: bytes FIRST-LAST/TOTAL` strictly (TOTAL may be `*`): the declared
-/// object bytes `FIRST..LAST+1` and the total size. `None` for anything else.
-pub fn parse_content_range(value: &str) -> Option<(Range<u64>, Option<u64>)> {
-    let rest = value.strip_prefix("bytes ")?;
-    let (span, total) = rest.split_once('/')?;
-    let (first, last) = span.split_once('-')?;
-    let first = parse_decimal(first)?;
-    let last = parse_decimal(last)?;
-    let total = match total {
-        "*" => None,
-        t => Some(parse_decimal(t)?),
-    };
-    if first > last || total.is_some_and(|t| last >= t) {
-        return None;
-    }
-    Some((first..last.checked_add(1)?, total))
 }
 
 #[async_trait::async_trait]

@@ -15,6 +15,7 @@ mod downloader;
 mod engine;
 mod error;
 mod event;
+pub mod http_syntax;
 pub mod integrity;
 mod list;
 mod local_state;

@@ -232,8 +232,9 @@ fn redact_params(params: &str) -> String {
         .join("&")
 }
 
-/// `%XX` decoded where valid (invalid sequences kept as they are); for matching names only.
-fn percent_decode_lossy(s: &str) -> String {
+/// `%XX` decoded where valid (invalid sequences kept as they are), then UTF-8 decoded
+/// lossily: for matching names and showing values, never for bytes sent on.
+pub fn percent_decode_lossy(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
