@@ -12,10 +12,11 @@ use crate::engine;
 use crate::error::Error;
 use crate::event::{Event, Report};
 use crate::integrity::Checksum;
+use crate::limit::ConnectionLimit;
 use crate::local_state::{self, SavedProgress};
 use crate::part_file::{PART_SUFFIX, with_suffix};
 use crate::retry::{LowestSpeed, RetryPolicy};
-use crate::source::RangeSource;
+use crate::source::{ObjectMeta, RangeSource};
 
 /// What to do when the object changes while it is being downloaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -94,6 +95,10 @@ pub struct Downloader {
     pub(crate) max_parts: u64,
     pub(crate) start_over: bool,
     pub(crate) lowest_speed: Option<LowestSpeed>,
+    /// What a listing said about the object: replaces the first stat (see [`Downloader::listed`]).
+    pub(crate) listed: Option<ObjectMeta>,
+    /// Shared cap on part requests in flight (see [`Downloader::connection_limit`]).
+    pub(crate) connections: Option<ConnectionLimit>,
 }
 
 impl fmt::Debug for Downloader {
@@ -118,6 +123,8 @@ impl fmt::Debug for Downloader {
             .field("max_parts", &self.max_parts)
             .field("start_over", &self.start_over)
             .field("lowest_speed", &self.lowest_speed)
+            .field("listed", &self.listed)
+            .field("connections", &self.connections)
             .finish_non_exhaustive()
     }
 }
@@ -165,6 +172,8 @@ impl Downloader {
             max_parts: DEFAULT_MAX_PARTS,
             start_over: false,
             lowest_speed: None,
+            listed: None,
+            connections: None,
         }
     }
 
@@ -324,6 +333,34 @@ impl Downloader {
     /// download completes, and its report says it was not verified.
     pub fn require_checksum(mut self, yes: bool) -> Self {
         self.require_checksum = yes;
+        self
+    }
+
+    /// The object's metadata as a listing gave it (a batch job's [`ListedObject::meta`]):
+    /// the download sends no stat request and pins every read to this etag (and version).
+    ///
+    /// - If the object is no longer that version, the first read fails with `Changed` and
+    ///   [`OnChange`] applies as usual (a restart stats the object afresh).
+    /// - With an etag, the stat before the rename that a download nothing verified gets
+    ///   otherwise is skipped too: every byte came from responses pinned to, and checked
+    ///   against, the listed etag, so the file is exactly the version the listing named.
+    ///   Without one it stays (it is the only check of a same-size rewrite).
+    ///
+    /// Use it only for the key the metadata describes; the download's checkpoint still pins
+    /// size, etag and last-modified as for a stat.
+    ///
+    /// [`ListedObject::meta`]: crate::ListedObject::meta
+    pub fn listed(mut self, meta: ObjectMeta) -> Self {
+        self.listed = Some(meta);
+        self
+    }
+
+    /// Shares `limit` with other downloads: each part request (with its retries) holds one of
+    /// its permits, so downloads running at once never have more than `limit.max()` requests
+    /// in flight together, while each still runs up to [`concurrency`](Self::concurrency)
+    /// parts when permits are free. What a batch job's `--jobs` means.
+    pub fn connection_limit(mut self, limit: ConnectionLimit) -> Self {
+        self.connections = Some(limit);
         self
     }
 

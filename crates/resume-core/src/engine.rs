@@ -313,7 +313,12 @@ enum Accepted {
 impl<'a> Attempt<'a> {
     async fn run(&self, restarts: u32, started: Instant) -> Result<Report, Failure> {
         let dl = self.dl;
-        let meta = self.stat().await?;
+        // A listed object's metadata stands in for the first stat; a restart (the object
+        // changed since) asks the source again.
+        let meta = match (&dl.listed, restarts) {
+            (Some(listed), 0) => listed.clone(),
+            _ => self.stat().await?,
+        };
         let range = resolve_range(dl.range, meta.size).map_err(|p| Error::InvalidRange {
             key: self.key.to_owned(),
             range: format_range(dl.range),
@@ -495,7 +500,10 @@ impl<'a> Attempt<'a> {
         // failure removes both, so the next run starts from zero instead of repeating it.
         let verification = self.verify(&checks, &computed)?;
         let crc = computed.crcs.0[0];
-        if !verification.is_verified() {
+        // Bytes read only from responses pinned to and checked against the etag a listing
+        // gave are that version's (`Downloader::listed`): no stat needed to confirm it.
+        let pinned_to_listing = dl.listed.is_some() && restarts == 0 && meta.etag.is_some();
+        if !verification.is_verified() && !pinned_to_listing {
             // Nothing vouched for the bytes as a whole (a digest the caller gave does, as a
             // store's checksum does): make sure the object did not change meanwhile.
             self.confirm_unchanged(&meta).await?;
@@ -949,10 +957,21 @@ impl<'a> Attempt<'a> {
             if self.halt.is_cancelled() {
                 return Err(Failure::Stopped);
             }
+            // A permit of the shared connection limit, if any, before claiming a part: a
+            // worker waiting for one holds no part another worker could fetch.
+            let permit = match &self.dl.connections {
+                None => None,
+                Some(limit) => tokio::select! {
+                    biased;
+                    _ = self.halt.cancelled() => return Err(Failure::Stopped),
+                    p = limit.acquire() => Some(p),
+                },
+            };
             let Some(&part) = queue.get(next.fetch_add(1, Ordering::Relaxed)) else {
                 return Ok(());
             };
             let (digest, crcs) = self.fetch_part(t, part, &mut buf).await?;
+            drop(permit);
             self.part_done(t, part, digest, crcs)?;
         }
     }

@@ -17,6 +17,7 @@ mod error;
 mod event;
 pub mod http_syntax;
 pub mod integrity;
+mod limit;
 mod list;
 mod local_state;
 mod part_file;
@@ -37,6 +38,7 @@ pub use downloader::{
 pub use error::{Error, ErrorKind};
 pub use event::{Event, PartSizeReason, Report};
 pub use integrity::{Algorithm, Checksum, Origin, Scope, Verification};
+pub use limit::ConnectionLimit;
 pub use list::{ListPage, ListedObject, Lister, ListerExt};
 pub use local_state::SavedProgress;
 pub use part_file::{PART_SUFFIX, with_suffix};
