@@ -10,6 +10,8 @@
 //!   `max_faults` so a retrying download always finishes.
 //! - [`CrashTrigger`]: fires when a given number of body bytes has been served, so a test
 //!   can drop the download future ("crash") at a point that depends only on the seed.
+//! - [`resume_core::Lister`] for [`MockSource`]: pages of a chosen size in key order, a
+//!   start-after token, chosen page requests failing, and a log of list requests.
 //! - [`FaultyCheckpointStore`]: wraps any [`checkpoint::CheckpointStore`] and fails chosen
 //!   `load`/`save`/`record`/`flush`/`delete` calls.
 //!
@@ -54,11 +56,13 @@
 #![warn(missing_docs)]
 
 mod fault;
+mod list;
 mod rng;
 mod source;
 mod store;
 
 pub use fault::{Fault, FaultPlan, FaultRates};
+pub use list::ListLogEntry;
 pub use rng::{SplitMix64, pseudo_random_bytes};
 pub use source::{
     CrashTrigger, DEFAULT_CHUNK_SIZE, MockObject, MockSource, RequestLogEntry, StatLogEntry,

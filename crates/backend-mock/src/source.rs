@@ -212,6 +212,8 @@ struct State {
     triggers: Vec<TriggerSlot>,
     next_trigger_id: u64,
     frozen: Vec<Waker>,
+    /// Listing (see `list.rs`): keys per page, pages served, and which page requests fail.
+    pub(crate) listing: crate::list::ListingState,
 }
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -496,6 +498,25 @@ impl Shared {
 }
 
 impl MockSource {
+    /// Runs `f` on the bucket's current objects (key → current version's metadata, in key
+    /// order) and its listing state, under the lock.
+    pub(crate) fn with_listing<R>(
+        &self,
+        f: impl FnOnce(
+            &mut dyn Iterator<Item = (&String, &ObjectMeta)>,
+            &mut crate::list::ListingState,
+        ) -> R,
+    ) -> R {
+        let mut st = self.shared.lock();
+        let State {
+            objects, listing, ..
+        } = &mut *st;
+        let mut current = objects
+            .iter()
+            .filter_map(|(k, e)| e.current.map(|i| (k, &e.versions[i].meta)));
+        f(&mut current, listing)
+    }
+
     /// An empty bucket whose identity is `mock://<name>`, with no faults, no versioning and
     /// [`DEFAULT_CHUNK_SIZE`]-byte body chunks.
     pub fn new(name: impl Into<String>) -> Self {
@@ -521,6 +542,7 @@ impl MockSource {
                     triggers: Vec::new(),
                     next_trigger_id: 0,
                     frozen: Vec::new(),
+                    listing: crate::list::ListingState::default(),
                 }),
             }),
         }

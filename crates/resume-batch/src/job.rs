@@ -1,0 +1,1094 @@
+//! [`Job`]: a whole prefix as one resumable job, above the single-object engine.
+//!
+//! Flow: the listing is fetched page by page by one task into a channel of one page (at most
+//! three pages in memory: one in hand, one queued, one being fetched) → each object is
+//! selected (`--include`/`--exclude`/`--shard`), mapped to a path ([`crate::path`]),
+//! checked against the skip rules ([`crate::skip`], no request), recorded as started in the
+//! journal, and downloaded by the engine with the listing's metadata (no stat, every read
+//! pinned to the listed etag) → its outcome is recorded (done: journal; failed: the failures
+//! file) → at the end, a complete job removes its journal.
+//!
+//! One scheduler: every download shares one [`ConnectionLimit`] of `jobs` permits, and each
+//! may use up to `jobs` workers, so small objects (one GET each) and the parts of large ones
+//! draw from the same pool, and the last large objects of the job get every connection.
+//! Up to `2 × jobs` objects are in flight at once, so a connection is not idle while an
+//! object's file is created, synced and renamed.
+
+use std::collections::{HashSet, VecDeque};
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use resume_core::{
+    CancellationToken, CheckpointChoice, ConnectionLimit, Downloader, ErrorKind, Event, ListPage,
+    ListedObject, Lister, ObjectMeta, PART_SUFFIX, RangeSource, Report, SourceError, with_suffix,
+};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::error::JobError;
+use crate::journal::{JobState, Journal, Opened, Record, key_hash};
+use crate::path::{Limits, STATE_DIR, Unmappable, fold_case, map_relative, relative_name};
+use crate::select::Selection;
+use crate::skip::{Decision, LocalFile, SkipRule, decide};
+
+/// Bumped whenever the key → path mapping changes: part of the job's identity, so a journal
+/// written under another mapping is never applied.
+const MAPPING_VERSION: u32 = 1;
+
+/// Transient listing failures are retried this many times, with exponential back-off.
+const LISTING_ATTEMPTS: u32 = 6;
+
+/// Why an object was not downloaded, though listed and selected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SkipReason {
+    /// The local file is already this object (see [`SkipRule`]).
+    UpToDate(&'static str),
+    /// The key cannot be a local path.
+    Unmappable(Unmappable),
+    /// Something else is at (or on the way to) its path: a directory where the file goes, a
+    /// file where a directory must go (`a` next to `a/b`), a symbolic link inside DEST (never
+    /// followed, so nothing is written outside DEST), or, on a case-insensitive destination,
+    /// another key of this job that differs only in case.
+    Clash(String),
+    /// Deleted after the listing named it (the download found no object).
+    Deleted,
+}
+
+impl SkipReason {
+    /// Whether the object is fine as it is (up to date), rather than a problem to report.
+    pub fn is_up_to_date(&self) -> bool {
+        matches!(self, Self::UpToDate(_))
+    }
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UpToDate(why) => write!(f, "up to date: {why}"),
+            Self::Unmappable(why) => write!(f, "no local path: {why}"),
+            Self::Clash(why) => write!(f, "not written: {why}"),
+            Self::Deleted => f.write_str("deleted from the source after it was listed"),
+        }
+    }
+}
+
+/// What a dry run would do with an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PlanAction {
+    Download,
+    Skip(SkipReason),
+}
+
+/// What a job tells its observer. Delivered synchronously; keep handlers quick.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum JobEvent {
+    /// How the journal was found: resumed (with a torn tail cut), or another job's replaced.
+    JournalNote {
+        path: PathBuf,
+        note: String,
+    },
+    /// The listing has named this many objects so far.
+    Listed {
+        objects: u64,
+        bytes: u64,
+    },
+    /// Dry run: what would be done.
+    Planned {
+        key: String,
+        size: u64,
+        path: Option<PathBuf>,
+        action: PlanAction,
+    },
+    Started {
+        key: String,
+        path: PathBuf,
+        size: u64,
+    },
+    Done {
+        key: String,
+        path: PathBuf,
+        size: u64,
+        fetched_bytes: u64,
+        reused_bytes: u64,
+    },
+    Skipped {
+        key: String,
+        path: Option<PathBuf>,
+        reason: SkipReason,
+    },
+    Failed {
+        key: String,
+        path: PathBuf,
+        kind: ErrorKind,
+        error: String,
+    },
+    /// Throttled aggregate progress.
+    Progress(Totals),
+    Finished(Summary),
+}
+
+/// Counts so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Totals {
+    pub listed: u64,
+    pub listed_bytes: u64,
+    pub done: u64,
+    pub up_to_date: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    /// Bytes received from the source (this run).
+    pub fetched_bytes: u64,
+}
+
+/// What a job did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Objects the listing named.
+    pub listed: u64,
+    /// Of those, not taken by the selection (`--include`/`--exclude`/`--shard`).
+    pub excluded: u64,
+    /// Downloaded by this run.
+    pub done: u64,
+    /// Already in place (skip rules, or done by an earlier run of this job).
+    pub up_to_date: u64,
+    /// Not downloaded, with a reason each (unmappable keys, clashes, deleted after listing).
+    pub skipped: u64,
+    pub failed: u64,
+    pub fetched_bytes: u64,
+    /// Sum of the sizes of the objects downloaded or up to date.
+    pub bytes: u64,
+    pub elapsed: Duration,
+    /// Where the failed keys were written (JSON lines), if any failed.
+    pub failures_file: Option<PathBuf>,
+    /// The whole listing was gone through and nothing failed: the journal was removed.
+    pub complete: bool,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} downloaded, {} up to date, {} skipped, {} failed ({} listed, {} excluded); \
+             {} bytes fetched in {:.1}s",
+            self.done,
+            self.up_to_date,
+            self.skipped,
+            self.failed,
+            self.listed,
+            self.excluded,
+            self.fetched_bytes,
+            self.elapsed.as_secs_f64()
+        )
+    }
+}
+
+type EventFn = Arc<dyn Fn(&JobEvent) + Send + Sync>;
+type ObjectEventFn = Arc<dyn Fn(&str, &Event) + Send + Sync>;
+
+/// Downloads every object under a prefix into a directory, as one resumable job.
+///
+/// ```no_run
+/// # async fn run(lister: std::sync::Arc<dyn resume_core::Lister>,
+/// #              source: std::sync::Arc<dyn resume_core::RangeSource>) -> Result<(), resume_batch::JobError> {
+/// use resume_batch::{Job, SkipRule};
+/// let summary = Job::new(lister, source, "datasets/2026/", "./data")
+///     .jobs(16)
+///     .skip_rule(SkipRule::Default)
+///     .include("*.parquet")?
+///     .run()
+///     .await?;
+/// println!("{summary}");
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Job {
+    lister: Arc<dyn Lister>,
+    source: Arc<dyn RangeSource>,
+    prefix: String,
+    dest: PathBuf,
+    template: Downloader,
+    part_size: u64,
+    jobs: usize,
+    skip: SkipRule,
+    selection: Selection,
+    state_dir: Option<PathBuf>,
+    failures_file: Option<PathBuf>,
+    fail_fast: bool,
+    dry_run: bool,
+    events: Option<EventFn>,
+    object_events: Option<ObjectEventFn>,
+    cancel: CancellationToken,
+    progress_interval: Duration,
+    case_insensitive: Option<bool>,
+}
+
+impl fmt::Debug for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Job")
+            .field("lister", &self.lister.identity())
+            .field("prefix", &self.prefix)
+            .field("dest", &self.dest)
+            .field("part_size", &self.part_size)
+            .field("jobs", &self.jobs)
+            .field("skip", &self.skip)
+            .field("selection", &self.selection)
+            .field("state_dir", &self.state_dir)
+            .field("fail_fast", &self.fail_fast)
+            .field("dry_run", &self.dry_run)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Job {
+    /// A job downloading every object `lister` names under `prefix`, from `source` (the same
+    /// store), into the directory `dest` (created if missing).
+    pub fn new(
+        lister: Arc<dyn Lister>,
+        source: Arc<dyn RangeSource>,
+        prefix: impl Into<String>,
+        dest: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            template: Downloader::from_arc(source.clone()),
+            lister,
+            source,
+            prefix: prefix.into(),
+            dest: dest.into(),
+            part_size: resume_core::DEFAULT_PART_SIZE,
+            jobs: resume_core::DEFAULT_CONCURRENCY,
+            skip: SkipRule::Default,
+            selection: Selection::default(),
+            state_dir: None,
+            failures_file: None,
+            fail_fast: false,
+            dry_run: false,
+            events: None,
+            object_events: None,
+            cancel: CancellationToken::new(),
+            progress_interval: Duration::from_millis(250),
+            case_insensitive: None,
+        }
+    }
+
+    /// The engine's settings for every object (retries, idle timeout, change policy,
+    /// verification...). The job sets, per object: the listed metadata, the part size, the
+    /// concurrency and shared connection limit (`jobs`), the checkpoint (none for one-part
+    /// objects: the journal covers them; beside the file or in the state directory for the
+    /// others), the cancellation token and the progress callback.
+    pub fn downloader(mut self, template: Downloader) -> Self {
+        self.template = template;
+        self
+    }
+
+    /// Bytes per part; objects not larger than this are one GET.
+    pub fn part_size(mut self, bytes: u64) -> Self {
+        self.part_size = bytes;
+        self
+    }
+
+    /// Connections (part requests) in flight across the whole job.
+    pub fn jobs(mut self, n: usize) -> Self {
+        self.jobs = n;
+        self
+    }
+
+    pub fn skip_rule(mut self, rule: SkipRule) -> Self {
+        self.skip = rule;
+        self
+    }
+
+    /// Only keys whose relative name matches one of the `include` patterns (if any is given).
+    pub fn include(mut self, pattern: &str) -> Result<Self, JobError> {
+        let g = crate::Glob::new(pattern).map_err(JobError::Config)?;
+        self.selection.include.push(g);
+        Ok(self)
+    }
+
+    /// No key whose relative name matches an `exclude` pattern.
+    pub fn exclude(mut self, pattern: &str) -> Result<Self, JobError> {
+        let g = crate::Glob::new(pattern).map_err(JobError::Config)?;
+        self.selection.exclude.push(g);
+        Ok(self)
+    }
+
+    /// Only the keys of this shard.
+    pub fn shard(mut self, shard: crate::Shard) -> Self {
+        self.selection.shard = Some(shard);
+        self
+    }
+
+    /// Keep the journal (and the checkpoints of large objects) in `dir` instead of
+    /// `DEST/.resume-get/` (journal) and beside each file (checkpoints).
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
+    }
+
+    /// Where the failed keys are written as JSON lines (default: in the state directory).
+    pub fn failures_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.failures_file = Some(path.into());
+        self
+    }
+
+    /// Stop at the first object that fails (the others in flight are stopped and keep their
+    /// progress).
+    pub fn fail_fast(mut self, yes: bool) -> Self {
+        self.fail_fast = yes;
+        self
+    }
+
+    /// Report what would be done ([`JobEvent::Planned`]) without downloading or writing
+    /// anything.
+    pub fn dry_run(mut self, yes: bool) -> Self {
+        self.dry_run = yes;
+        self
+    }
+
+    pub fn on_event(mut self, f: impl Fn(&JobEvent) + Send + Sync + 'static) -> Self {
+        self.events = Some(Arc::new(f));
+        self
+    }
+
+    /// Also see every engine event of every object, with its key.
+    pub fn on_object_event(mut self, f: impl Fn(&str, &Event) + Send + Sync + 'static) -> Self {
+        self.object_events = Some(Arc::new(f));
+        self
+    }
+
+    /// Cancelling stops the job gracefully: downloads in flight save their progress, the
+    /// journal is synced, and [`JobError::Cancelled`] is returned. (Dropping the `run` future
+    /// instead stops it like a crash: everything recorded is still resumable.)
+    pub fn cancel_token(mut self, token: CancellationToken) -> Self {
+        self.cancel = token;
+        self
+    }
+
+    /// Minimum time between two [`JobEvent::Progress`] events.
+    pub fn progress_interval(mut self, interval: Duration) -> Self {
+        self.progress_interval = interval;
+        self
+    }
+
+    /// Whether DEST's file system ignores case; `None` (the default): find out with a probe
+    /// file. On such a destination, of two keys differing only in case the second is skipped.
+    pub fn case_insensitive(mut self, yes: Option<bool>) -> Self {
+        self.case_insensitive = yes;
+        self
+    }
+
+    fn emit(&self, e: &JobEvent) {
+        if let Some(f) = &self.events {
+            f(e);
+        }
+    }
+
+    /// What names this job: a journal written for another identity is never applied.
+    fn identity(&self, dest: &Path) -> String {
+        format!(
+            "source={}\nprefix={:?}\ndest={}\n{}\nskip={}\nmapping={MAPPING_VERSION}",
+            self.lister.identity(),
+            self.prefix,
+            dest.display(),
+            self.selection.describe(),
+            self.skip.name()
+        )
+    }
+
+    fn validate(&self) -> Result<(), JobError> {
+        if self.jobs == 0 {
+            return Err(JobError::Config(
+                "jobs is 0; use at least 1 connection".into(),
+            ));
+        }
+        if self.part_size == 0 {
+            return Err(JobError::Config(
+                "part size is 0 bytes; use at least 1 byte (e.g. 8 MiB)".into(),
+            ));
+        }
+        if self.lister.identity() != self.source.identity() {
+            return Err(JobError::Config(format!(
+                "the lister ({}) and the source ({}) are not the same store; give both for \
+                 one bucket",
+                self.lister.identity(),
+                self.source.identity()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs the job to the end of its listing. `Ok` when every object was gone through,
+    /// including when some failed (see [`Summary::failed`]); `Err` when the job itself could
+    /// not go on (listing failed, journal unusable, cancelled).
+    pub async fn run(self) -> Result<Summary, JobError> {
+        self.validate()?;
+        let started = Instant::now();
+        let dest = self.prepare_dest()?;
+        let identity = self.identity(&dest);
+        let state_dir = match &self.state_dir {
+            Some(d) => d.clone(),
+            None => dest.join(STATE_DIR),
+        };
+        // One journal per job identity: another job into the same DEST (another prefix,
+        // shard or selection) never replaces this one's, so an interrupted job can always be
+        // resumed; the header's identity is checked all the same.
+        let journal_path = state_dir.join(format!(
+            "job-{}.rgjob",
+            &blake3::hash(identity.as_bytes()).to_hex()[..32]
+        ));
+        let (journal, state) = if self.dry_run {
+            (
+                None,
+                Journal::peek(&journal_path, &identity).unwrap_or_default(),
+            )
+        } else {
+            std::fs::create_dir_all(&state_dir).map_err(|source| JobError::Dest {
+                op: "create the job's state directory",
+                path: state_dir.clone(),
+                source,
+            })?;
+            let (journal, state, opened) = Journal::open(&journal_path, &identity)?;
+            match opened {
+                Opened::Fresh => {}
+                Opened::Resumed { records, torn } => self.emit(&JobEvent::JournalNote {
+                    path: journal_path.clone(),
+                    note: format!(
+                        "resuming: {records} records of earlier runs{}",
+                        torn.map(|t| format!("; {t}")).unwrap_or_default()
+                    ),
+                }),
+                Opened::Replaced { reason } => self.emit(&JobEvent::JournalNote {
+                    path: journal_path.clone(),
+                    note: format!("the journal found was not used ({reason}); starting afresh"),
+                }),
+            }
+            (Some(journal), state)
+        };
+        let failures_path = self
+            .failures_file
+            .clone()
+            .unwrap_or_else(|| journal_path.with_extension("failures.jsonl"));
+        if !self.dry_run {
+            // The failures of an earlier run are the previous run's news, not this one's.
+            let _ = std::fs::remove_file(&failures_path);
+        }
+        let mut run = Run {
+            case_insensitive: self
+                .case_insensitive
+                .unwrap_or_else(|| !self.dry_run && case_insensitive(&dest)),
+            limits: Limits::for_dest(&dest),
+            dest,
+            journal,
+            state,
+            limit: ConnectionLimit::new(self.jobs),
+            stop: self.cancel.child_token(),
+            totals: Totals::default(),
+            excluded: 0,
+            bytes: 0,
+            folded: HashSet::new(),
+            dirs: HashSet::new(),
+            inflight: HashSet::new(),
+            failures_path,
+            failures: None,
+            fetched: Arc::new(AtomicU64::new(0)),
+            last_progress: Mutex::new(Instant::now()),
+            job: &self,
+        };
+        let outcome = run.go().await;
+        let totals = run.totals();
+        let failed = totals.failed;
+        let listing_error = match outcome {
+            Ok(()) => None,
+            Err(RunStop::Listing(e)) => Some(e),
+            Err(RunStop::Fatal(e)) => {
+                if let Some(j) = &mut run.journal {
+                    let _ = j.sync();
+                }
+                return Err(e);
+            }
+        };
+        let cancelled = self.cancel.is_cancelled();
+        let stopped_early = run.stop.is_cancelled();
+        let complete = listing_error.is_none() && !stopped_early && failed == 0;
+        if let Some(mut journal) = run.journal.take() {
+            journal.sync()?;
+            if complete {
+                journal.remove()?;
+                if self.state_dir.is_none() {
+                    // Only if empty: a failures file of this run keeps it.
+                    let _ = std::fs::remove_dir(&state_dir);
+                }
+            }
+        }
+        if let Some(mut f) = run.failures.take() {
+            let _ = f.flush();
+        }
+        let summary = Summary {
+            listed: totals.listed,
+            excluded: run.excluded,
+            done: totals.done,
+            up_to_date: totals.up_to_date,
+            skipped: totals.skipped,
+            failed,
+            fetched_bytes: totals.fetched_bytes,
+            bytes: run.bytes,
+            elapsed: started.elapsed(),
+            failures_file: (failed > 0).then(|| run.failures_path.clone()),
+            complete,
+        };
+        if let Some(e) = listing_error {
+            return Err(JobError::Listing {
+                prefix: self.prefix.clone(),
+                listed: totals.listed,
+                source: Box::new(e),
+                summary: Box::new(summary),
+            });
+        }
+        if cancelled {
+            return Err(JobError::Cancelled {
+                summary: Box::new(summary),
+            });
+        }
+        self.emit(&JobEvent::Finished(summary.clone()));
+        Ok(summary)
+    }
+
+    fn prepare_dest(&self) -> Result<PathBuf, JobError> {
+        let err = |op| {
+            let path = self.dest.clone();
+            move |source| JobError::Dest { op, path, source }
+        };
+        if !self.dry_run {
+            std::fs::create_dir_all(&self.dest).map_err(err("create"))?;
+        }
+        match self.dest.canonicalize() {
+            Ok(d) if d.is_dir() => Ok(d),
+            Ok(_) => Err(JobError::Config(format!(
+                "destination {} is not a directory; give a directory for a recursive download",
+                self.dest.display()
+            ))),
+            // A dry run into a directory that does not exist yet: plan against the name given.
+            Err(_) if self.dry_run => Ok(std::path::absolute(&self.dest).map_err(err("resolve"))?),
+            Err(e) => Err(err("open")(e)),
+        }
+    }
+}
+
+/// Whether names at `dir` are case-insensitive: a probe file with a reserved name, looked
+/// up in another case.
+fn case_insensitive(dir: &Path) -> bool {
+    let name = format!(".Rg-Case-Probe-{}{PART_SUFFIX}", std::process::id());
+    let probe = dir.join(&name);
+    if std::fs::File::create_new(&probe).is_err() {
+        return false;
+    }
+    let other = dir.join(name.to_lowercase());
+    let folded = std::fs::symlink_metadata(&other).is_ok();
+    let _ = std::fs::remove_file(&probe);
+    folded
+}
+
+enum RunStop {
+    Listing(SourceError),
+    Fatal(JobError),
+}
+
+impl From<JobError> for RunStop {
+    fn from(e: JobError) -> Self {
+        RunStop::Fatal(e)
+    }
+}
+
+/// What one object's task hands back.
+struct Finished {
+    key: String,
+    path: PathBuf,
+    size: u64,
+    result: Result<Report, resume_core::Error>,
+}
+
+struct Run<'j> {
+    job: &'j Job,
+    dest: PathBuf,
+    limits: Limits,
+    case_insensitive: bool,
+    journal: Option<Journal>,
+    state: JobState,
+    limit: ConnectionLimit,
+    /// Cancelled by the caller's token or by `--fail-fast`: stops admitting objects and
+    /// stops the downloads in flight (which keep their progress).
+    stop: CancellationToken,
+    totals: Totals,
+    excluded: u64,
+    bytes: u64,
+    /// Case-folded paths of this job's objects, on a case-insensitive destination.
+    folded: HashSet<u64>,
+    /// Directories known to be real directories inside DEST.
+    dirs: HashSet<PathBuf>,
+    /// Paths of the downloads in flight (at most `2 × jobs`): no directory is created where
+    /// one of them is about to put its file.
+    inflight: HashSet<PathBuf>,
+    failures_path: PathBuf,
+    failures: Option<std::io::BufWriter<std::fs::File>>,
+    fetched: Arc<AtomicU64>,
+    last_progress: Mutex<Instant>,
+}
+
+impl Run<'_> {
+    fn totals(&self) -> Totals {
+        Totals {
+            fetched_bytes: self.fetched.load(Ordering::Relaxed),
+            ..self.totals
+        }
+    }
+
+    async fn go(&mut self) -> Result<(), RunStop> {
+        let job = self.job;
+        let (tx, mut pages) = mpsc::channel::<Result<ListPage, SourceError>>(1);
+        let mut listing = JoinSet::new();
+        listing.spawn(list_pages(job.lister.clone(), job.prefix.clone(), tx));
+        let mut tasks: JoinSet<Finished> = JoinSet::new();
+        let cap = job.jobs.saturating_mul(2).max(1);
+        let mut queue: VecDeque<ListedObject> = VecDeque::new();
+        let mut listing_done = false;
+        let mut listing_error = None;
+        let mut ticker =
+            tokio::time::interval(job.progress_interval.max(Duration::from_millis(10)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            while tasks.len() < cap && !self.stop.is_cancelled() {
+                let Some(obj) = queue.pop_front() else { break };
+                self.consider(obj, &mut tasks)?;
+            }
+            let admitting = !self.stop.is_cancelled() && queue.is_empty() && !listing_done;
+            if tasks.is_empty() && !admitting {
+                break;
+            }
+            tokio::select! {
+                biased;
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                    match done {
+                        Ok(f) => self.finished(f)?,
+                        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                        Err(_) => {}
+                    }
+                }
+                page = pages.recv(), if admitting => match page {
+                    Some(Ok(page)) => {
+                        let n = page.objects.len() as u64;
+                        let b: u64 = page.objects.iter().map(|o| o.meta.size).sum();
+                        self.totals.listed += n;
+                        self.totals.listed_bytes += b;
+                        if let Some(j) = &mut self.journal {
+                            j.append(&Record::Listed {
+                                objects: self.totals.listed,
+                                bytes: self.totals.listed_bytes,
+                                next: page.next.clone(),
+                            })?;
+                        }
+                        job.emit(&JobEvent::Listed {
+                            objects: self.totals.listed,
+                            bytes: self.totals.listed_bytes,
+                        });
+                        queue.extend(page.objects);
+                    }
+                    Some(Err(e)) => {
+                        listing_error = Some(e);
+                        listing_done = true;
+                    }
+                    None => listing_done = true,
+                },
+                _ = self.stop.cancelled(), if !self.stop.is_cancelled() => {}
+                _ = ticker.tick(), if job.events.is_some() => self.progress(false),
+            }
+        }
+        self.progress(true);
+        match listing_error {
+            Some(e) => Err(RunStop::Listing(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Decides what to do with one listed object, and starts its download if it needs one.
+    fn consider(
+        &mut self,
+        obj: ListedObject,
+        tasks: &mut JoinSet<Finished>,
+    ) -> Result<(), RunStop> {
+        let job = self.job;
+        let ListedObject { key, meta } = obj;
+        let rel = match relative_name(&job.prefix, &key) {
+            Ok(rel) => rel,
+            Err(why) => {
+                self.skipped(key, None, SkipReason::Unmappable(why), meta.size);
+                return Ok(());
+            }
+        };
+        if !job.selection.takes(&key, rel) {
+            self.excluded += 1;
+            return Ok(());
+        }
+        let rel_path = match map_relative(rel, &self.limits) {
+            Ok(p) => p,
+            Err(why) => {
+                self.skipped(key, None, SkipReason::Unmappable(why), meta.size);
+                return Ok(());
+            }
+        };
+        let path = self.dest.join(&rel_path);
+        if self.case_insensitive {
+            let h = blake3::hash(fold_case(&rel_path).as_bytes());
+            let h = u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"));
+            if !self.folded.insert(h) {
+                let why = format!(
+                    "the destination ignores case, and another key of this job differing from \
+                     {key:?} only in case has the same path"
+                );
+                self.skipped(key, Some(path), SkipReason::Clash(why), meta.size);
+                return Ok(());
+            }
+        }
+        if let Err(why) = self.prepare_parents(&rel_path) {
+            self.skipped(key, Some(path), SkipReason::Clash(why), meta.size);
+            return Ok(());
+        }
+        let local = match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let why = format!(
+                    "{} is a symbolic link; links inside DEST are never followed, so nothing \
+                     is written outside DEST",
+                    path.display()
+                );
+                self.skipped(key, Some(path), SkipReason::Clash(why), meta.size);
+                return Ok(());
+            }
+            Ok(m) if m.is_dir() => {
+                let why = format!(
+                    "{} is a directory (another key names a path below it)",
+                    path.display()
+                );
+                self.skipped(key, Some(path), SkipReason::Clash(why), meta.size);
+                return Ok(());
+            }
+            Ok(m) => Some(LocalFile {
+                size: m.len(),
+                modified: m.modified().ok(),
+            }),
+            Err(_) => None,
+        };
+        let h = key_hash(&key);
+        if let Decision::Skip(why) =
+            decide(job.skip, &meta, local.as_ref(), self.state.done.get(&h))
+        {
+            self.bytes += meta.size;
+            self.totals.up_to_date += 1;
+            let reason = SkipReason::UpToDate(why);
+            if job.dry_run {
+                job.emit(&JobEvent::Planned {
+                    key,
+                    size: meta.size,
+                    path: Some(path),
+                    action: PlanAction::Skip(reason),
+                });
+            } else {
+                job.emit(&JobEvent::Skipped {
+                    key,
+                    path: Some(path),
+                    reason,
+                });
+            }
+            return Ok(());
+        }
+        if job.dry_run {
+            self.totals.done += 1;
+            self.bytes += meta.size;
+            job.emit(&JobEvent::Planned {
+                key,
+                size: meta.size,
+                path: Some(path),
+                action: PlanAction::Download,
+            });
+            return Ok(());
+        }
+        let checkpointed = meta.size > job.part_size;
+        // A temp file a crashed run of this job left for an object it downloaded without a
+        // checkpoint: provably this job's (started, never done), and nothing can resume it.
+        if self.state.started.get(&h) == Some(&false) {
+            let part = with_suffix(&path, PART_SUFFIX);
+            if std::fs::symlink_metadata(&part).is_ok_and(|m| m.is_file()) {
+                let _ = std::fs::remove_file(&part);
+            }
+        }
+        if let Some(j) = &mut self.journal {
+            j.append(&Record::Started {
+                key: key.clone(),
+                checkpointed,
+            })?;
+        }
+        self.state.started.insert(h, checkpointed);
+        job.emit(&JobEvent::Started {
+            key: key.clone(),
+            path: path.clone(),
+            size: meta.size,
+        });
+        let dl = self.downloader(&key, meta.clone(), checkpointed);
+        self.inflight.insert(path.clone());
+        tasks.spawn(download(dl, key, path, meta));
+        Ok(())
+    }
+
+    fn downloader(&self, key: &str, meta: ObjectMeta, checkpointed: bool) -> Downloader {
+        let job = self.job;
+        let mut dl = job
+            .template
+            .clone()
+            .listed(meta)
+            .part_size(job.part_size)
+            .concurrency(job.jobs)
+            .connection_limit(self.limit.clone())
+            .cancel_token(self.stop.child_token());
+        dl = if !checkpointed {
+            dl.no_checkpoint()
+        } else if let Some(dir) = &job.state_dir {
+            dl.checkpoint_choice(CheckpointChoice::InDir(dir.clone()))
+        } else {
+            dl.checkpoint_choice(CheckpointChoice::BesideDest)
+        };
+        let fetched = self.fetched.clone();
+        let seen = AtomicU64::new(0);
+        let object_events = job.object_events.clone();
+        let key = key.to_owned();
+        dl.on_progress(move |e| {
+            if let Some(f) = &object_events {
+                f(&key, e);
+            }
+            // Bytes this object's attempt has in place (reused from a checkpoint, then
+            // received); the job adds up what is received.
+            let now = match e {
+                Event::Started { reused_bytes, .. } => {
+                    seen.store(*reused_bytes, Ordering::Relaxed);
+                    return;
+                }
+                Event::Completed(r) => r.reused_bytes + r.fetched_bytes,
+                Event::Progress { done_bytes, .. } => *done_bytes,
+                _ => return,
+            };
+            let before = seen.swap(now, Ordering::Relaxed);
+            fetched.fetch_add(now.saturating_sub(before), Ordering::Relaxed);
+        })
+    }
+
+    /// Makes sure every directory on the way to `rel` is a real directory inside DEST:
+    /// created if missing, never a symbolic link (not followed), never a file.
+    fn prepare_parents(&mut self, rel: &Path) -> Result<(), String> {
+        let Some(parent) = rel.parent() else {
+            return Ok(());
+        };
+        let mut at = self.dest.clone();
+        for c in parent.components() {
+            at.push(c);
+            if self.dirs.contains(&at) {
+                continue;
+            }
+            if self.inflight.contains(&at) {
+                return Err(format!(
+                    "{} is a file being downloaded where a directory is needed (a key names it \
+                     as a file, another as a folder)",
+                    at.display()
+                ));
+            }
+            match std::fs::symlink_metadata(&at) {
+                Ok(m) if m.is_dir() => {}
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(format!(
+                        "{} is a symbolic link; links inside DEST are never followed, so \
+                         nothing is written outside DEST",
+                        at.display()
+                    ));
+                }
+                Ok(_) => {
+                    return Err(format!(
+                        "{} is a file where a directory is needed (a key names it as a file, \
+                         another as a folder)",
+                        at.display()
+                    ));
+                }
+                Err(_) if self.job.dry_run => {}
+                Err(_) => {
+                    if let Err(e) = std::fs::create_dir(&at)
+                        && !std::fs::symlink_metadata(&at).is_ok_and(|m| m.is_dir())
+                    {
+                        return Err(format!("cannot create directory {}: {e}", at.display()));
+                    }
+                }
+            }
+            self.dirs.insert(at.clone());
+        }
+        Ok(())
+    }
+
+    fn skipped(&mut self, key: String, path: Option<PathBuf>, reason: SkipReason, _size: u64) {
+        self.totals.skipped += 1;
+        let job = self.job;
+        if job.dry_run {
+            job.emit(&JobEvent::Planned {
+                key,
+                size: _size,
+                path,
+                action: PlanAction::Skip(reason),
+            });
+        } else {
+            job.emit(&JobEvent::Skipped { key, path, reason });
+        }
+    }
+
+    fn finished(&mut self, f: Finished) -> Result<(), RunStop> {
+        let job = self.job;
+        self.inflight.remove(&f.path);
+        match f.result {
+            Ok(report) => {
+                let whole = report.range.start == 0 && report.range.end == report.object.size;
+                if let Some(j) = &mut self.journal {
+                    j.append(&Record::Done {
+                        key: f.key.clone(),
+                        size: report.object.size,
+                        etag: report.object.etag.clone(),
+                        crc64: whole.then_some(report.crc64),
+                    })?;
+                }
+                self.totals.done += 1;
+                self.bytes += report.object.size;
+                job.emit(&JobEvent::Done {
+                    key: f.key,
+                    path: f.path,
+                    size: report.object.size,
+                    fetched_bytes: report.fetched_bytes,
+                    reused_bytes: report.reused_bytes,
+                });
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                self.skipped(f.key, Some(f.path), SkipReason::Deleted, f.size);
+            }
+            // Stopped by the caller or by --fail-fast: progress kept, not a failure.
+            Err(e) if e.kind() == ErrorKind::Cancelled => {}
+            Err(e) => {
+                self.totals.failed += 1;
+                let line = serde_json::json!({
+                    "key": f.key,
+                    "path": f.path.to_string_lossy(),
+                    "kind": format!("{:?}", e.kind()),
+                    "error": e.to_string(),
+                });
+                self.record_failure(&line.to_string())?;
+                job.emit(&JobEvent::Failed {
+                    key: f.key,
+                    path: f.path,
+                    kind: e.kind(),
+                    error: e.to_string(),
+                });
+                if job.fail_fast {
+                    self.stop.cancel();
+                }
+            }
+        }
+        self.progress(false);
+        Ok(())
+    }
+
+    fn record_failure(&mut self, line: &str) -> Result<(), JobError> {
+        let path = self.failures_path.clone();
+        let io = |source| JobError::Dest {
+            op: "write the failures file",
+            path: path.clone(),
+            source,
+        };
+        if self.failures.is_none() {
+            let f = std::fs::File::create(&self.failures_path).map_err(io)?;
+            self.failures = Some(std::io::BufWriter::new(f));
+        }
+        let f = self.failures.as_mut().expect("just opened");
+        writeln!(f, "{line}").and_then(|()| f.flush()).map_err(io)
+    }
+
+    fn progress(&self, force: bool) {
+        let job = self.job;
+        if job.events.is_none() {
+            return;
+        }
+        {
+            let mut l = self
+                .last_progress
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !force && l.elapsed() < job.progress_interval {
+                return;
+            }
+            *l = Instant::now();
+        }
+        job.emit(&JobEvent::Progress(self.totals()));
+    }
+}
+
+/// One object's download, then its modification time set to the object's, which the default
+/// skip rule recognises once the journal is gone.
+async fn download(dl: Downloader, key: String, path: PathBuf, meta: ObjectMeta) -> Finished {
+    let result = dl.download(&key, &path).await;
+    if let Ok(report) = &result
+        && let Some(at) = report.object.last_modified
+    {
+        let stamp = std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(at));
+        if let Err(e) = stamp {
+            tracing::debug!(%key, error = %e, "cannot set the modification time");
+        }
+    }
+    Finished {
+        key,
+        path,
+        size: meta.size,
+        result,
+    }
+}
+
+/// Lists `prefix` page by page into `tx` (a channel of one page), retrying transient
+/// failures; ends after the last page or the first lasting error.
+async fn list_pages(
+    lister: Arc<dyn Lister>,
+    prefix: String,
+    tx: mpsc::Sender<Result<ListPage, SourceError>>,
+) {
+    let mut token: Option<String> = None;
+    loop {
+        let mut attempt = 0u32;
+        let page = loop {
+            attempt += 1;
+            match lister.list_page(&prefix, token.as_deref()).await {
+                Err(e) if e.kind.is_retryable() && attempt < LISTING_ATTEMPTS => {
+                    let delay = Duration::from_millis(200u64 << attempt.min(6));
+                    tracing::debug!(error = %e, ?delay, "listing failed; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                other => break other,
+            }
+        };
+        let next = match &page {
+            Ok(p) => p.next.clone(),
+            Err(_) => None,
+        };
+        if tx.send(page).await.is_err() {
+            return;
+        }
+        match next {
+            Some(t) => token = Some(t),
+            None => return,
+        }
+    }
+}

@@ -1,0 +1,746 @@
+//! The job against the mock bucket and its lister: many small objects and a few large ones
+//! over several pages, failures, crashes (the job dropped mid-way) and reruns, with every
+//! request counted in the mock's logs.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Range;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use backend_mock::{MockSource, SplitMix64, pseudo_random_bytes};
+use futures::StreamExt;
+use resume_batch::{Job, JobError, JobEvent, PlanAction, Shard, SkipReason, SkipRule, Unmappable};
+use resume_core::{
+    Downloader, ErrorKind, Lister, ObjectMeta, RangeRead, RangeSource, ReadConditions, RetryPolicy,
+    SourceError, SourceErrorKind, crc64,
+};
+
+const PART: u64 = 16 * 1024;
+
+/// A bucket of `small` objects of 0–3 000 bytes and `large` objects of 5–12 parts under
+/// `data/`, plus keys outside the prefix; pages of 7 keys.
+fn bucket(seed: u64, small: usize, large: usize) -> (MockSource, BTreeMap<String, Vec<u8>>) {
+    let src = MockSource::new("b")
+        .with_chunk_size(4096)
+        .with_crc64_fn(crc64)
+        .with_page_size(7);
+    let mut rng = SplitMix64::new(seed);
+    let mut want = BTreeMap::new();
+    for i in 0..small {
+        let key = format!("data/d{}/s{i:04}.bin", i % 5);
+        let c = pseudo_random_bytes(seed ^ i as u64, rng.below(3000) as usize).to_vec();
+        src.put(&key, c.clone());
+        want.insert(key, c);
+    }
+    for i in 0..large {
+        let key = format!("data/big/l{i}.bin");
+        let len = PART * (5 + rng.below(8)) + rng.below(PART);
+        let c = pseudo_random_bytes(seed ^ (1000 + i as u64), len as usize).to_vec();
+        src.put(&key, c.clone());
+        want.insert(key, c);
+    }
+    src.put("other/x.bin", b"not in the prefix".to_vec());
+    (src, want)
+}
+
+fn quick_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 3,
+        initial_backoff: std::time::Duration::from_millis(1),
+        max_backoff: std::time::Duration::from_millis(5),
+        ..RetryPolicy::default()
+    }
+}
+
+fn job(src: &impl Source, dest: &Path) -> Job {
+    let lister: Arc<dyn Lister> = Arc::new(src.lister());
+    let source: Arc<dyn RangeSource> = Arc::new(src.clone());
+    Job::new(lister, source.clone(), "data/", dest)
+        .downloader(Downloader::from_arc(source).retry(quick_retry()))
+        .part_size(PART)
+        .jobs(4)
+}
+
+trait Source: RangeSource + Clone + 'static {
+    fn lister(&self) -> MockSource;
+}
+impl Source for MockSource {
+    fn lister(&self) -> MockSource {
+        self.clone()
+    }
+}
+
+/// Every file below `dir` (relative path → bytes), the job's state directory left out.
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            if rel == ".resume-get" {
+                continue;
+            }
+            if e.file_type().unwrap().is_dir() {
+                walk(root, &p, out);
+            } else {
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn expected(want: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, Vec<u8>> {
+    want.iter()
+        .map(|(k, v)| (k.strip_prefix("data/").unwrap().to_owned(), v.clone()))
+        .collect()
+}
+
+fn reads_per_key(src: &MockSource, from: usize) -> HashMap<String, usize> {
+    let mut m = HashMap::new();
+    for e in &src.log()[from..] {
+        *m.entry(e.key.clone()).or_default() += 1;
+    }
+    m
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_prefix_becomes_an_identical_tree_with_one_get_per_small_object_and_no_stat() {
+    let (src, want) = bucket(1, 60, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("out");
+    let s = job(&src, &dest).run().await.unwrap();
+    assert_eq!(tree(&dest), expected(&want));
+    assert_eq!((s.listed, s.done, s.failed, s.skipped), (63, 63, 0, 0));
+    assert!(s.complete);
+    assert_eq!(s.bytes, want.values().map(|v| v.len() as u64).sum::<u64>());
+    assert_eq!(
+        src.stat_requests(),
+        0,
+        "size and etag come from the listing"
+    );
+    let reads = reads_per_key(&src, 0);
+    for (k, v) in &want {
+        let parts = (v.len() as u64).div_ceil(PART).max(1) as usize;
+        let got = reads.get(k).copied().unwrap_or(0);
+        if v.is_empty() {
+            assert_eq!(got, 0, "{k}: an empty object needs no read");
+        } else {
+            assert_eq!(got, parts, "{k}");
+        }
+    }
+    assert!(
+        src.log().iter().all(|e| e.if_match.is_some()),
+        "every GET pinned"
+    );
+    assert!(!reads.contains_key("other/x.bin"));
+    // 63 objects over pages of 7 keys, prefix filtered by the lister: 9 or 10 requests.
+    assert!(src.list_requests() >= 9 && src.list_requests() <= 10);
+    // The journal and its directory are gone; no temp file or checkpoint anywhere.
+    assert!(!dest.join(".resume-get").exists());
+}
+
+#[tokio::test(start_paused = true)]
+async fn rerunning_a_completed_job_sends_no_object_request() {
+    let (src, want) = bucket(2, 40, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("out");
+    job(&src, &dest).run().await.unwrap();
+    let reads = src.read_requests();
+    let s = job(&src, &dest).run().await.unwrap();
+    assert_eq!(src.read_requests(), reads, "no GET");
+    assert_eq!(src.stat_requests(), 0, "no HEAD");
+    assert_eq!((s.done, s.up_to_date), (0, 42));
+    assert_eq!(tree(&dest), expected(&want));
+    // An object rewritten since (same size, new etag and time) is fetched again, alone.
+    let key = "data/d1/s0001.bin";
+    let new = vec![7u8; want[key].len()];
+    src.put(key, new.clone());
+    let s = job(&src, &dest).run().await.unwrap();
+    assert_eq!((s.done, s.up_to_date), (1, 41));
+    assert_eq!(std::fs::read(dest.join("d1/s0001.bin")).unwrap(), new);
+    assert_eq!(reads_per_key(&src, reads as usize).len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn skip_rules_size_only_update_and_overwrite() {
+    let (src, want) = bucket(3, 10, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("out");
+    std::fs::create_dir_all(dest.join("d0")).unwrap();
+    // A local file of the right size but other bytes, written "now" (newer than the object).
+    let key = "data/d0/s0000.bin";
+    std::fs::write(dest.join("d0/s0000.bin"), vec![0u8; want[key].len()]).unwrap();
+    let before = src.read_requests();
+    let s = job(&src, &dest)
+        .skip_rule(SkipRule::SizeOnly)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!((s.done, s.up_to_date), (9, 1));
+    assert!(!reads_per_key(&src, before as usize).contains_key(key));
+    let s = job(&src, &dest)
+        .skip_rule(SkipRule::Update)
+        .run()
+        .await
+        .unwrap();
+    // Files the job wrote carry the object's time; the hand-written one is newer.
+    assert_eq!((s.done, s.up_to_date), (0, 10));
+    let s = job(&src, &dest)
+        .skip_rule(SkipRule::Default)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!((s.done, s.up_to_date), (1, 9), "the time tells it apart");
+    assert_eq!(tree(&dest), expected(&want));
+    let before = src.read_requests();
+    let s = job(&src, &dest)
+        .skip_rule(SkipRule::Overwrite)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(s.done, 10);
+    assert_eq!(reads_per_key(&src, before as usize).len(), 10);
+}
+
+/// Runs the job until the bucket has served `bytes` bytes, then drops it like a crash.
+async fn crash_after(job: Job, src: &MockSource, bytes: u64) {
+    let trigger = src.crash_trigger_after_bytes(src.bytes_served() + bytes);
+    tokio::select! {
+        r = job.run() => panic!("finished before the crash point: {r:?}"),
+        _ = trigger.fired() => {}
+    }
+    drop(trigger);
+    // Let the runtime drop the aborted download tasks (as a dead process would have).
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_killed_at_seeded_moments_resumes_without_requesting_any_done_object() {
+    for seed in 0..10u64 {
+        let (src, want) = bucket(10 + seed, 80, 3);
+        let total: u64 = want.values().map(|v| v.len() as u64).sum();
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out");
+        let mut rng = SplitMix64::new(seed);
+        // Two crashes (20 seeded kill points over the seeds), then a run to the end.
+        for _ in 0..2 {
+            let at = 1 + rng.below(total / 2);
+            crash_after(job(&src, &dest), &src, at).await;
+        }
+        // What is complete on disk now must not be asked for again.
+        let exp = expected(&want);
+        let done: HashSet<String> = tree(&dest)
+            .into_iter()
+            .filter(|(k, v)| exp.get(k) == Some(v))
+            .map(|(k, _)| format!("data/{k}"))
+            .collect();
+        let from = src.read_requests() as usize;
+        let s = job(&src, &dest).run().await.unwrap();
+        assert!(s.complete, "seed {seed}: {s:?}");
+        assert_eq!(tree(&dest), exp, "seed {seed}: byte-identical tree");
+        let again: Vec<_> = reads_per_key(&src, from)
+            .into_keys()
+            .filter(|k| done.contains(k))
+            .collect();
+        assert!(
+            again.is_empty(),
+            "seed {seed}: done objects requested again: {again:?}"
+        );
+        assert_eq!(src.stat_requests(), 0);
+        assert!(!dest.join(".resume-get").exists(), "seed {seed}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_large_object_interrupted_resumes_from_its_part_checkpoint() {
+    let (src, want) = bucket(5, 0, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("out");
+    let len = want["data/big/l0.bin"].len() as u64;
+    crash_after(job(&src, &dest).jobs(1), &src, len / 2).await;
+    let served = src.bytes_served();
+    let s = job(&src, &dest).jobs(1).run().await.unwrap();
+    assert_eq!(tree(&dest), expected(&want));
+    // Only what was in flight (at most one part with one connection) is fetched twice.
+    assert!(
+        s.fetched_bytes <= len - served + PART,
+        "fetched {} of {len} after {served} served",
+        s.fetched_bytes
+    );
+}
+
+/// The mock with per-key behaviour on reads: fail some keys, delete some on first read, and
+/// count bodies alive at once.
+#[derive(Debug, Clone)]
+struct Hooked {
+    inner: MockSource,
+    fail: Arc<Mutex<HashMap<String, SourceErrorKind>>>,
+    delete: Arc<Mutex<HashSet<String>>>,
+    live: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
+}
+
+impl Hooked {
+    fn new(inner: MockSource) -> Self {
+        Self {
+            inner,
+            fail: Arc::default(),
+            delete: Arc::default(),
+            live: Arc::default(),
+            peak: Arc::default(),
+        }
+    }
+}
+
+impl Source for Hooked {
+    fn lister(&self) -> MockSource {
+        self.inner.clone()
+    }
+}
+
+struct Live(Arc<AtomicUsize>);
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl RangeSource for Hooked {
+    fn identity(&self) -> String {
+        RangeSource::identity(&self.inner)
+    }
+    async fn stat(&self, key: &str, v: Option<&str>) -> Result<ObjectMeta, SourceError> {
+        self.inner.stat(key, v).await
+    }
+    async fn read_range(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        c: &ReadConditions,
+    ) -> Result<RangeRead, SourceError> {
+        if let Some(&kind) = self.fail.lock().unwrap().get(key) {
+            return Err(SourceError::new(kind, format!("injected for {key}")).with_status(403));
+        }
+        if self.delete.lock().unwrap().remove(key) {
+            self.inner.remove(key);
+        }
+        let now = self.live.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        let guard = Live(self.live.clone());
+        let read = self
+            .inner
+            .read_range(key, range, c)
+            .await
+            .inspect_err(|_| {
+                let _ = &guard;
+            })?;
+        let body = read
+            .body
+            .then(move |chunk| {
+                let _alive = &guard;
+                async move {
+                    tokio::task::yield_now().await;
+                    chunk
+                }
+            })
+            .boxed();
+        Ok(RangeRead { body, ..read })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn failures_are_per_object_written_as_json_lines_and_the_rerun_fetches_only_them() {
+    let (inner, want) = bucket(6, 30, 1);
+    let src = Hooked::new(inner.clone());
+    let bad = ["data/d2/s0002.bin", "data/big/l0.bin"];
+    for k in bad {
+        src.fail
+            .lock()
+            .unwrap()
+            .insert(k.to_owned(), SourceErrorKind::Denied);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("out");
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let ev = events.clone();
+    let s = job(&src, &dest)
+        .on_event(move |e| ev.lock().unwrap().push(e.clone()))
+        .run()
+        .await
+        .unwrap();
+    assert_eq!((s.done, s.failed), (29, 2));
+    assert!(!s.complete);
+    let file = s.failures_file.clone().unwrap();
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut keys: Vec<&str> = lines.iter().map(|l| l["key"].as_str().unwrap()).collect();
+    keys.sort();
+    assert_eq!(keys, ["data/big/l0.bin", "data/d2/s0002.bin"]);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["kind"] == "Denied" && l["error"].as_str().unwrap().contains("injected"))
+    );
+    let failed_events = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                JobEvent::Failed {
+                    kind: ErrorKind::Denied,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(failed_events, 2);
+    // The journal stays; fixed, the rerun asks only for the two that failed.
+    src.fail.lock().unwrap().clear();
+    let from = inner.read_requests() as usize;
+    let s = job(&src, &dest).run().await.unwrap();
+    assert_eq!((s.done, s.up_to_date, s.failed), (2, 29, 0));
+    let mut asked: Vec<String> = reads_per_key(&inner, from).into_keys().collect();
+    asked.sort();
+    assert_eq!(
+        asked,
+        bad.iter().rev().map(|s| s.to_string()).collect::<Vec<_>>()
+    );
+    assert_eq!(tree(&dest), expected(&want));
+    assert!(!file.exists(), "no failures this time");
+}
+
+#[tokio::test(start_paused = true)]
+async fn fail_fast_stops_at_the_first_failure() {
+    let (inner, _) = bucket(7, 200, 0);
+    let src = Hooked::new(inner.clone());
+    src.fail
+        .lock()
+        .unwrap()
+        .insert("data/d0/s0005.bin".into(), SourceErrorKind::Denied);
+    let dir = tempfile::tempdir().unwrap();
+    let s = job(&src, &dir.path().join("out"))
+        .fail_fast(true)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(s.failed, 1);
+    assert!(!s.complete);
+    assert!(s.done < 199, "stopped early: {s:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_object_deleted_after_listing_is_skipped_not_failed() {
+    let (inner, _) = bucket(8, 12, 0);
+    let src = Hooked::new(inner.clone());
+    src.delete
+        .lock()
+        .unwrap()
+        .insert("data/d3/s0003.bin".into());
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("out");
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let ev = events.clone();
+    let s = job(&src, &dest)
+        .on_event(move |e| ev.lock().unwrap().push(e.clone()))
+        .run()
+        .await
+        .unwrap();
+    assert_eq!((s.done, s.skipped, s.failed), (11, 1, 0));
+    assert!(s.complete);
+    assert!(events.lock().unwrap().iter().any(|e| matches!(
+        e,
+        JobEvent::Skipped { key, reason: SkipReason::Deleted, .. } if key == "data/d3/s0003.bin"
+    )));
+    assert!(!dest.join("d3/s0003.bin").exists());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_connection_cap_holds_across_small_and_large_objects() {
+    let (inner, want) = bucket(9, 40, 3);
+    let src = Hooked::new(inner);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("out");
+    job(&src, &dest).jobs(3).run().await.unwrap();
+    assert_eq!(tree(&dest), expected(&want));
+    assert_eq!(src.peak.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn hostile_keys_are_skipped_with_reasons_and_nothing_is_written_outside_dest() {
+    let src = MockSource::new("b").with_crc64_fn(crc64).with_page_size(3);
+    let keys = [
+        "data/../escape",
+        "data/a/../../escape2",
+        "data//abs",
+        "data/x//y",
+        "data/folder/",
+        "data/t.rgpart",
+        "data/.resume-get/j",
+        "data/nul\0byte",
+        "data/clash",
+        "data/clash/inner",
+        "data/link/through",
+        "data/ok\\..\\name",
+        "data/fine.txt",
+    ];
+    for k in keys {
+        src.put(k, k.as_bytes().to_vec());
+    }
+    let long = format!("data/{}", "n".repeat(300));
+    src.put(&long, b"long".to_vec());
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("out");
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&dest).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, dest.join("link")).unwrap();
+    let reasons = Arc::new(Mutex::new(BTreeMap::new()));
+    let r = reasons.clone();
+    let s = job(&src, &dest)
+        .on_event(move |e| {
+            if let JobEvent::Skipped { key, reason, .. } = e {
+                r.lock().unwrap().insert(key.clone(), reason.clone());
+            }
+        })
+        .run()
+        .await
+        .unwrap();
+    let reasons = reasons.lock().unwrap().clone();
+    let un = |k: &str| match &reasons[k] {
+        SkipReason::Unmappable(u) => u.clone(),
+        other => panic!("{k}: {other:?}"),
+    };
+    assert_eq!(un("data/../escape"), Unmappable::DotSegment);
+    assert_eq!(un("data/a/../../escape2"), Unmappable::DotSegment);
+    assert_eq!(un("data//abs"), Unmappable::EmptySegment);
+    assert_eq!(un("data/x//y"), Unmappable::EmptySegment);
+    assert_eq!(un("data/folder/"), Unmappable::FolderMarker);
+    assert!(matches!(un("data/t.rgpart"), Unmappable::Reserved(_)));
+    assert!(matches!(un("data/.resume-get/j"), Unmappable::Reserved(_)));
+    assert_eq!(un("data/nul\0byte"), Unmappable::ForbiddenCharacter('\0'));
+    assert!(matches!(
+        un(&long),
+        Unmappable::NameTooLong { bytes: 300, .. }
+    ));
+    // `clash` (a file) is listed before `clash/inner`, which then has no directory to go in.
+    assert!(
+        matches!(&reasons["data/clash/inner"], SkipReason::Clash(w) if w.contains("is a file")),
+        "{reasons:?}"
+    );
+    assert!(
+        matches!(&reasons["data/link/through"], SkipReason::Clash(w) if w.contains("symbolic link"))
+    );
+    assert_eq!(s.done, 3, "{reasons:?}");
+    assert_eq!(s.skipped, 11);
+    assert_eq!(std::fs::read(dest.join("clash")).unwrap(), b"data/clash");
+    assert_eq!(
+        std::fs::read(dest.join("ok\\..\\name")).unwrap(),
+        b"data/ok\\..\\name"
+    );
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "nothing outside DEST"
+    );
+    assert!(!dir.path().join("escape").exists() && !dir.path().join("escape2").exists());
+    assert!(s.complete, "skips are not failures");
+}
+
+#[tokio::test(start_paused = true)]
+async fn keys_differing_only_in_case_on_a_case_insensitive_destination() {
+    let src = MockSource::new("b").with_crc64_fn(crc64);
+    src.put("data/A.txt", b"upper".to_vec());
+    src.put("data/a.txt", b"lower".to_vec());
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("out");
+    let s = job(&src, &dest)
+        .case_insensitive(Some(true))
+        .run()
+        .await
+        .unwrap();
+    // Listed in key order, `A.txt` first; `a.txt` would replace it there: skipped.
+    assert_eq!((s.done, s.skipped), (1, 1));
+    assert_eq!(std::fs::read(dest.join("A.txt")).unwrap(), b"upper");
+    assert!(!dest.join("a.txt").exists());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_listing_failure_stops_the_job_and_the_rerun_resumes_it() {
+    let (src, want) = bucket(11, 50, 0);
+    src.fail_list_request(3, SourceErrorKind::Denied);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("out");
+    let err = job(&src, &dest).run().await.unwrap_err();
+    let JobError::Listing {
+        listed, summary, ..
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
+    assert_eq!(*listed, 21, "three pages of 7");
+    assert_eq!(summary.done, 21, "what was listed was downloaded");
+    assert!(
+        err.to_string().contains("run the same command again"),
+        "{err}"
+    );
+    let from = src.read_requests() as usize;
+    let s = job(&src, &dest).run().await.unwrap();
+    assert_eq!((s.done, s.up_to_date), (29, 21));
+    assert_eq!(reads_per_key(&src, from).len(), 29);
+    assert_eq!(tree(&dest), expected(&want));
+}
+
+#[tokio::test(start_paused = true)]
+async fn transient_listing_failures_are_retried() {
+    let (src, want) = bucket(12, 20, 0);
+    src.fail_list_request(1, SourceErrorKind::Transient);
+    src.fail_list_request(2, SourceErrorKind::Transient);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("out");
+    let s = job(&src, &dest).run().await.unwrap();
+    assert!(s.complete);
+    assert_eq!(tree(&dest), expected(&want));
+}
+
+#[tokio::test(start_paused = true)]
+async fn include_exclude_and_shards_select_keys() {
+    let (src, want) = bucket(13, 50, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("inc");
+    let s = job(&src, &dest)
+        .include("d1/*")
+        .unwrap()
+        .include("d2/*")
+        .unwrap()
+        .exclude("*5.bin")
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    let got: Vec<String> = tree(&dest).into_keys().collect();
+    let exp: Vec<String> = expected(&want)
+        .into_keys()
+        .filter(|k| (k.starts_with("d1/") || k.starts_with("d2/")) && !k.ends_with("5.bin"))
+        .collect();
+    assert_eq!(got, exp);
+    assert_eq!(s.excluded, 50 - exp.len() as u64);
+    // Four shards into four directories cover every key exactly once.
+    let mut union = BTreeMap::new();
+    for k in 0..4 {
+        let d = dir.path().join(format!("shard{k}"));
+        job(&src, &d)
+            .shard(Shard::new(k, 4).unwrap())
+            .run()
+            .await
+            .unwrap();
+        for (name, bytes) in tree(&d) {
+            assert!(union.insert(name, bytes).is_none(), "a key in two shards");
+        }
+    }
+    assert_eq!(union, expected(&want));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dry_run_plans_every_object_and_writes_nothing() {
+    let (src, want) = bucket(14, 15, 1);
+    src.put("data/../bad", b"x".to_vec());
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("out");
+    let plan = Arc::new(Mutex::new(Vec::new()));
+    let p = plan.clone();
+    let s = job(&src, &dest)
+        .dry_run(true)
+        .on_event(move |e| {
+            if let JobEvent::Planned {
+                key, action, path, ..
+            } = e
+            {
+                p.lock()
+                    .unwrap()
+                    .push((key.clone(), action.clone(), path.clone()));
+            }
+        })
+        .run()
+        .await
+        .unwrap();
+    assert!(!dest.exists(), "nothing created");
+    assert_eq!(src.read_requests(), 0);
+    let plan = plan.lock().unwrap().clone();
+    assert_eq!(plan.len(), want.len() + 1);
+    let downloads = plan
+        .iter()
+        .filter(|(_, a, _)| *a == PlanAction::Download)
+        .count();
+    assert_eq!(downloads, want.len());
+    assert!(plan.iter().any(|(k, a, _)| k == "data/../bad"
+        && matches!(
+            a,
+            PlanAction::Skip(SkipReason::Unmappable(Unmappable::DotSegment))
+        )));
+    let (_, _, path) = plan
+        .iter()
+        .find(|(k, _, _)| k == "data/d0/s0000.bin")
+        .unwrap();
+    assert_eq!(path.as_deref(), Some(dest.join("d0/s0000.bin").as_path()));
+    assert_eq!(s.done, want.len() as u64);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_job_into_the_same_dest_is_refused_while_the_first_runs() {
+    let (src, _) = bucket(15, 30, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("out");
+    let trigger = src.crash_trigger_after_bytes(100);
+    let first = job(&src, &dest).run();
+    tokio::pin!(first);
+    tokio::select! {
+        r = &mut first => panic!("{r:?}"),
+        _ = trigger.fired() => {}
+    }
+    // The first job is alive (frozen at the trigger), holding its journal.
+    let err = job(&src, &dest).run().await.unwrap_err();
+    assert!(matches!(err, JobError::Locked { .. }), "{err}");
+    drop(trigger);
+    first.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn another_job_into_the_same_dest_leaves_an_interrupted_jobs_journal_alone() {
+    let (src, want) = bucket(16, 20, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("out");
+    crash_after(job(&src, &dest), &src, 5_000).await;
+    let journals = |d: &Path| std::fs::read_dir(d.join(".resume-get")).unwrap().count();
+    assert_eq!(journals(&dest), 1);
+    let lister: Arc<dyn Lister> = Arc::new(src.clone());
+    let source: Arc<dyn RangeSource> = Arc::new(src.clone());
+    let s = Job::new(lister, source, "other/", &dest)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(s.done, 1);
+    assert_eq!(
+        journals(&dest),
+        1,
+        "the other job's is gone, the first one's kept"
+    );
+    // The interrupted job resumes: its journal still claims the temp files it left.
+    let s = job(&src, &dest).run().await.unwrap();
+    assert!(s.complete, "{s:?}");
+    let mut exp = expected(&want);
+    exp.insert("x.bin".into(), b"not in the prefix".to_vec());
+    assert_eq!(tree(&dest), exp);
+    assert!(!dest.join(".resume-get").exists());
+}
