@@ -43,6 +43,62 @@ pub struct Cli {
 
     #[command(flatten)]
     pub opts: DownloadOpts,
+
+    #[command(flatten)]
+    pub batch: BatchOpts,
+}
+
+/// `-r` and the options of a recursive download (a whole prefix as one job).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Recursive downloads (-r)")]
+pub struct BatchOpts {
+    /// Download every object under SOURCE (a prefix: oss://BUCKET/PREFIX/, s3://, gs://,
+    /// az://, file:///DIR/) into the directory DEST, as one job: running the same command
+    /// again resumes it, and asks nothing again of an object already done.
+    #[arg(short = 'r', long)]
+    pub recursive: bool,
+
+    /// Only keys whose name below the prefix matches this glob (`*` matches across `/`, `?`,
+    /// `[a-z]`); repeatable: any of them.
+    #[arg(long, value_name = "GLOB", requires = "recursive")]
+    pub include: Vec<String>,
+
+    /// No key whose name below the prefix matches this glob; repeatable; wins over
+    /// --include.
+    #[arg(long, value_name = "GLOB", requires = "recursive")]
+    pub exclude: Vec<String>,
+
+    /// Only shard INDEX of COUNT (INDEX from 0, as Kubernetes' JOB_COMPLETION_INDEX): keys
+    /// are split by a stable hash, so COUNT processes cover every key exactly once.
+    #[arg(long, value_name = "INDEX/COUNT", requires = "recursive")]
+    pub shard: Option<String>,
+
+    /// Print the plan (download or skip, size, key, local path; tab-separated on stdout) and
+    /// download nothing.
+    #[arg(long, requires = "recursive")]
+    pub dry_run: bool,
+
+    /// Skip an object whose local file is not older than it (instead of the default: skip
+    /// only when size and version match).
+    #[arg(long, requires = "recursive", conflicts_with_all = ["size_only", "overwrite"])]
+    pub update: bool,
+
+    /// Skip an object whose local file has its size.
+    #[arg(long, requires = "recursive", conflicts_with = "overwrite")]
+    pub size_only: bool,
+
+    /// Download every object again, even when its local file looks up to date.
+    #[arg(long, requires = "recursive")]
+    pub overwrite: bool,
+
+    /// Stop at the first object that fails (default: report it and go on; exit 9 at the end).
+    #[arg(long, requires = "recursive")]
+    pub fail_fast: bool,
+
+    /// Write the failed objects here (JSON lines: key, path, kind, error) instead of beside
+    /// the job's journal (DEST/.resume-get/, or --checkpoint-dir).
+    #[arg(long, value_name = "FILE", requires = "recursive")]
+    pub failures: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,6 +11,9 @@ pub const CHANGED: u8 = 5;
 pub const INTEGRITY: u8 = 6;
 pub const LOCAL_IO: u8 = 7;
 pub const NETWORK: u8 = 8;
+/// `-r`: the job went through its whole listing, and some objects failed (listed in the
+/// failures file); the others are done.
+pub const PARTIAL: u8 = 9;
 pub const INTERRUPTED: u8 = 130;
 
 /// The table printed in `--help`.
@@ -29,8 +32,13 @@ Exit codes:
   7    local I/O: disk full, permissions, missing directory, DEST locked by another download
   8    network: the source kept failing and retries ran out, or answered inconsistently
        (ignored Range, refused a range inside the object)
+  9    -r: some objects failed (each is named, and listed with its error in the failures
+       file, JSON lines); every other object is done. Run the same command to retry them
   130  interrupted (Ctrl-C / SIGTERM); finished parts are kept for a resume (unless
        --no-checkpoint): run the same command
+
+With -r, a listing that fails exits with its cause's code (3, 4, 8, or 1), after the objects
+already listed were downloaded; the same command resumes the job.
 
 After a failure the message ends with what is saved on disk to resume from, or says that
 nothing is.";

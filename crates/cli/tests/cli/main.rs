@@ -14,6 +14,7 @@ mod newcomer;
 mod object_store_sources;
 mod output;
 mod rate_limit;
+mod recursive;
 mod region;
 mod resume;
 mod s3_checksums;

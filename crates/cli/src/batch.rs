@@ -1,0 +1,486 @@
+//! `resume-get -r SOURCE_PREFIX DEST_DIR`: a whole prefix as one resumable job
+//! (`resume_batch::Job`), its output and its exit code.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use resume_batch::{Job, JobError, JobEvent, PlanAction, Shard, SkipReason, SkipRule, Summary};
+use resume_core::{CancellationToken, Lister, OnChange, RangeSource, SourceErrorKind};
+use serde_json::{Value, json};
+
+use crate::args::{BatchOpts, DownloadOpts, OnChangeArg};
+use crate::exit;
+use crate::output::{Mode, err_line, out_line};
+use crate::size::format_bytes;
+use crate::sources::{self, OpenError};
+
+/// A lister, the source that reads what it lists, and the prefix.
+pub type OpenedPrefix = (Arc<dyn Lister>, Arc<dyn RangeSource>, String);
+
+/// Single-object options that mean nothing for a whole prefix.
+fn refuse_single_object_options(opts: &DownloadOpts) -> Result<(), String> {
+    let refused = [
+        (opts.range.is_some(), "--range"),
+        (opts.version_id.is_some(), "--version-id"),
+        (!opts.checksum.is_empty(), "--checksum"),
+        (opts.checksum_file.is_some(), "--checksum-file"),
+        (opts.no_checkpoint, "--no-checkpoint"),
+    ];
+    match refused.iter().find(|(given, _)| *given) {
+        Some((_, name)) => Err(format!(
+            "{name} names one object and cannot be used with -r (a whole prefix); drop it, or \
+             download that object on its own without -r"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// What `--update`, `--size-only` and `--overwrite` choose.
+fn skip_rule(b: &BatchOpts) -> SkipRule {
+    if b.overwrite {
+        SkipRule::Overwrite
+    } else if b.size_only {
+        SkipRule::SizeOnly
+    } else if b.update {
+        SkipRule::Update
+    } else {
+        SkipRule::Default
+    }
+}
+
+pub async fn run(source_url: &str, dest: &Path, opts: &DownloadOpts, b: &BatchOpts) -> u8 {
+    if let Err(msg) = crate::validate(&opts.transfer).and(refuse_single_object_options(opts)) {
+        err_line(format_args!("resume-get: error: {msg}"));
+        return exit::USAGE;
+    }
+    let shown_url = resume_core::redact::redact_url(source_url);
+    let (lister, source, prefix) = match sources::open_prefix(source_url, opts) {
+        Ok(x) => x,
+        Err(OpenError { message, exit_code }) => {
+            err_line(format_args!("resume-get: error: {message}"));
+            return exit_code;
+        }
+    };
+    let cancel = CancellationToken::new();
+    crate::cancel_on_signals(cancel.clone());
+    let template = crate::downloader(source.clone(), &opts.transfer, cancel.clone(), |_| {})
+        .verify_on_resume(opts.verify_on_resume)
+        .on_change(match opts.on_change {
+            OnChangeArg::Restart => OnChange::Restart,
+            OnChangeArg::Fail => OnChange::Fail,
+        })
+        .require_checksum(opts.require_checksum);
+    let mut job = Job::new(lister, source, prefix.clone(), dest)
+        .downloader(template)
+        .part_size(opts.transfer.part_size)
+        .jobs(opts.transfer.jobs)
+        .skip_rule(skip_rule(b))
+        .fail_fast(b.fail_fast)
+        .dry_run(b.dry_run)
+        .cancel_token(cancel);
+    for (patterns, include) in [(&b.include, true), (&b.exclude, false)] {
+        for p in patterns {
+            let next = if include {
+                job.include(p)
+            } else {
+                job.exclude(p)
+            };
+            job = match next {
+                Ok(j) => j,
+                Err(e) => {
+                    err_line(format_args!(
+                        "resume-get: error: --{} {p:?}: {e}",
+                        if include { "include" } else { "exclude" }
+                    ));
+                    return exit::USAGE;
+                }
+            };
+        }
+    }
+    if let Some(shard) = &b.shard {
+        match Shard::parse(shard) {
+            Ok(s) => job = job.shard(s),
+            Err(e) => {
+                err_line(format_args!("resume-get: error: --shard: {e}"));
+                return exit::USAGE;
+            }
+        }
+    }
+    if let Some(dir) = &opts.checkpoint_dir {
+        job = job.state_dir(dir);
+    }
+    if let Some(f) = &b.failures {
+        job = job.failures_file(f);
+    }
+    let out = Arc::new(BatchOutput::new(
+        crate::output_mode(&opts.output),
+        b.dry_run,
+    ));
+    let sink = out.clone();
+    job = job.on_event(move |e| sink.handle(e));
+    let result = job.run().await;
+    out.finish();
+    let quiet = matches!(out.mode, Mode::Quiet | Mode::Json);
+    match result {
+        Ok(s) => {
+            if !quiet {
+                err_line(summary_line(&s, b.dry_run));
+            }
+            if s.failed > 0 {
+                if let Some(f) = &s.failures_file {
+                    err_line(format_args!(
+                        "resume-get: {} object(s) failed; their keys and errors are in {} (JSON \
+                         lines); run the same command again to retry them (done objects are \
+                         not requested again)",
+                        s.failed,
+                        f.display()
+                    ));
+                }
+                exit::PARTIAL
+            } else {
+                exit::OK
+            }
+        }
+        Err(e) => {
+            let code = match &e {
+                JobError::Listing { source, .. } => match source.kind {
+                    SourceErrorKind::NotFound => exit::NOT_FOUND,
+                    SourceErrorKind::Denied => exit::DENIED,
+                    SourceErrorKind::Transient => exit::NETWORK,
+                    SourceErrorKind::Misconfigured => exit::USAGE,
+                    _ => exit::FAILURE,
+                },
+                JobError::Config(_) => exit::USAGE,
+                JobError::Cancelled { .. } => exit::INTERRUPTED,
+                _ => exit::LOCAL_IO,
+            };
+            if let (Some(s), false) = (e.summary(), quiet) {
+                err_line(summary_line(s, b.dry_run));
+            }
+            let msg = e.to_string();
+            let msg = if msg.contains(&shown_url) {
+                msg
+            } else {
+                format!("{shown_url}: {msg}")
+            };
+            if code == exit::INTERRUPTED {
+                err_line(format_args!("resume-get: interrupted: {msg}"));
+            } else {
+                err_line(format_args!("resume-get: error: {msg}"));
+            }
+            code
+        }
+    }
+}
+
+fn summary_line(s: &Summary, dry_run: bool) -> String {
+    if dry_run {
+        return format!(
+            "dry run: {} to download ({}), {} up to date, {} skipped, {} excluded, of {} listed",
+            s.done,
+            format_bytes(s.bytes),
+            s.up_to_date,
+            s.skipped,
+            s.excluded,
+            s.listed
+        );
+    }
+    let secs = s.elapsed.as_secs_f64().max(1e-9);
+    format!(
+        "{} downloaded, {} up to date, {} skipped, {} failed ({} listed, {} excluded): {} \
+         fetched in {:.1} s ({}/s)",
+        s.done,
+        s.up_to_date,
+        s.skipped,
+        s.failed,
+        s.listed,
+        s.excluded,
+        format_bytes(s.fetched_bytes),
+        s.elapsed.as_secs_f64(),
+        format_bytes((s.fetched_bytes as f64 / secs) as u64)
+    )
+}
+
+/// Job events → output: per-object JSON events, an aggregate bar, plain lines, or nothing.
+#[derive(Debug)]
+struct BatchOutput {
+    mode: Mode,
+    dry_run: bool,
+    start: Instant,
+    bar: Option<ProgressBar>,
+    last_line: Mutex<Option<Instant>>,
+}
+
+impl BatchOutput {
+    fn new(mode: Mode, dry_run: bool) -> Self {
+        let bar = match mode {
+            Mode::Bar { .. } if !dry_run && std::io::stderr().is_terminal() => {
+                let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+                bar.set_style(
+                    ProgressStyle::with_template("{bytes} {bytes_per_sec} {elapsed} objects {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+                bar.enable_steady_tick(Duration::from_millis(200));
+                Some(bar)
+            }
+            _ => None,
+        };
+        Self {
+            mode,
+            dry_run,
+            start: Instant::now(),
+            bar,
+            last_line: Mutex::new(None),
+        }
+    }
+
+    fn line(&self, s: impl std::fmt::Display) {
+        match &self.bar {
+            Some(bar) => bar.println(s.to_string()),
+            None => err_line(s),
+        }
+    }
+
+    fn handle(&self, e: &JobEvent) {
+        if self.mode == Mode::Json {
+            let mut v = job_event_json(e);
+            v["t_ms"] = json!(self.start.elapsed().as_millis() as u64);
+            out_line(v);
+            return;
+        }
+        if let JobEvent::Planned {
+            key,
+            size,
+            path,
+            action,
+        } = e
+        {
+            // The plan is the output of a dry run: on stdout, one line per object.
+            let path = path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "-".into());
+            match action {
+                PlanAction::Download => out_line(format_args!("download\t{size}\t{key}\t{path}")),
+                PlanAction::Skip(r) => out_line(format_args!("skip\t{size}\t{key}\t{path}\t{r}")),
+                _ => {}
+            }
+            return;
+        }
+        // Failures and problem skips are told even in quiet mode's absence of progress.
+        match e {
+            JobEvent::Failed { key, error, .. } => {
+                self.line(format_args!("resume-get: failed: {key}: {error}"));
+                return;
+            }
+            JobEvent::Skipped { key, reason, .. }
+                if !reason.is_up_to_date() && self.mode != Mode::Quiet =>
+            {
+                self.line(format_args!("resume-get: skipped {key:?}: {reason}"));
+                return;
+            }
+            JobEvent::JournalNote { note, .. } if self.mode != Mode::Quiet => {
+                self.line(format_args!("resume-get: job: {note}"));
+                return;
+            }
+            _ => {}
+        }
+        if self.mode == Mode::Quiet || self.dry_run {
+            return;
+        }
+        let JobEvent::Progress(t) = e else {
+            return;
+        };
+        let msg = format!(
+            "{}/{} done ({} up to date, {} skipped, {} failed), {} listed",
+            t.done + t.up_to_date,
+            t.listed,
+            t.up_to_date,
+            t.skipped,
+            t.failed,
+            format_bytes(t.listed_bytes)
+        );
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(t.fetched_bytes);
+                bar.set_message(msg);
+            }
+            None if self.mode == (Mode::Bar { force: true }) => {
+                let mut last = self.last_line.lock().unwrap_or_else(|p| p.into_inner());
+                if last.is_some_and(|l| l.elapsed() < Duration::from_secs(1)) {
+                    return;
+                }
+                *last = Some(Instant::now());
+                err_line(format_args!(
+                    "{} fetched, objects {msg}",
+                    format_bytes(t.fetched_bytes)
+                ));
+            }
+            None => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn reason_json(r: &SkipReason) -> Value {
+    let kind = match r {
+        SkipReason::UpToDate(_) => "up_to_date",
+        SkipReason::Unmappable(_) => "unmappable",
+        SkipReason::Clash(_) => "clash",
+        SkipReason::Deleted => "deleted",
+        _ => "other",
+    };
+    json!({"reason": kind, "detail": r.to_string()})
+}
+
+/// The JSON form of a job event; field names are stable (documented in the README).
+pub fn job_event_json(e: &JobEvent) -> Value {
+    let path = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    match e {
+        JobEvent::JournalNote { path, note } => {
+            json!({"event": "job_note", "journal": path, "note": note})
+        }
+        JobEvent::Listed { objects, bytes } => {
+            json!({"event": "listed", "objects": objects, "bytes": bytes})
+        }
+        JobEvent::Planned {
+            key,
+            size,
+            path: p,
+            action,
+        } => {
+            let mut v = json!({"event": "planned", "key": key, "size": size, "path": path(p)});
+            match action {
+                PlanAction::Download => v["action"] = json!("download"),
+                PlanAction::Skip(r) => {
+                    v["action"] = json!("skip");
+                    v["skip"] = reason_json(r);
+                }
+                _ => {}
+            }
+            v
+        }
+        JobEvent::Started { key, path, size } => {
+            json!({"event": "object_started", "key": key, "path": path, "size": size})
+        }
+        JobEvent::Done {
+            key,
+            path,
+            size,
+            fetched_bytes,
+            reused_bytes,
+        } => json!({"event": "object_done", "key": key, "path": path, "size": size,
+            "fetched_bytes": fetched_bytes, "reused_bytes": reused_bytes}),
+        JobEvent::Skipped {
+            key,
+            path: p,
+            reason,
+        } => {
+            let mut v = json!({"event": "object_skipped", "key": key, "path": path(p)});
+            let r = reason_json(reason);
+            v["reason"] = r["reason"].clone();
+            v["detail"] = r["detail"].clone();
+            v
+        }
+        JobEvent::Failed {
+            key,
+            path,
+            kind,
+            error,
+        } => json!({"event": "object_failed", "key": key, "path": path,
+            "kind": format!("{kind:?}"), "exit_code": exit::for_kind(*kind), "error": error}),
+        JobEvent::Progress(t) => json!({"event": "job_progress", "listed": t.listed,
+            "listed_bytes": t.listed_bytes, "done": t.done, "up_to_date": t.up_to_date,
+            "skipped": t.skipped, "failed": t.failed, "fetched_bytes": t.fetched_bytes}),
+        JobEvent::Finished(s) => json!({"event": "job_finished", "listed": s.listed,
+            "excluded": s.excluded, "done": s.done, "up_to_date": s.up_to_date,
+            "skipped": s.skipped, "failed": s.failed, "fetched_bytes": s.fetched_bytes,
+            "bytes": s.bytes, "elapsed_ms": s.elapsed.as_millis() as u64,
+            "failures_file": s.failures_file, "complete": s.complete}),
+        _ => json!({"event": "other", "debug": format!("{e:?}")}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_object_options_are_refused_with_the_option_named() {
+        use clap::Parser;
+        let cli = crate::args::Cli::parse_from([
+            "resume-get",
+            "-r",
+            "--range",
+            "0-9",
+            "s3://b/p/",
+            "out",
+        ]);
+        let err = refuse_single_object_options(&cli.opts).unwrap_err();
+        assert!(
+            err.contains("--range") && err.contains("without -r"),
+            "{err}"
+        );
+        let cli = crate::args::Cli::parse_from(["resume-get", "-r", "s3://b/p/", "out"]);
+        assert!(refuse_single_object_options(&cli.opts).is_ok());
+    }
+
+    #[test]
+    fn skip_options_choose_one_rule() {
+        use clap::Parser;
+        let rule = |args: &[&str]| {
+            let mut v = vec!["resume-get", "-r"];
+            v.extend_from_slice(args);
+            v.extend_from_slice(&["s3://b/p/", "out"]);
+            skip_rule(&crate::args::Cli::parse_from(v).batch)
+        };
+        assert_eq!(rule(&[]), SkipRule::Default);
+        assert_eq!(rule(&["--update"]), SkipRule::Update);
+        assert_eq!(rule(&["--size-only"]), SkipRule::SizeOnly);
+        assert_eq!(rule(&["--overwrite"]), SkipRule::Overwrite);
+        // Two rules at once, or a batch option without -r: clap refuses.
+        assert!(
+            crate::args::Cli::try_parse_from([
+                "resume-get",
+                "-r",
+                "--update",
+                "--overwrite",
+                "s3://b/p/",
+                "o"
+            ])
+            .is_err()
+        );
+        assert!(
+            crate::args::Cli::try_parse_from(["resume-get", "--shard", "1/2", "s3://b/k", "o"])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn every_job_event_has_a_stable_json_name() {
+        let e = JobEvent::Skipped {
+            key: "k".into(),
+            path: None,
+            reason: SkipReason::Deleted,
+        };
+        let v = job_event_json(&e);
+        assert_eq!(v["event"], "object_skipped");
+        assert_eq!(v["reason"], "deleted");
+        let v = job_event_json(&JobEvent::Listed {
+            objects: 3,
+            bytes: 9,
+        });
+        assert_eq!(
+            (v["event"].as_str(), v["objects"].as_u64()),
+            (Some("listed"), Some(3))
+        );
+    }
+}
