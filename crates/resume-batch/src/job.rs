@@ -670,15 +670,10 @@ impl Run<'_> {
             if tasks.is_empty() && !admitting {
                 break;
             }
+            // Pages first: a page is only taken when the queue is empty, and admitting its
+            // objects keeps the connections busy; finished objects are bookkeeping.
             tokio::select! {
                 biased;
-                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                    match done {
-                        Ok(f) => self.finished(f)?,
-                        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                        Err(_) => {}
-                    }
-                }
                 page = pages.recv(), if admitting => match page {
                     Some(Ok(page)) => {
                         let n = page.objects.len() as u64;
@@ -704,6 +699,13 @@ impl Run<'_> {
                     }
                     None => listing_done = true,
                 },
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                    match done {
+                        Ok(f) => self.finished(f)?,
+                        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                        Err(_) => {}
+                    }
+                }
                 _ = self.stop.cancelled(), if !self.stop.is_cancelled() => {}
                 _ = ticker.tick(), if job.events.is_some() => self.progress(false),
             }
