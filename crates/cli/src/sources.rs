@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use backend_http::HttpOptions;
-use backend_object_store::{StoreOptions, from_url};
+use backend_object_store::{StoreOptions, from_url, lister_from_url};
 use backend_oss::sign::SignError;
 use backend_oss::{Client, Endpoint, EnvCredentials, SignatureVersion};
 use resume_core::RangeSource;
@@ -37,10 +37,10 @@ pub type Opened = (Arc<dyn RangeSource>, String);
 /// Opens `url` as a prefix to download recursively (`-r`): a lister, the source that reads
 /// what it lists (one store, one identity), and the prefix.
 ///
-/// Listing is a backend concern (`resume_core::Lister`); the listers of the OSS and
-/// object_store backends are built beside this command (issue 12) and are wired here as they
-/// land. Until then every scheme is refused with a usage error, before any request.
-pub fn open_prefix(url: &str, _opts: &DownloadOpts) -> Result<OpenedPrefix, OpenError> {
+/// Listing is a backend concern (`resume_core::Lister`): object_store's schemes list with
+/// `backend_object_store::lister_from_url`; `oss://` waits for the OSS lister and is refused
+/// with a usage error, before any request.
+pub fn open_prefix(url: &str, opts: &DownloadOpts) -> Result<OpenedPrefix, OpenError> {
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     let shown = redact_url(url);
     match scheme.as_deref() {
@@ -48,9 +48,12 @@ pub fn open_prefix(url: &str, _opts: &DownloadOpts) -> Result<OpenedPrefix, Open
             "{shown}: an HTTP server cannot list its files, so -r cannot download a folder from \
              it; download each URL on its own"
         ))),
-        Some(
-            s @ ("oss" | "s3" | "s3a" | "gs" | "az" | "azure" | "abfs" | "abfss" | "adl" | "file"),
-        ) => Err(usage(format!(
+        Some("s3" | "s3a" | "gs" | "az" | "azure" | "abfs" | "abfss" | "adl" | "file") => {
+            let (source, lister, prefix) =
+                lister_from_url(url, &store_options(opts)).map_err(|e| usage(e.to_string()))?;
+            Ok((Arc::new(lister), Arc::new(source), prefix))
+        }
+        Some(s @ "oss") => Err(usage(format!(
             "{shown}: listing {s}:// prefixes is not available in this build yet, so -r cannot \
              download it; download its objects one at a time without -r"
         ))),
@@ -268,6 +271,12 @@ pub fn file_name(url: &str, key: &str) -> String {
 }
 
 fn open_object_store(url: &str, opts: &DownloadOpts) -> Result<Opened, OpenError> {
+    let (source, key) = from_url(url, &store_options(opts)).map_err(|e| usage(e.to_string()))?;
+    Ok((Arc::new(source), key))
+}
+
+/// The object_store settings the command line gives.
+fn store_options(opts: &DownloadOpts) -> StoreOptions {
     let mut options = StoreOptions::new();
     if let Some(endpoint) = &opts.endpoint {
         // Without a scheme, https:// as for OSS endpoints (object_store cannot sign a request
@@ -286,8 +295,7 @@ fn open_object_store(url: &str, opts: &DownloadOpts) -> Result<Opened, OpenError
     if let Some(region) = &opts.region {
         options = options.region(region.clone());
     }
-    let (source, key) = from_url(url, &options).map_err(|e| usage(e.to_string()))?;
-    Ok((Arc::new(source), key))
+    options
 }
 
 /// `key` as a person knows it: a `file://` key is the path without its leading `/` (the

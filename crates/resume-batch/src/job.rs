@@ -785,9 +785,18 @@ impl Run<'_> {
             Err(_) => None,
         };
         let h = key_hash(&key);
-        if let Decision::Skip(why) =
-            decide(job.skip, &meta, local.as_ref(), self.state.done.get(&h))
-        {
+        let decision = decide(job.skip, &meta, local.as_ref(), self.state.done.get(&h));
+        // A run stopped after renaming a large object into place and before deleting its
+        // checkpoint left both: the engine recognises its own finished file (no request) and
+        // removes the checkpoint, so that object goes to the engine instead of being skipped.
+        let leftover_checkpoint = matches!(decision, Decision::Skip(_))
+            && !job.dry_run
+            && self.state.started.get(&h) == Some(&true)
+            && self
+                .downloader(&key, meta.clone(), true)
+                .checkpoint_path(&key, &path)
+                .is_some_and(|p| p.exists());
+        if let (Decision::Skip(why), false) = (decision, leftover_checkpoint) {
             self.bytes += meta.size;
             self.totals.up_to_date += 1;
             let reason = SkipReason::UpToDate(why);
@@ -854,6 +863,7 @@ impl Run<'_> {
             .part_size(job.part_size)
             .concurrency(job.jobs)
             .connection_limit(self.limit.clone())
+            .keep_modified_time(true)
             .cancel_token(self.stop.child_token());
         dl = if !checkpointed {
             dl.no_checkpoint()
@@ -1037,21 +1047,10 @@ impl Run<'_> {
     }
 }
 
-/// One object's download, then its modification time set to the object's, which the default
-/// skip rule recognises once the journal is gone.
+/// One object's download (its file gets the object's modification time before the rename,
+/// which the default skip rule recognises once the journal is gone).
 async fn download(dl: Downloader, key: String, path: PathBuf, meta: ObjectMeta) -> Finished {
     let result = dl.download(&key, &path).await;
-    if let Ok(report) = &result
-        && let Some(at) = report.object.last_modified
-    {
-        let stamp = std::fs::File::options()
-            .write(true)
-            .open(&path)
-            .and_then(|f| f.set_modified(at));
-        if let Err(e) = stamp {
-            tracing::debug!(%key, error = %e, "cannot set the modification time");
-        }
-    }
     Finished {
         key,
         path,

@@ -275,6 +275,47 @@ async fn a_large_object_interrupted_resumes_from_its_part_checkpoint() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_checkpoint_left_beside_a_finished_object_is_removed_without_a_request() {
+    // The state of a run killed after the rename and before the checkpoint's deletion: the
+    // journal says started (not done), the file is complete, its checkpoint still there.
+    let (src, want) = bucket(17, 0, 1);
+    let key = "data/big/l0.bin";
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("out");
+    let len = want[key].len() as u64;
+    crash_after(job(&src, &dest).jobs(1), &src, len / 3).await;
+    let file = dest.join("big/l0.bin");
+    let cp = dest.join("big/l0.bin.rgcp");
+    let saved = dir.path().join("saved-checkpoint");
+    let parts = len.div_ceil(PART);
+    let (cp2, saved2) = (cp.clone(), saved.clone());
+    Downloader::new(src.clone())
+        .listed(src.meta(key).unwrap())
+        .part_size(PART)
+        .keep_modified_time(true)
+        .on_progress(move |e| {
+            // The last part is recorded: the checkpoint is complete, the rename comes next.
+            if let resume_core::Event::PartDone { part, .. } = e
+                && *part + 1 == parts
+            {
+                std::fs::copy(&cp2, &saved2).unwrap();
+            }
+        })
+        .download(key, &file)
+        .await
+        .unwrap();
+    assert!(!cp.exists());
+    std::fs::rename(&saved, &cp).unwrap();
+    let reads = src.read_requests();
+    let s = job(&src, &dest).jobs(1).run().await.unwrap();
+    assert_eq!(src.read_requests(), reads, "no request");
+    assert_eq!(s.fetched_bytes, 0);
+    assert!(!cp.exists(), "the leftover checkpoint is removed");
+    assert_eq!(tree(&dest), expected(&want));
+    assert!(s.complete);
+}
+
 /// The mock with per-key behaviour on reads: fail some keys, delete some on first read, and
 /// count bodies alive at once.
 #[derive(Debug, Clone)]

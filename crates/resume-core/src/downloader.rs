@@ -99,6 +99,8 @@ pub struct Downloader {
     pub(crate) listed: Option<ObjectMeta>,
     /// Shared cap on part requests in flight (see [`Downloader::connection_limit`]).
     pub(crate) connections: Option<ConnectionLimit>,
+    /// Give DEST the object's last-modified time (see [`Downloader::keep_modified_time`]).
+    pub(crate) keep_modified_time: bool,
 }
 
 impl fmt::Debug for Downloader {
@@ -125,6 +127,7 @@ impl fmt::Debug for Downloader {
             .field("lowest_speed", &self.lowest_speed)
             .field("listed", &self.listed)
             .field("connections", &self.connections)
+            .field("keep_modified_time", &self.keep_modified_time)
             .finish_non_exhaustive()
     }
 }
@@ -174,6 +177,7 @@ impl Downloader {
             lowest_speed: None,
             listed: None,
             connections: None,
+            keep_modified_time: false,
         }
     }
 
@@ -364,6 +368,16 @@ impl Downloader {
         self
     }
 
+    /// With `true`, the file gets the object's last-modified time (when the source reports
+    /// one), set on the temp file before the atomic rename: DEST never appears, and no crash
+    /// leaves it, with the object's bytes and another time. A batch job's skip rule relies on
+    /// it; like `curl -R` / `wget -N` for one download. Default `false`: the time of the
+    /// download.
+    pub fn keep_modified_time(mut self, yes: bool) -> Self {
+        self.keep_modified_time = yes;
+        self
+    }
+
     /// Downloads `key` into `dest`.
     ///
     /// `dest` is replaced atomically once the bytes are complete and verified; until then it is
@@ -407,6 +421,15 @@ impl Downloader {
         let store = self.store_for(&dest)?;
         let id = engine::checkpoint_id(self, key, &dest);
         local_state::saved_progress(store.as_ref(), &id, &with_suffix(&dest, PART_SUFFIX))
+    }
+
+    /// The file a download of `key` into `dest` with these settings keeps its checkpoint in,
+    /// if its store keeps one in a file (whether it exists is for the caller to look). A batch
+    /// job uses it to notice a checkpoint an interrupted run left beside a finished file.
+    pub fn checkpoint_path(&self, key: &str, dest: impl AsRef<Path>) -> Option<PathBuf> {
+        let dest = resolve_dest(dest.as_ref()).ok()?;
+        let store = self.store_for(&dest)?;
+        store.path(&engine::checkpoint_id(self, key, &dest))
     }
 
     fn validate(&self) -> Result<(), Error> {

@@ -510,6 +510,13 @@ impl<'a> Attempt<'a> {
         }
 
         let dest = Path::new(&self.id.destination);
+        if dl.keep_modified_time
+            && let Some(at) = meta.last_modified
+        {
+            // Before the rename, so the file appears with it: nothing can see (or a crash
+            // leave) the object's bytes at DEST with another time.
+            file.set_modified(at)?;
+        }
         file.commit(dest)?;
         self.delete_after_commit();
         let report = Report {

@@ -142,6 +142,13 @@ impl PartFile {
             .map_err(|e| Error::io("read temp file", &self.path, e))
     }
 
+    /// Sets the file's modification time (before [`commit`](Self::commit), which syncs it).
+    pub(crate) fn set_modified(&self, at: std::time::SystemTime) -> Result<(), Error> {
+        self.file
+            .set_modified(at)
+            .map_err(|e| Error::io("set the modification time of", &self.path, e))
+    }
+
     pub(crate) fn sync_data(&self) -> Result<(), Error> {
         self.file
             .sync_data()

@@ -226,3 +226,22 @@ async fn a_lone_download_takes_every_permit_of_the_limit() {
     assert_eq!(std::fs::read(dir.path().join("x")).unwrap(), content);
     assert_eq!(source.peak.load(Ordering::SeqCst), 6);
 }
+
+#[tokio::test(start_paused = true)]
+async fn keep_modified_time_gives_dest_the_objects_time_before_the_rename() {
+    let f = Fixture::new(30_000, 8);
+    let meta = f.source.meta(KEY).unwrap();
+    let at = meta.last_modified.unwrap();
+    f.downloader()
+        .part_size(8192)
+        .keep_modified_time(true)
+        .download(KEY, &f.dest)
+        .await
+        .unwrap();
+    assert_eq!(f.dest_bytes(), f.content);
+    assert_eq!(std::fs::metadata(&f.dest).unwrap().modified().unwrap(), at);
+    // Without it, the time of the download (not the object's, which is in 2023).
+    let other = f.dir.path().join("plain.bin");
+    f.downloader().download(KEY, &other).await.unwrap();
+    assert_ne!(std::fs::metadata(&other).unwrap().modified().unwrap(), at);
+}

@@ -65,7 +65,7 @@ fn the_exit_table_in_help_and_readme_agree_and_every_row_is_tested() {
         .collect();
     assert_eq!(help_codes, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 130]);
     assert_eq!(readme_codes, help_codes);
-    let this_file = include_str!("exit_codes.rs");
+    let this_file = concat!(include_str!("exit_codes.rs"), include_str!("recursive.rs"));
     for code in help_codes {
         assert!(
             this_file.contains(&format!("fn exit_{code}_")),
@@ -700,39 +700,8 @@ fn exit_8_when_the_server_keeps_answering_503() {
 }
 
 // ---------------------------------------------------------------------------------------
-// 9: -r, some objects failed
-
-#[test]
-#[ignore = "needs the OSS lister (issue 12, wt-list) wired in sources::open_prefix"]
-fn exit_9_when_some_objects_of_a_recursive_download_fail() {
-    let oss = Oss::start();
-    let mut want = Vec::new();
-    for (i, name) in ["a.bin", "b.bin", "c.bin", "d/e.bin"].iter().enumerate() {
-        want.push((
-            *name,
-            oss.put(&format!("p/{name}"), 3000 + i * 100, i as u64),
-        ));
-    }
-    oss.deny_nth_get("p/c.bin", 1);
-    let dir = tempfile::tempdir().unwrap();
-    let dest = dir.path().join("out");
-    let out = run(
-        oss.cmd().args(["-r", &oss.url("p/")]).arg(&dest),
-        "-r with one object denied",
-    );
-    out.expect_code(9)
-        .stderr_has(&["p/c.bin", "1 object(s) failed", "JSON lines"]);
-    for (name, bytes) in &want {
-        if *name != "c.bin" {
-            assert_file(&dest.join(name), bytes, name);
-        }
-    }
-    assert!(!dest.join("c.bin").exists());
-    // The rerun fetches only the one that failed, and ends with 0.
-    let out = run(oss.cmd().args(["-r", &oss.url("p/")]).arg(&dest), "rerun");
-    out.expect_code(0);
-    assert_file(&dest.join("c.bin"), &want[2].1, "c.bin");
-}
+// 9: -r, some objects failed: `recursive.rs`
+// (`exit_9_lists_the_failed_objects_and_the_rerun_fetches_only_them`)
 
 // ---------------------------------------------------------------------------------------
 // 130: interrupted (the full resume story is in resume.rs)

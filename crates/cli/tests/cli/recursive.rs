@@ -1,6 +1,9 @@
 //! `resume-get -r`: usage errors before any request, and (once a lister is wired for the
 //! scheme) whole-prefix jobs end to end.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
 use crate::common::*;
 
 fn expect_refused(args: &[&str], needles: &[&str]) {
@@ -56,4 +59,220 @@ fn a_folder_url_without_r_points_to_r() {
     );
     out.expect_code(2)
         .stderr_has(&["names a folder", "with -r"]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Whole jobs from file:// (the object_store lister walks the directory).
+
+/// A source tree: `small` files of 0–4 KiB in a few directories and `large` files of
+/// 384–768 KiB (several 64 KiB parts each).
+fn source_tree(root: &Path, seed: u64, small: usize, large: usize) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut state = seed | 1;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for i in 0..small {
+        let rel = format!("d{}/f{i:03}.bin", i % 4);
+        files.insert(rel, data((next() % 4096) as usize, seed + i as u64));
+    }
+    for i in 0..large {
+        let rel = format!("big/l{i}.bin");
+        files.insert(
+            rel,
+            data(
+                384 * 1024 + (next() % (384 * 1024)) as usize,
+                (seed ^ 77) + i as u64,
+            ),
+        );
+    }
+    for (rel, bytes) in &files {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+    files
+}
+
+/// Every file below `dir`, relative path → bytes (the job's state directory included, so a
+/// leftover journal or temp file shows).
+fn local_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// `got == want`, naming the paths that differ (not dumping their bytes).
+fn assert_same_tree(got: &BTreeMap<String, Vec<u8>>, want: &BTreeMap<String, Vec<u8>>, what: &str) {
+    let differ: Vec<String> = got
+        .keys()
+        .chain(want.keys())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .filter(|k| got.get(*k) != want.get(*k))
+        .map(|k| {
+            let len = |m: &BTreeMap<String, Vec<u8>>| m.get(k).map(Vec::len);
+            format!("{k} (got {:?} bytes, want {:?})", len(got), len(want))
+        })
+        .collect();
+    assert!(differ.is_empty(), "{what}: trees differ at {differ:?}");
+}
+
+fn file_url(dir: &Path) -> String {
+    format!("file://{}/", dir.display())
+}
+
+/// Keys (relative paths) of the objects a run started.
+fn started(out: &Outcome) -> BTreeSet<String> {
+    out.events()
+        .into_iter()
+        .filter(|e| e["event"] == "object_started")
+        .map(|e| {
+            let key = e["key"].as_str().unwrap().to_owned();
+            key.rsplit_once("/src/")
+                .map(|(_, k)| k.to_owned())
+                .unwrap_or(key)
+        })
+        .collect()
+}
+
+#[test]
+fn a_local_tree_is_copied_byte_identical_and_a_rerun_starts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let want = source_tree(&src, 1, 40, 2);
+    let dest = dir.path().join("out");
+    let args = ["-r", "--json", "--part-size", "64KiB", "-j", "4"];
+    let out = run(bare_cmd().args(args).arg(file_url(&src)).arg(&dest), "-r");
+    out.expect_code(0);
+    assert_same_tree(
+        &local_tree(&dest),
+        &want,
+        "byte-identical, nothing else left",
+    );
+    let fin = out.event("job_finished");
+    assert_eq!((u(&fin["done"]), u(&fin["failed"])), (42, 0));
+    assert_eq!(started(&out).len(), 42);
+    let again = run(
+        bare_cmd().args(args).arg(file_url(&src)).arg(&dest),
+        "rerun",
+    );
+    again.expect_code(0);
+    assert!(started(&again).is_empty(), "{}", again.stdout);
+    assert_eq!(u(&again.event("job_finished")["up_to_date"]), 42);
+    // The plan of a dry run, tab-separated on stdout.
+    let plan = run(
+        bare_cmd()
+            .args(["-r", "--dry-run", "--overwrite"])
+            .arg(file_url(&src))
+            .arg(&dest),
+        "dry run",
+    );
+    plan.expect_code(0);
+    assert_eq!(plan.lines.len(), 42);
+    assert!(plan.lines.iter().all(|l| l.text.starts_with("download\t")));
+}
+
+#[test]
+fn kill_9_at_seeded_moments_then_a_rerun_ends_byte_identical_and_restarts_no_done_object() {
+    let kills: u64 = std::env::var("RESUME_BATCH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    for seed in 0..kills {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        let want = source_tree(&src, 100 + seed, 60, 3);
+        let dest = dir.path().join("out");
+        let cmd = || {
+            let mut c = bare_cmd();
+            // Each object is slowed (the rate limit applies per object), so large objects are
+            // in flight, part by part, when the kill lands.
+            c.args(["-r", "--json", "--part-size", "64KiB", "-j", "4"])
+                .args(["--limit-rate", "4MiB"])
+                .arg(file_url(&src))
+                .arg(&dest);
+            c
+        };
+        // Kill after a seeded number of finished objects.
+        let after = 1 + (seed * 7) % 50;
+        let mut running = Running::spawn(&mut cmd(), &format!("seed {seed}"));
+        for _ in 0..after {
+            running.wait_for_line(RUN_TIMEOUT, |l| l.contains("\"object_done\""));
+        }
+        running.signal("-KILL");
+        let killed = running.finish(RUN_TIMEOUT);
+        assert_eq!(killed.code, None, "seed {seed}: killed by the signal");
+        // What is complete on disk now must not be started again.
+        let complete: BTreeSet<String> = local_tree(&dest)
+            .into_iter()
+            .filter(|(k, v)| want.get(k) == Some(v))
+            .map(|(k, _)| k)
+            .collect();
+        assert!(complete.len() as u64 >= after, "seed {seed}");
+        let rerun = run(&mut cmd(), &format!("seed {seed} rerun"));
+        rerun.expect_code(0);
+        let again: Vec<_> = started(&rerun).intersection(&complete).cloned().collect();
+        assert!(
+            again.is_empty(),
+            "seed {seed}: done objects started again: {again:?}"
+        );
+        assert_same_tree(
+            &local_tree(&dest),
+            &want,
+            &format!("seed {seed}: byte-identical, no temp file, checkpoint or journal left"),
+        );
+    }
+}
+
+#[test]
+fn exit_9_lists_the_failed_objects_and_the_rerun_fetches_only_them() {
+    // Local files publish no checksum, so --require-checksum fails every object (before
+    // any byte is read): per-object failures, the job goes on to the end.
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let want = source_tree(&src, 9, 5, 0);
+    let dest = dir.path().join("out");
+    let failures = dir.path().join("failed.jsonl");
+    let out = run(
+        bare_cmd()
+            .args(["-r", "--require-checksum", "--failures"])
+            .arg(&failures)
+            .arg(file_url(&src))
+            .arg(&dest),
+        "-r --require-checksum",
+    );
+    out.expect_code(9).stderr_has(&[
+        "5 object(s) failed",
+        "JSON lines",
+        "failed.jsonl",
+        "0 downloaded",
+    ]);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&failures)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5);
+    assert!(lines.iter().all(|l| l["kind"] == "Integrity"));
+    let out = run(bare_cmd().arg("-r").arg(file_url(&src)).arg(&dest), "rerun");
+    out.expect_code(0);
+    assert_same_tree(&local_tree(&dest), &want, "after the rerun");
 }
