@@ -37,9 +37,9 @@ pub type Opened = (Arc<dyn RangeSource>, String);
 /// Opens `url` as a prefix to download recursively (`-r`): a lister, the source that reads
 /// what it lists (one store, one identity), and the prefix.
 ///
-/// Listing is a backend concern (`resume_core::Lister`): object_store's schemes list with
-/// `backend_object_store::lister_from_url`; `oss://` waits for the OSS lister and is refused
-/// with a usage error, before any request.
+/// Listing is a backend concern (`resume_core::Lister`): `oss://` lists with backend-oss's
+/// `OssLister` (ListObjectsV2), object_store's schemes with
+/// `backend_object_store::lister_from_url`.
 pub fn open_prefix(url: &str, opts: &DownloadOpts) -> Result<OpenedPrefix, OpenError> {
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     let shown = redact_url(url);
@@ -53,10 +53,7 @@ pub fn open_prefix(url: &str, opts: &DownloadOpts) -> Result<OpenedPrefix, OpenE
                 lister_from_url(url, &store_options(opts)).map_err(|e| usage(e.to_string()))?;
             Ok((Arc::new(lister), Arc::new(source), prefix))
         }
-        Some(s @ "oss") => Err(usage(format!(
-            "{shown}: listing {s}:// prefixes is not available in this build yet, so -r cannot \
-             download it; download its objects one at a time without -r"
-        ))),
+        Some("oss") => open_oss_prefix(url, opts),
         Some(other) => Err(usage(format!(
             "unsupported source scheme {other:?} in {shown:?}; use oss://, s3://, gs://, az:// \
              or file://"
@@ -153,6 +150,30 @@ pub fn split_oss_url(url: &str) -> Result<(&str, &str), String> {
 
 fn open_oss(url: &str, opts: &DownloadOpts) -> Result<Opened, OpenError> {
     let (bucket, key) = split_oss_url(url).map_err(usage)?;
+    Ok((Arc::new(oss_bucket(bucket, opts)?), key.to_owned()))
+}
+
+/// `oss://BUCKET/PREFIX` (the prefix may be empty: the whole bucket) as a lister, its bucket
+/// and the prefix.
+fn open_oss_prefix(url: &str, opts: &DownloadOpts) -> Result<OpenedPrefix, OpenError> {
+    let rest = url.get(6..).unwrap_or("");
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(usage(format!(
+            "{:?} names no bucket; use oss://BUCKET/PREFIX/",
+            redact_url(url)
+        )));
+    }
+    let bucket = oss_bucket(bucket, opts)?;
+    Ok((
+        Arc::new(bucket.lister()),
+        Arc::new(bucket),
+        prefix.to_owned(),
+    ))
+}
+
+/// The bucket named, with the command line's endpoint, region, signature and credentials.
+fn oss_bucket(bucket: &str, opts: &DownloadOpts) -> Result<backend_oss::Bucket, OpenError> {
     let endpoint = opts
         .endpoint
         .clone()
@@ -197,10 +218,9 @@ fn open_oss(url: &str, opts: &DownloadOpts) -> Result<Opened, OpenError> {
         }
         usage(message)
     })?;
-    let bucket = client
+    client
         .bucket(bucket)
-        .map_err(|e| usage(format!("cannot use bucket {bucket:?}: {e}")))?;
-    Ok((Arc::new(bucket), key.to_owned()))
+        .map_err(|e| usage(format!("cannot use bucket {bucket:?}: {e}")))
 }
 
 /// Appended to "V4 needs a region" when the endpoint is loopback or an IP address: most

@@ -276,3 +276,41 @@ fn exit_9_lists_the_failed_objects_and_the_rerun_fetches_only_them() {
     out.expect_code(0);
     assert_same_tree(&local_tree(&dest), &want, "after the rerun");
 }
+
+#[test]
+fn an_oss_prefix_with_one_object_denied_exits_9_and_the_rerun_asks_only_for_it() {
+    let oss = Oss::start();
+    let names = ["a.bin", "b.bin", "c.bin", "d/e.bin"];
+    let want: Vec<Vec<u8>> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| oss.put(&format!("p/{n}"), 3000 + i * 100, i as u64))
+        .collect();
+    oss.put("q/other.bin", 10, 9);
+    oss.deny_nth_get("p/c.bin", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("out");
+    let out = run(
+        oss.cmd().args(["-r", &oss.url("p/")]).arg(&dest),
+        "-r with one object denied",
+    );
+    out.expect_code(9)
+        .stderr_has(&["p/c.bin", "1 object(s) failed", "JSON lines"]);
+    for (n, bytes) in names.iter().zip(&want) {
+        if *n != "c.bin" {
+            assert_file(&dest.join(n), bytes, n);
+        }
+    }
+    assert!(!dest.join("c.bin").exists() && !dest.join("other.bin").exists());
+    let before: Vec<usize> = names
+        .iter()
+        .map(|n| oss.get_ranges(&format!("p/{n}")).len())
+        .collect();
+    let out = run(oss.cmd().args(["-r", &oss.url("p/")]).arg(&dest), "rerun");
+    out.expect_code(0);
+    assert_file(&dest.join("c.bin"), &want[2], "c.bin");
+    for (i, n) in names.iter().enumerate() {
+        let asked = oss.get_ranges(&format!("p/{n}")).len() - before[i];
+        assert_eq!(asked, usize::from(*n == "c.bin"), "{n}: GETs in the rerun");
+    }
+}
