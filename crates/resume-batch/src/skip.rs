@@ -115,6 +115,7 @@ mod tests {
             last_modified: Some(UNIX_EPOCH + Duration::from_secs(at)),
             version_id: None,
             checksums: Vec::new(),
+            checksum_note: None,
         }
     }
 
