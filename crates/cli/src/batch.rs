@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::args::{BatchOpts, DownloadOpts, OnChangeArg};
 use crate::exit;
-use crate::output::{Mode, err_line, out_line};
+use crate::output::{Mode, err_line, field, out_line, printable};
 use crate::size::format_bytes;
 use crate::sources::{self, OpenError};
 
@@ -166,6 +166,8 @@ pub async fn run(source_url: &str, dest: &Path, opts: &DownloadOpts, b: &BatchOp
             } else {
                 format!("{shown_url}: {msg}")
             };
+            // A listing error may quote a key or a local name: never a control sequence.
+            let msg = printable(&msg);
             if code == exit::INTERRUPTED {
                 err_line(format_args!("resume-get: interrupted: {msg}"));
             } else {
@@ -237,9 +239,12 @@ impl BatchOutput {
         }
     }
 
+    /// A human line about an object: control characters a key may hold are escaped.
     fn line(&self, s: impl std::fmt::Display) {
+        let s = s.to_string();
+        let s = printable(&s);
         match &self.bar {
-            Some(bar) => bar.println(s.to_string()),
+            Some(bar) => bar.println(s),
             None => err_line(s),
         }
     }
@@ -261,11 +266,16 @@ impl BatchOutput {
             // The plan is the output of a dry run: on stdout, one line per object.
             let path = path
                 .as_ref()
-                .map(|p| p.display().to_string())
+                .map(|p| p.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "-".into());
+            let (key, path) = (field(key), field(&path));
             match action {
                 PlanAction::Download => out_line(format_args!("download\t{size}\t{key}\t{path}")),
-                PlanAction::Skip(r) => out_line(format_args!("skip\t{size}\t{key}\t{path}\t{r}")),
+                PlanAction::Skip(r) => {
+                    let r = r.to_string();
+                    let r = printable(&r);
+                    out_line(format_args!("skip\t{size}\t{key}\t{path}\t{r}"))
+                }
                 _ => {}
             }
             return;

@@ -4,6 +4,7 @@
 //! Every line goes out through [`err_line`] / [`out_line`], which ignore a closed or broken
 //! stream: `resume-get … | head -1` must never panic, nor change how the download ends.
 
+use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -13,6 +14,36 @@ use resume_core::{Event, PartSizeReason, Report, Verification};
 use serde_json::{Value, json};
 
 use crate::size::format_bytes;
+
+/// A key or path from a listing as one unambiguous field of a tab-separated line: verbatim
+/// when it is plain text, else quoted with Rust's escapes (`"a\tb"`, `"back\\slash"`,
+/// `"\u{1b}[2J"`). Keys are whatever a bucket holds: a tab or newline must not add columns or
+/// lines to the plan, and an escape sequence must never reach a terminal.
+pub fn field(s: &str) -> Cow<'_, str> {
+    if s.chars().any(|c| c.is_control() || c == '"' || c == '\\') {
+        Cow::Owned(format!("{s:?}"))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// `line` with every control character escaped (`\n`, `\u{1b}`): for messages that quote keys
+/// or paths from a listing inside prose, so one line stays one line and a terminal never
+/// receives a control sequence from a bucket.
+pub fn printable(line: &str) -> Cow<'_, str> {
+    if !line.chars().any(char::is_control) {
+        return Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len() + 8);
+    for c in line.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
 
 /// Writes `line` and a newline to stderr. A closed or broken stderr is ignored: output is a
 /// courtesy, and losing it must never panic or change the outcome of a download.
@@ -394,6 +425,30 @@ pub fn event_json(event: &Event) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_from_a_listing_stay_one_field_and_never_carry_control_characters() {
+        assert_eq!(field("logs/2026/a b.parquet"), "logs/2026/a b.parquet");
+        assert_eq!(field("uni/é"), "uni/é");
+        assert_eq!(field("a\tb"), "\"a\\tb\"");
+        assert_eq!(field("line\nbreak"), "\"line\\nbreak\"");
+        assert_eq!(field("back\\slash"), "\"back\\\\slash\"");
+        assert_eq!(field("say \"hi\""), "\"say \\\"hi\\\"\"");
+        let esc = field("\u{1b}]0;owned\u{7}");
+        assert!(!esc.chars().any(char::is_control), "{esc}");
+        // Quoted fields are unambiguous: a plain field never starts with a quote.
+        assert!(matches!(field("\"x"), Cow::Owned(_)));
+    }
+
+    #[test]
+    fn printable_escapes_control_characters_only() {
+        assert_eq!(
+            printable("skipped \"a/b\": not written"),
+            "skipped \"a/b\": not written"
+        );
+        assert_eq!(printable("x\u{1b}[2Jy\nz"), "x\\u{1b}[2Jy\\nz");
+        assert!(matches!(printable("plain"), Cow::Borrowed(_)));
+    }
 
     #[test]
     fn part_sizes_are_shown_exactly() {

@@ -314,3 +314,91 @@ fn an_oss_prefix_with_one_object_denied_exits_9_and_the_rerun_asks_only_for_it()
         assert_eq!(asked, usize::from(*n == "c.bin"), "{n}: GETs in the rerun");
     }
 }
+
+#[test]
+fn keys_with_tabs_newlines_and_escape_sequences_keep_the_plan_one_line_per_object() {
+    // Keys are whatever a bucket holds: a tab or newline must not add columns or lines to the
+    // plan, and no escape sequence from a key may reach the terminal.
+    let oss = Oss::start();
+    let names = [
+        "tab\there",
+        "line\nbreak",
+        "d\u{1b}[2J/title\u{1b}]0;owned\u{7}",
+        "back\\slash",
+        "plain.txt",
+        "fold\u{1b}[31m/",
+    ];
+    let want: Vec<Vec<u8>> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| oss.put(&format!("p/{n}"), 100 + i, i as u64))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("out");
+    let plan = run(
+        oss.cmd()
+            .args(["-r", "--dry-run", &oss.url("p/")])
+            .arg(&dest),
+        "dry run",
+    );
+    plan.expect_code(0);
+    assert_eq!(plan.lines.len(), names.len(), "{}", plan.stdout);
+    for l in &plan.lines {
+        let cols: Vec<&str> = l.text.split('\t').collect();
+        let want_cols = if cols[0] == "skip" { 5 } else { 4 };
+        assert_eq!(cols.len(), want_cols, "one object per line: {:?}", l.text);
+        assert!(
+            cols.iter().all(|c| !c.chars().any(char::is_control)),
+            "{:?}",
+            l.text
+        );
+    }
+    let shown: Vec<&str> = plan
+        .lines
+        .iter()
+        .map(|l| l.text.split('\t').nth(2).unwrap())
+        .collect();
+    for expected in [
+        "p/plain.txt",
+        r#""p/tab\there""#,
+        r#""p/line\nbreak""#,
+        r#""p/back\\slash""#,
+    ] {
+        assert!(shown.contains(&expected), "{expected} in {shown:?}");
+    }
+    let out = run(oss.cmd().args(["-r", &oss.url("p/")]).arg(&dest), "-r");
+    out.expect_code(0);
+    for text in [&plan.stderr, &out.stderr] {
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "no control character on stderr: {text:?}"
+        );
+    }
+    // Each object is written under its own name (Linux takes every byte but NUL and '/').
+    for (n, bytes) in names.iter().zip(&want).take(5) {
+        assert_file(&dest.join(n), bytes, n);
+    }
+    out.stderr_has(&["skipped", "folder marker"]);
+}
+
+#[test]
+fn a_local_name_no_key_can_hold_fails_the_listing_without_a_control_sequence_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("d\u{1b}[2J")).unwrap();
+    std::fs::write(src.join("d\u{1b}[2J/x"), b"x").unwrap();
+    let out = run(
+        bare_cmd()
+            .arg("-r")
+            .arg(file_url(&src))
+            .arg(dir.path().join("out")),
+        "-r over a name with ESC",
+    );
+    out.expect_code(1)
+        .stderr_has(&["control character", "rename it"]);
+    assert!(
+        !out.stderr.chars().any(|c| c.is_control() && c != '\n'),
+        "{:?}",
+        out.stderr
+    );
+}
