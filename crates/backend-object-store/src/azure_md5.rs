@@ -144,22 +144,3 @@ impl AzureMd5 {
             .map_err(|e| SourceError::new(SourceErrorKind::Other, e.to_string()))
     }
 }
-
-/// object_store's reqwest connector that keeps the last client it connected: the builders
-/// connect the store's own client last (after any credential provider's), with the store's
-/// client options, so requests object_store cannot make go through that very client.
-#[derive(Debug)]
-pub(crate) struct Capture {
-    pub(crate) last_client: Arc<Mutex<Option<HttpClient>>>,
-}
-
-impl object_store::client::HttpConnector for Capture {
-    fn connect(&self, options: &object_store::ClientOptions) -> object_store::Result<HttpClient> {
-        let client = object_store::client::ReqwestConnector::default().connect(options)?;
-        *self
-            .last_client
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(client.clone());
-        Ok(client)
-    }
-}

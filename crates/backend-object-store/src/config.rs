@@ -15,9 +15,10 @@ use object_store::{BackoffConfig, ClientConfigKey, ClientOptions, ObjectStore, R
 use url::Url;
 
 use crate::ObjectStoreSource;
-use crate::azure_md5::{AzureMd5, Capture};
+use crate::azure_md5::AzureMd5;
 use crate::error::redact;
-use crate::request_log::Logged;
+use crate::gcs::Gcs;
+use crate::request_log::{Capture, Logged};
 use crate::s3::{RegionWatch, S3Hints};
 use crate::s3_checksum::S3Checksums;
 
@@ -371,10 +372,12 @@ pub(crate) fn open_url(
     let retry = engine_retry_config(&options.client);
 
     let mut azure_md5 = None;
+    let mut gcs_json = None;
     let (store, identity, hints): Built = match parsed.scheme() {
         "s3" | "s3a" => s3(&parsed, options, client, retry)?,
         "gs" => {
-            let (store, identity) = gcs(&parsed, options, client, retry)?;
+            let (store, identity, json) = gcs(&parsed, options, client, retry)?;
+            gcs_json = Some(json);
             (store, identity, None)
         }
         "az" | "abfs" | "abfss" | "adl" | "azure" => {
@@ -429,6 +432,9 @@ pub(crate) fn open_url(
     let mut source = ObjectStoreSource::new(store, identity);
     if let Some(md5) = azure_md5 {
         source = source.with_azure_md5(md5);
+    }
+    if let Some(json) = gcs_json {
+        source = source.with_gcs(json);
     }
     if let Some((h, checksums)) = hints {
         source = source.with_s3_hints(h);
@@ -518,10 +524,12 @@ fn s3(
     };
     let seen_region = Arc::new(Mutex::new(None));
     let last_client = Arc::new(Mutex::new(None));
-    b = b.with_http_connector(Logged(RegionWatch {
-        seen: seen_region.clone(),
+    b = b.with_http_connector(Capture {
+        inner: Logged(RegionWatch {
+            seen: seen_region.clone(),
+        }),
         last_client: last_client.clone(),
-    }));
+    });
     let value = |k: AmazonS3ConfigKey| b.get_config_value(&k);
     let is_true = |v: Option<String>| v.is_some_and(|v| v.eq_ignore_ascii_case("true"));
     // The URL object_store prefixes keys with (its builder's rule; S3 Express zonal endpoints,
@@ -564,21 +572,27 @@ fn s3(
     ))
 }
 
+/// A GCS store, its identity, and how to speak its JSON API (which stats, reads and lists:
+/// `gcs.rs`).
 fn gcs(
     url: &Url,
     options: &StoreOptions,
     client: ClientOptions,
     retry: RetryConfig,
-) -> Result<(Arc<dyn ObjectStore>, String), BuildError> {
+) -> Result<(Arc<dyn ObjectStore>, String, Gcs), BuildError> {
     let bucket = url
         .host_str()
         .filter(|h| !h.is_empty())
         .ok_or_else(|| BuildError::new("a gs:// URL needs a bucket: gs://bucket/key"))?
         .to_owned();
+    let last_client = Arc::new(Mutex::new(None));
     let mut b = GoogleCloudStorageBuilder::new()
         .with_client_options(client)
         .with_retry(retry)
-        .with_http_connector(Logged::reqwest());
+        .with_http_connector(Capture {
+            inner: Logged::reqwest(),
+            last_client: last_client.clone(),
+        });
     if let Some(sa) = options.env_var("SERVICE_ACCOUNT") {
         b = b.with_service_account_path(sa);
     }
@@ -603,12 +617,24 @@ fn gcs(
         b = b.with_config(GoogleConfigKey::Client(ClientConfigKey::AllowHttp), "true");
     }
     b = b.with_bucket_name(&bucket);
-    let identity = match b.get_config_value(&GoogleConfigKey::BaseUrl) {
-        Some(base) => format!("gs://{bucket}@{}", redact_endpoint(&base)),
+    let base = b.get_config_value(&GoogleConfigKey::BaseUrl);
+    let identity = match &base {
+        Some(base) => format!("gs://{bucket}@{}", redact_endpoint(base)),
         None => format!("gs://{bucket}"),
     };
+    let skip_signature = b
+        .get_config_value(&GoogleConfigKey::SkipSignature)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let store = b.build().map_err(|e| store_err("GCS", e))?;
-    Ok((Arc::new(store), identity))
+    let json = Gcs {
+        http: last_client,
+        // object_store's default (a service account key's `gcs_base_url` is not honoured
+        // here: give it as the endpoint).
+        base_url: base.unwrap_or_else(|| "https://storage.googleapis.com".to_owned()),
+        bucket,
+        credentials: (!skip_signature).then(|| store.credentials().clone()),
+    };
+    Ok((Arc::new(store), identity, json))
 }
 
 /// An Azure store, its identity, and how to read its blobs' `Content-MD5`.
@@ -678,9 +704,10 @@ fn azure(
         .get_config_value(&AzureConfigKey::SkipSignature)
         .is_some_and(|v| v == "true");
     let last_client = Arc::new(Mutex::new(None));
-    b = b.with_http_connector(Logged(Capture {
+    b = b.with_http_connector(Capture {
+        inner: Logged::reqwest(),
         last_client: last_client.clone(),
-    }));
+    });
     let store = b.build().map_err(|e| store_err("Azure", e))?;
     // The container's URL as object_store forms a blob's (its builder's rule).
     let container_url = if emulator {

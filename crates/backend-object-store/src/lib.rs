@@ -107,6 +107,7 @@
 mod azure_md5;
 mod config;
 mod error;
+mod gcs;
 mod list;
 mod local;
 mod request_log;

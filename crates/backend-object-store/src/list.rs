@@ -31,6 +31,15 @@
 //! `..` segment fails the listing page (`Other`). Such keys cannot be read through
 //! object_store either.
 //!
+//! # GCS
+//!
+//! A GCS source built by `from_url` lists through the JSON API (`objects.list`, `gcs.rs`), not
+//! object_store's XML listing: its objects carry the same generation etag and the same
+//! checksums (`crc32c`, `md5Hash`) as the source's stat, so a job reads each listed object
+//! pinned to its generation and verified, without a stat. A page is one `objects.list` with
+//! `maxResults` = the page size and `startOffset` = the token (filtered here too); keys are not
+//! parsed as object_store paths, so folder markers (`dir/`) are listed as they are.
+//!
 //! # Local files
 //!
 //! A `file://` store is walked here, not by object_store, so that a token is a position that
@@ -286,6 +295,11 @@ impl Lister for ObjectStoreLister {
     }
 
     async fn list_page(&self, prefix: &str, token: Option<&str>) -> Result<ListPage, SourceError> {
+        if let Some(gcs) = self.source.gcs() {
+            // The JSON API's listing, with the generation etags and checksums its stat reports
+            // (`gcs.rs`); the token is the last key, as for other stores.
+            return gcs.list_page(prefix, token, self.page_size).await;
+        }
         match &self.local_root {
             Some(root) => self.local_page(root.clone(), prefix, token).await,
             None => self.store_page(prefix, token).await,

@@ -1,7 +1,10 @@
 //! object_store's HTTP requests in the request log (`resume_core::request_log`): a connector
 //! that wraps another and logs each request it carries, one line at `-v`, headers at `-vv`.
-//! Every store built here (S3, GCS, Azure, HTTP) goes through it.
+//! Every store built here (S3, GCS, Azure, HTTP) goes through it, and so do the requests
+//! object_store cannot make (S3's checksum HEADs, Azure's properties HEAD, GCS's JSON API),
+//! which are sent through the logged client [`Capture`] keeps.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use object_store::ClientOptions;
@@ -23,6 +26,27 @@ impl Logged {
 impl<C: HttpConnector> HttpConnector for Logged<C> {
     fn connect(&self, options: &ClientOptions) -> object_store::Result<HttpClient> {
         Ok(HttpClient::new(LoggedService(self.0.connect(options)?)))
+    }
+}
+
+/// A connector that keeps the last client it connected: the builders connect the store's own
+/// client last (after any credential provider's), with the store's client options, so
+/// requests object_store cannot make go through that very client — logged, since `inner` is
+/// a [`Logged`] connector.
+#[derive(Debug)]
+pub(crate) struct Capture<C> {
+    pub(crate) inner: C,
+    pub(crate) last_client: Arc<Mutex<Option<HttpClient>>>,
+}
+
+impl<C: HttpConnector> HttpConnector for Capture<C> {
+    fn connect(&self, options: &ClientOptions) -> object_store::Result<HttpClient> {
+        let client = self.inner.connect(options)?;
+        *self
+            .last_client
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(client.clone());
+        Ok(client)
     }
 }
 

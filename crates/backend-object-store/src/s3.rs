@@ -99,28 +99,18 @@ impl S3Hints {
 
 /// object_store's reqwest connector, with every response's `x-amz-bucket-region` noted when
 /// the response is a redirect or a `400`.
-///
-/// It also keeps the last client it connected: `AmazonS3Builder::build` connects the store's
-/// own client last (after any credential provider's), with the store's client options, and
-/// the checksum requests (`s3_checksum.rs`) are sent through that very client.
 #[derive(Debug)]
 pub(crate) struct RegionWatch {
     pub(crate) seen: Arc<Mutex<Option<String>>>,
-    pub(crate) last_client: Arc<Mutex<Option<HttpClient>>>,
 }
 
 impl HttpConnector for RegionWatch {
     fn connect(&self, options: &ClientOptions) -> object_store::Result<HttpClient> {
         let inner = ReqwestConnector::default().connect(options)?;
-        let client = HttpClient::new(Watched {
+        Ok(HttpClient::new(Watched {
             inner,
             seen: self.seen.clone(),
-        });
-        *self
-            .last_client
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(client.clone());
-        Ok(client)
+        }))
     }
 }
 

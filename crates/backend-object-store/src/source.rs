@@ -14,6 +14,7 @@ use resume_core::{
 
 use crate::azure_md5::AzureMd5;
 use crate::error::{Op, is_range_ignored, map_error};
+use crate::gcs::Gcs;
 use crate::local::{self, FileId};
 use crate::s3::S3Hints;
 use crate::s3_checksum::{Pinned, S3Checksums};
@@ -43,6 +44,8 @@ pub struct ObjectStoreSource {
     s3_checksums: Option<Arc<S3Checksums>>,
     /// Azure stores built by `from_url`: how to read a blob's `Content-MD5`.
     azure_md5: Option<Arc<AzureMd5>>,
+    /// GCS stores built by `from_url`: stat, read and list through the JSON API (`gcs.rs`).
+    gcs: Option<Arc<Gcs>>,
 }
 
 /// What the source must do differently for some stores.
@@ -131,7 +134,18 @@ impl ObjectStoreSource {
             s3: None,
             s3_checksums: None,
             azure_md5: None,
+            gcs: None,
         }
+    }
+
+    pub(crate) fn with_gcs(mut self, gcs: Gcs) -> Self {
+        self.gcs = Some(Arc::new(gcs));
+        self
+    }
+
+    /// A GCS store's JSON API, when the source was built by `from_url`.
+    pub(crate) fn gcs(&self) -> Option<&Gcs> {
+        self.gcs.as_deref()
     }
 
     pub(crate) fn with_azure_md5(mut self, md5: AzureMd5) -> Self {
@@ -335,6 +349,9 @@ impl RangeSource for ObjectStoreSource {
     }
 
     async fn stat(&self, key: &str, version_id: Option<&str>) -> Result<ObjectMeta, SourceError> {
+        if let Some(gcs) = &self.gcs {
+            return gcs.stat(key, version_id).await;
+        }
         let path = path_for(key)?;
         self.refuse_version(version_id)?;
         let options = GetOptions {
@@ -410,6 +427,10 @@ impl RangeSource for ObjectStoreSource {
         range: Range<u64>,
         conditions: &ReadConditions,
     ) -> Result<RangeRead, SourceError> {
+        if let Some(gcs) = &self.gcs {
+            // The JSON API names objects by their whole name: no object_store path rules.
+            return gcs.read(key, range, conditions).await;
+        }
         let path = path_for(key)?;
         self.refuse_version(conditions.version_id.as_deref())?;
         if self.kind == StoreKind::Local {

@@ -7,6 +7,7 @@
 //! a missing PyPI or server binary fails the test loudly, it never skips it.
 #![forbid(unsafe_code)]
 
+pub mod gcs;
 pub mod netlab;
 pub mod origin;
 
