@@ -350,6 +350,17 @@ impl fmt::Display for Verification {
     }
 }
 
+/// Which of several published checksums of one kind [`Plan::new`] uses: the lowest. CRCs by
+/// width (CRC-64/XZ first: every part computes it for its record anyway), digests by strength.
+fn preference(a: Algorithm) -> u8 {
+    match a {
+        Algorithm::Crc64Xz | Algorithm::Sha512 => 0,
+        Algorithm::Crc64Nvme | Algorithm::Sha256 => 1,
+        Algorithm::Crc32c | Algorithm::Sha1 => 2,
+        Algorithm::Crc32 | Algorithm::Md5 => 3,
+    }
+}
+
 /// The smallest part size [`Plan::fit_parts`] aligns to, as a fraction of the one asked for:
 /// a smaller one would multiply requests; the composite is then hashed in order instead.
 const ALIGN_MIN_FRACTION: u64 = 4;
@@ -375,11 +386,17 @@ impl Plan {
     /// Which of `published` (the store's, about the object) and `given` (the user's, about the
     /// file) apply to a download covering the whole object or not.
     ///
-    /// The store's checks, in the order of preference: its full-object CRCs (one pass as the
-    /// bytes arrive); else its composite checksums (S3 multipart uploads); else its full-object
-    /// MD5/SHA digests (a second read and 1–2.5 CPU-s/GiB, BENCHMARKS.md, and nothing against
-    /// corruption that a full-object CRC of the same store misses). The caller's digests are
-    /// always checked: the caller asked for them.
+    /// The store's check is **one** of what it published, in the order of preference: a
+    /// full-object CRC (computed as the bytes arrive, combined from the parts: no extra pass);
+    /// else a composite checksum (S3 multipart uploads; a CRC one, combined from parts, before
+    /// a SHA one); else its strongest full-object digest, SHA-512 > SHA-256 > SHA-1 > MD5 (a
+    /// second read and 1–2.5 CPU-s/GiB each, BENCHMARKS.md). Among CRCs the widest wins
+    /// (CRC-64/XZ first, which every part computes anyway, then CRC-64/NVME, CRC-32C,
+    /// CRC-32). The others are not computed: a second check of the same bytes against the
+    /// same store catches nothing the first misses, and costs a pass each (GCS publishes a
+    /// CRC-32C and an MD5, HTTP servers `Repr-Digest` with several algorithms and
+    /// `Content-MD5`). The verification names the one used. The caller's digests are always
+    /// checked: the caller asked for them.
     pub(crate) fn new(
         published: &[Checksum],
         given: &[Checksum],
@@ -397,13 +414,18 @@ impl Plan {
                 .collect();
             let composites: Vec<&Checksum> = published.iter().filter(composite).collect();
             let chosen = if !crcs.is_empty() {
-                crcs
+                crcs.into_iter().min_by_key(|c| preference(c.algorithm))
             } else if !composites.is_empty() {
                 composites
+                    .into_iter()
+                    .min_by_key(|c| (c.algorithm.crc().is_none(), preference(c.algorithm)))
             } else {
-                published.iter().filter(full).collect()
+                published
+                    .iter()
+                    .filter(full)
+                    .min_by_key(|c| preference(c.algorithm))
             };
-            checks.extend(chosen.into_iter().cloned());
+            checks.extend(chosen.cloned());
         }
         checks.extend(given.iter().filter(full).cloned());
         checks.dedup();
@@ -1156,6 +1178,70 @@ mod tests {
                 .to_string(),
             format!("not verified: {why}")
         );
+    }
+
+    #[test]
+    fn one_published_checksum_is_used_a_combinable_crc_first_then_the_strongest_digest() {
+        let origin = |o: &str| Origin::Store(o.into());
+        let digest = |a: Algorithm, o: &str| {
+            Checksum::new(a, vec![7; a.value_len()], origin(o)).expect("length")
+        };
+        let used = |published: &[Checksum]| {
+            let p = Plan::new(published, &[], true, None);
+            let verified = p.compare(&Computed::default()).err().map(|(c, _)| c);
+            (p, verified)
+        };
+        // GCS: CRC-32C and MD5 → the CRC-32C alone; nothing read in order.
+        let gcs = [
+            digest(Algorithm::Md5, "GCS"),
+            Checksum::crc(Algorithm::Crc32c, 5, origin("GCS")),
+        ];
+        let (p, _) = used(&gcs);
+        assert_eq!(p.checks, [gcs[1].clone()]);
+        assert!(p.in_order.is_empty() && !p.needs_in_order_pass());
+        // HTTP: Repr-Digest sha-256 and sha-512, Content-MD5 → SHA-512 alone, one pass.
+        let http = [
+            digest(Algorithm::Sha256, "HTTP Repr-Digest"),
+            digest(Algorithm::Md5, "HTTP Content-MD5"),
+            digest(Algorithm::Sha512, "HTTP Repr-Digest"),
+            digest(Algorithm::Sha1, "HTTP Digest"),
+        ];
+        let (p, failed) = used(&http);
+        assert_eq!(p.checks, [http[2].clone()]);
+        assert_eq!(p.in_order, [Algorithm::Sha512]);
+        // The report (here: the failure, nothing computed) names the one used.
+        assert_eq!(
+            failed.expect("nothing computed").describe(),
+            "SHA-512 full-object (HTTP Repr-Digest)"
+        );
+        // Among CRCs the widest, CRC-64/XZ (every part's own record) before CRC-64/NVME.
+        let crcs = [
+            Checksum::crc(Algorithm::Crc32, 1, origin("S3")),
+            Checksum::crc(Algorithm::Crc64Nvme, 2, origin("S3")),
+            Checksum::crc(Algorithm::Crc32c, 3, origin("S3")),
+        ];
+        assert_eq!(used(&crcs).0.checks, [crcs[1].clone()]);
+        let mut with_xz = crcs.to_vec();
+        with_xz.push(Checksum::crc(Algorithm::Crc64Xz, 4, origin("OSS")));
+        assert_eq!(used(&with_xz).0.checks, [with_xz[3].clone()]);
+        // Composites: a CRC one (combined from parts) before a stronger SHA one.
+        let sha = Checksum::composite(Algorithm::Sha256, vec![0; 32], vec![10, 5], origin("S3"))
+            .expect("composite");
+        let crc = Checksum::composite(Algorithm::Crc32c, vec![0; 4], vec![10, 5], origin("S3"))
+            .expect("composite");
+        assert_eq!(used(&[sha.clone(), crc.clone()]).0.checks, [crc]);
+        // The caller's digests are all checked, beside the store's one.
+        let user = [
+            digest(Algorithm::Sha256, "--checksum"),
+            digest(Algorithm::Md5, "sums.txt"),
+        ]
+        .map(|c| Checksum {
+            origin: Origin::User(c.origin.to_string()),
+            ..c
+        });
+        let p = Plan::new(&gcs, &user, true, None);
+        assert_eq!(p.checks.len(), 3, "{:?}", p.checks);
+        assert_eq!(p.in_order, [Algorithm::Sha256, Algorithm::Md5]);
     }
 
     /// The composite of `data` cut into `sizes`, computed directly.
