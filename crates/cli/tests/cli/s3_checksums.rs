@@ -338,3 +338,100 @@ fn s3_downloads_are_verified_and_a_byte_flipped_in_flight_exits_6_naming_both_va
         assert_eq!(listing(dir.path()), names(&["resumed.bin"]), "{what}");
     }
 }
+
+/// Issue 13: the requests object_store cannot make (the checksum-mode HEAD, GetObjectAttributes,
+/// `HEAD ?partNumber=`) are in the `-v` request log like every other request, each one line,
+/// their headers at `-vv` with the signature redacted.
+#[test]
+fn checksum_requests_are_in_the_request_log_with_secrets_redacted() {
+    const KEY_SECRET: &str = "S3-secret-for-the-log-7e1d90";
+    let moto = Moto::start();
+    moto.boto(&["logged", "-", "bucket", "-"], None);
+    let composite = data(SIZE, 304);
+    moto.boto(
+        &["logged", "mpu.bin", "multipart", "CRC32"],
+        Some(&composite),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("mpu.bin");
+    let out = run(
+        s3_cmd(moto.addr)
+            .env("AWS_SECRET_ACCESS_KEY", KEY_SECRET)
+            .arg("-vv")
+            .arg("s3://logged/mpu.bin")
+            .arg(&dest),
+        "s3 -vv",
+    );
+    out.expect_code(0);
+    assert_file(&dest, &composite, "s3 -vv");
+    assert_eq!(
+        out.event("completed")["verification"],
+        "verified: CRC-32 composite of 4 parts (S3)"
+    );
+    let object = format!("http://{}/logged/mpu.bin", moto.addr);
+    let requests: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("resume_get::request:") && l.contains(" INFO "))
+        .collect();
+    let count = |prefix: &str| {
+        requests
+            .iter()
+            .filter(|l| {
+                l.contains(&format!("{prefix} 200 ")) || l.ends_with(&format!("{prefix} 200"))
+            })
+            .count()
+    };
+    // object_store's HEAD and the checksum-mode HEAD, both signed, both logged.
+    assert_eq!(count(&format!("HEAD {object}")), 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("> x-amz-checksum-mode: ENABLED"),
+        "{}",
+        out.stderr
+    );
+    // The composite's part sizes: GetObjectAttributes, or (moto) one HEAD per upload part.
+    let attributes = count(&format!("GET {object}?attributes"));
+    let part_heads = requests
+        .iter()
+        .filter(|l| l.contains(&format!("HEAD {object}?partNumber=")) && l.contains(" 200 "))
+        .count();
+    assert!(
+        (attributes, part_heads) == (1, 0) || part_heads == 4,
+        "part sizes:\n{}",
+        out.stderr
+    );
+    if attributes == 1 {
+        assert!(
+            out.stderr
+                .contains("> x-amz-object-attributes: Checksum,ObjectParts"),
+            "{}",
+            out.stderr
+        );
+    }
+    let ranged = requests
+        .iter()
+        .filter(|l| l.contains(&format!("GET {object} 206")))
+        .count();
+    assert_eq!(
+        ranged as u64,
+        out.event("completed")["parts"].as_u64().unwrap(),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        requests.len(),
+        2 + attributes + part_heads + ranged,
+        "one line per request:\n{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("> authorization: <redacted>"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains(KEY_SECRET) && !out.stdout.contains(KEY_SECRET),
+        "{}",
+        out.stderr
+    );
+}
