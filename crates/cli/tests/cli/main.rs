@@ -23,3 +23,4 @@ mod stub;
 mod success;
 mod verbose;
 mod web_servers;
+mod wild_sources;
