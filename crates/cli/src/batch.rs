@@ -411,7 +411,7 @@ pub fn job_event_json(e: &JobEvent) -> Value {
             "listed_bytes": t.listed_bytes, "done": t.done, "up_to_date": t.up_to_date,
             "skipped": t.skipped, "failed": t.failed, "fetched_bytes": t.fetched_bytes}),
         JobEvent::Finished(s) => json!({"event": "job_finished", "listed": s.listed,
-            "excluded": s.excluded, "done": s.done, "up_to_date": s.up_to_date,
+            "earlier": s.earlier, "excluded": s.excluded, "done": s.done, "up_to_date": s.up_to_date,
             "skipped": s.skipped, "failed": s.failed, "fetched_bytes": s.fetched_bytes,
             "bytes": s.bytes, "elapsed_ms": s.elapsed.as_millis() as u64,
             "failures_file": s.failures_file, "complete": s.complete}),

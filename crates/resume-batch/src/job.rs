@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::error::JobError;
-use crate::journal::{JobState, Journal, Opened, Record, key_hash};
+use crate::journal::{JobState, Journal, Opened, Record, SettledListing, key_hash};
 use crate::path::{Limits, STATE_DIR, Unmappable, fold_case, map_relative, relative_name};
 use crate::select::Selection;
 use crate::skip::{Decision, LocalFile, SkipRule, decide};
@@ -150,8 +150,12 @@ pub struct Totals {
 /// What a job did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
-    /// Objects the listing named.
+    /// Objects the listing named (including the pages an earlier run settled).
     pub listed: u64,
+    /// Of those, on pages an earlier run of this job settled (every object done, up to date,
+    /// skipped or excluded): this run continued the listing after them and did not look at
+    /// them again.
+    pub earlier: u64,
     /// Of those, not taken by the selection (`--include`/`--exclude`/`--shard`).
     pub excluded: u64,
     /// Downloaded by this run.
@@ -175,14 +179,15 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} downloaded, {} up to date, {} skipped, {} failed ({} listed, {} excluded); \
-             {} bytes fetched in {:.1}s",
+            "{} downloaded, {} up to date, {} skipped, {} failed ({} listed, {} excluded, {} \
+             settled by earlier runs); {} bytes fetched in {:.1}s",
             self.done,
             self.up_to_date,
             self.skipped,
             self.failed,
             self.listed,
             self.excluded,
+            self.earlier,
             self.fetched_bytes,
             self.elapsed.as_secs_f64()
         )
@@ -470,6 +475,30 @@ impl Job {
             }
             (Some(journal), state)
         };
+        // Where the listing starts: after the pages an earlier run settled (a dry run plans
+        // the whole listing).
+        let resume = if self.dry_run {
+            None
+        } else {
+            state.settled.clone()
+        };
+        if let Some(r) = &resume {
+            self.emit(&JobEvent::JournalNote {
+                path: journal_path.clone(),
+                note: match &r.next {
+                    Some(_) => format!(
+                        "continuing the listing after the {} objects of {} pages settled by \
+                         earlier runs",
+                        r.objects,
+                        r.page + 1
+                    ),
+                    None => format!(
+                        "every one of the {} objects listed was settled by earlier runs",
+                        r.objects
+                    ),
+                },
+            });
+        }
         let failures_path = self
             .failures_file
             .clone()
@@ -488,7 +517,15 @@ impl Job {
             state,
             limit: ConnectionLimit::new(self.jobs),
             stop: self.cancel.child_token(),
-            totals: Totals::default(),
+            totals: Totals {
+                listed: resume.as_ref().map_or(0, |r| r.objects),
+                listed_bytes: resume.as_ref().map_or(0, |r| r.bytes),
+                ..Totals::default()
+            },
+            next_page: resume.as_ref().map_or(0, |r| r.page + 1),
+            pages: VecDeque::new(),
+            settle_blocked: false,
+            resume,
             excluded: 0,
             bytes: 0,
             folded: HashSet::new(),
@@ -531,6 +568,7 @@ impl Job {
         }
         let summary = Summary {
             listed: totals.listed,
+            earlier: run.resume.as_ref().map_or(0, |r| r.objects),
             excluded: run.excluded,
             done: totals.done,
             up_to_date: totals.up_to_date,
@@ -610,6 +648,7 @@ struct Finished {
     key: String,
     path: PathBuf,
     size: u64,
+    page: u64,
     result: Result<Report, resume_core::Error>,
 }
 
@@ -625,6 +664,15 @@ struct Run<'j> {
     /// stops the downloads in flight (which keep their progress).
     stop: CancellationToken,
     totals: Totals,
+    /// Where this run started the listing (pages earlier runs settled).
+    resume: Option<SettledListing>,
+    /// The number the next page gets (pages are numbered from 0 across runs).
+    next_page: u64,
+    /// Pages listed and not yet settled, in order.
+    pages: VecDeque<PageTrack>,
+    /// An object failed or was interrupted: its page, and so every later one, stays
+    /// unsettled in this run (a rerun must look at it again).
+    settle_blocked: bool,
     excluded: u64,
     bytes: u64,
     /// Case-folded paths of this job's objects, on a case-insensitive destination.
@@ -640,7 +688,49 @@ struct Run<'j> {
     last_progress: Mutex<Instant>,
 }
 
+/// A listed page whose objects are not all settled yet.
+#[derive(Debug)]
+struct PageTrack {
+    seq: u64,
+    /// Objects of the page not settled yet.
+    outstanding: usize,
+    /// Objects and bytes listed up to and including this page.
+    objects: u64,
+    bytes: u64,
+    next: Option<String>,
+}
+
 impl Run<'_> {
+    /// One object of page `seq` is settled; records the pages now wholly settled, in order.
+    fn settle(&mut self, seq: u64) -> Result<(), RunStop> {
+        if let Some(front) = self.pages.front()
+            && let Some(p) = seq
+                .checked_sub(front.seq)
+                .and_then(|i| self.pages.get_mut(i as usize))
+        {
+            p.outstanding = p.outstanding.saturating_sub(1);
+        }
+        self.settle_front()
+    }
+
+    fn settle_front(&mut self) -> Result<(), RunStop> {
+        while !self.settle_blocked
+            && let Some(front) = self.pages.front()
+            && front.outstanding == 0
+        {
+            let p = self.pages.pop_front().expect("a front page");
+            if let Some(j) = &mut self.journal {
+                j.append(&Record::Settled {
+                    page: p.seq,
+                    objects: p.objects,
+                    bytes: p.bytes,
+                    next: p.next,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     fn totals(&self) -> Totals {
         Totals {
             fetched_bytes: self.fetched.load(Ordering::Relaxed),
@@ -652,19 +742,36 @@ impl Run<'_> {
         let job = self.job;
         let (tx, mut pages) = mpsc::channel::<Result<ListPage, SourceError>>(1);
         let mut listing = JoinSet::new();
-        listing.spawn(list_pages(job.lister.clone(), job.prefix.clone(), tx));
+        // Continue after the pages an earlier run settled; nothing to list if it settled all.
+        let (start, listing_done) = match &self.resume {
+            None => (None, false),
+            Some(SettledListing { next: Some(t), .. }) => (Some(t.clone()), false),
+            Some(SettledListing { next: None, .. }) => (None, true),
+        };
+        if !listing_done {
+            listing.spawn(list_pages(
+                job.lister.clone(),
+                job.prefix.clone(),
+                start,
+                tx,
+            ));
+        }
+        let mut listing_done = listing_done;
         let mut tasks: JoinSet<Finished> = JoinSet::new();
         let cap = job.jobs.saturating_mul(2).max(1);
-        let mut queue: VecDeque<ListedObject> = VecDeque::new();
-        let mut listing_done = false;
+        let mut queue: VecDeque<(u64, ListedObject)> = VecDeque::new();
         let mut listing_error = None;
         let mut ticker =
             tokio::time::interval(job.progress_interval.max(Duration::from_millis(10)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             while tasks.len() < cap && !self.stop.is_cancelled() {
-                let Some(obj) = queue.pop_front() else { break };
-                self.consider(obj, &mut tasks)?;
+                let Some((seq, obj)) = queue.pop_front() else {
+                    break;
+                };
+                if !self.consider(obj, seq, &mut tasks)? {
+                    self.settle(seq)?;
+                }
             }
             let admitting = !self.stop.is_cancelled() && queue.is_empty() && !listing_done;
             if tasks.is_empty() && !admitting {
@@ -691,7 +798,17 @@ impl Run<'_> {
                             objects: self.totals.listed,
                             bytes: self.totals.listed_bytes,
                         });
-                        queue.extend(page.objects);
+                        let seq = self.next_page;
+                        self.next_page += 1;
+                        self.pages.push_back(PageTrack {
+                            seq,
+                            outstanding: page.objects.len(),
+                            objects: self.totals.listed,
+                            bytes: self.totals.listed_bytes,
+                            next: page.next,
+                        });
+                        queue.extend(page.objects.into_iter().map(|o| (seq, o)));
+                        self.settle_front()?;
                     }
                     Some(Err(e)) => {
                         listing_error = Some(e);
@@ -717,30 +834,32 @@ impl Run<'_> {
         }
     }
 
-    /// Decides what to do with one listed object, and starts its download if it needs one.
+    /// Decides what to do with one listed object (of page `page`), and starts its download if
+    /// it needs one: `true` when it did (the object settles when the download ends).
     fn consider(
         &mut self,
         obj: ListedObject,
+        page: u64,
         tasks: &mut JoinSet<Finished>,
-    ) -> Result<(), RunStop> {
+    ) -> Result<bool, RunStop> {
         let job = self.job;
         let ListedObject { key, meta } = obj;
         let rel = match relative_name(&job.prefix, &key) {
             Ok(rel) => rel,
             Err(why) => {
                 self.skipped(key, None, SkipReason::Unmappable(why), meta.size);
-                return Ok(());
+                return Ok(false);
             }
         };
         if !job.selection.takes(&key, rel) {
             self.excluded += 1;
-            return Ok(());
+            return Ok(false);
         }
         let rel_path = match map_relative(rel, &self.limits) {
             Ok(p) => p,
             Err(why) => {
                 self.skipped(key, None, SkipReason::Unmappable(why), meta.size);
-                return Ok(());
+                return Ok(false);
             }
         };
         let path = self.dest.join(&rel_path);
@@ -753,12 +872,12 @@ impl Run<'_> {
                      {key:?} only in case has the same path"
                 );
                 self.skipped(key, Some(path), SkipReason::Clash(why), meta.size);
-                return Ok(());
+                return Ok(false);
             }
         }
         if let Err(why) = self.prepare_parents(&rel_path) {
             self.skipped(key, Some(path), SkipReason::Clash(why), meta.size);
-            return Ok(());
+            return Ok(false);
         }
         let local = match std::fs::symlink_metadata(&path) {
             Ok(m) if m.file_type().is_symlink() => {
@@ -768,7 +887,7 @@ impl Run<'_> {
                     path.display()
                 );
                 self.skipped(key, Some(path), SkipReason::Clash(why), meta.size);
-                return Ok(());
+                return Ok(false);
             }
             Ok(m) if m.is_dir() => {
                 let why = format!(
@@ -776,7 +895,7 @@ impl Run<'_> {
                     path.display()
                 );
                 self.skipped(key, Some(path), SkipReason::Clash(why), meta.size);
-                return Ok(());
+                return Ok(false);
             }
             Ok(m) => Some(LocalFile {
                 size: m.len(),
@@ -791,7 +910,7 @@ impl Run<'_> {
         // removes the checkpoint, so that object goes to the engine instead of being skipped.
         let leftover_checkpoint = matches!(decision, Decision::Skip(_))
             && !job.dry_run
-            && self.state.started.get(&h) == Some(&true)
+            && self.state.started.get(&h).is_some_and(|s| s.checkpointed)
             && self
                 .downloader(&key, meta.clone(), true)
                 .checkpoint_path(&key, &path)
@@ -814,7 +933,7 @@ impl Run<'_> {
                     reason,
                 });
             }
-            return Ok(());
+            return Ok(false);
         }
         if job.dry_run {
             self.totals.done += 1;
@@ -825,12 +944,12 @@ impl Run<'_> {
                 path: Some(path),
                 action: PlanAction::Download,
             });
-            return Ok(());
+            return Ok(false);
         }
         let checkpointed = meta.size > job.part_size;
         // A temp file a crashed run of this job left for an object it downloaded without a
         // checkpoint: provably this job's (started, never done), and nothing can resume it.
-        if self.state.started.get(&h) == Some(&false) {
+        if self.state.started.get(&h).is_some_and(|s| !s.checkpointed) {
             let part = with_suffix(&path, PART_SUFFIX);
             if std::fs::symlink_metadata(&part).is_ok_and(|m| m.is_file()) {
                 let _ = std::fs::remove_file(&part);
@@ -840,9 +959,9 @@ impl Run<'_> {
             j.append(&Record::Started {
                 key: key.clone(),
                 checkpointed,
+                page,
             })?;
         }
-        self.state.started.insert(h, checkpointed);
         job.emit(&JobEvent::Started {
             key: key.clone(),
             path: path.clone(),
@@ -850,8 +969,8 @@ impl Run<'_> {
         });
         let dl = self.downloader(&key, meta.clone(), checkpointed);
         self.inflight.insert(path.clone());
-        tasks.spawn(download(dl, key, path, meta));
-        Ok(())
+        tasks.spawn(download(dl, key, path, meta, page));
+        Ok(true)
     }
 
     fn downloader(&self, key: &str, meta: ObjectMeta, checkpointed: bool) -> Downloader {
@@ -972,8 +1091,10 @@ impl Run<'_> {
                         size: report.object.size,
                         etag: report.object.etag.clone(),
                         crc64: whole.then_some(report.crc64),
+                        page: f.page,
                     })?;
                 }
+                self.settle(f.page)?;
                 self.totals.done += 1;
                 self.bytes += report.object.size;
                 job.emit(&JobEvent::Done {
@@ -986,10 +1107,12 @@ impl Run<'_> {
             }
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 self.skipped(f.key, Some(f.path), SkipReason::Deleted, f.size);
+                self.settle(f.page)?;
             }
             // Stopped by the caller or by --fail-fast: progress kept, not a failure.
-            Err(e) if e.kind() == ErrorKind::Cancelled => {}
+            Err(e) if e.kind() == ErrorKind::Cancelled => self.settle_blocked = true,
             Err(e) => {
+                self.settle_blocked = true;
                 self.totals.failed += 1;
                 let line = serde_json::json!({
                     "key": f.key,
@@ -1049,24 +1172,31 @@ impl Run<'_> {
 
 /// One object's download (its file gets the object's modification time before the rename,
 /// which the default skip rule recognises once the journal is gone).
-async fn download(dl: Downloader, key: String, path: PathBuf, meta: ObjectMeta) -> Finished {
+async fn download(
+    dl: Downloader,
+    key: String,
+    path: PathBuf,
+    meta: ObjectMeta,
+    page: u64,
+) -> Finished {
     let result = dl.download(&key, &path).await;
     Finished {
         key,
         path,
         size: meta.size,
+        page,
         result,
     }
 }
 
-/// Lists `prefix` page by page into `tx` (a channel of one page), retrying transient
-/// failures; ends after the last page or the first lasting error.
+/// Lists `prefix` page by page from `token` into `tx` (a channel of one page), retrying
+/// transient failures; ends after the last page or the first lasting error.
 async fn list_pages(
     lister: Arc<dyn Lister>,
     prefix: String,
+    mut token: Option<String>,
     tx: mpsc::Sender<Result<ListPage, SourceError>>,
 ) {
-    let mut token: Option<String> = None;
     loop {
         let mut attempt = 0u32;
         let page = loop {

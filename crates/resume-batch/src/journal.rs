@@ -1,15 +1,18 @@
 //! The job journal: what a job started and finished, durable across `kill -9`, append-only.
 //!
 //! ```text
-//! header   magic "\x89RGJOB\n\0" · u32 LE version (1) · u32 LE identity length · identity
+//! header   magic "\x89RGJOB\n\0" · u32 LE version (2) · u32 LE identity length · identity
 //!          (UTF-8: source, prefix, DEST, selection, skip rule, mapping version) ·
 //!          blake3 of everything before (32 bytes)
 //! record*  u32 LE body length · body · tag (16 bytes)
 //!          tag = blake3_keyed(derive_key(CONTEXT, header checksum), seq ‖ length ‖ body)[..16]
 //!          body = kind u8 · fields:
-//!            1 Started   flags u8 (bit 0: the download keeps its own checkpoint) · key
-//!            2 Done      key · size u64 · etag (u8 0/1 · string) · crc64 (u8 0/1 · u64)
+//!            1 Started   flags u8 (bit 0: the download keeps its own checkpoint) · key ·
+//!                        page u64
+//!            2 Done      key · size u64 · etag (u8 0/1 · string) · crc64 (u8 0/1 · u64) ·
+//!                        page u64
 //!            3 Listed    objects u64 · bytes u64 · next token (u8 0/1 · string)
+//!            4 Settled   page u64 · objects u64 · bytes u64 · next token (u8 0/1 · string)
 //!          string = u32 LE length · UTF-8 bytes
 //! ```
 //!
@@ -21,10 +24,18 @@
 //! - **Identity.** A journal whose header does not verify, or names another job (another
 //!   source, prefix, DEST, selection, skip rule or mapping), is never applied: it is reported
 //!   and replaced.
-//! - **Cost.** One appended record per started and per finished object, plus one per listed
-//!   page: O(objects) bytes and writes over a whole job (about 60 bytes + the key twice per
-//!   object), never a rewrite. Loading keeps a 16-byte hash of each key (not the key), the
-//!   size and a hash of the etag: memory O(objects finished or started), ~80 bytes each.
+//! - **Settled pages.** `page` numbers the listing's pages from 0 across runs. A page is
+//!   *settled* once every object on it is done, up to date, skipped or excluded (a failed or
+//!   interrupted object keeps its page, and every later one, unsettled); settled pages are
+//!   recorded in order with the listing token after them, so a rerun continues the listing
+//!   there instead of listing from the start (the [`Lister`](resume_core::Lister) contract:
+//!   tokens stay valid in a new process), and forgets what it loaded about their objects.
+//! - **Cost.** One appended record per started and per finished object, plus two per listed
+//!   page: O(objects) bytes and writes over a whole job (about 70 bytes + the key twice per
+//!   object), never a rewrite. Loading keeps, for the objects of pages not settled, a 16-byte
+//!   hash of each key (not the key), the size, a hash of the etag and the page: memory
+//!   O(objects in unsettled pages), which a job without failures keeps to the few pages it
+//!   had in flight whatever the number of keys.
 //! - **fsync policy.** Every record is one `write` as soon as it is known, so a killed
 //!   process (`kill -9`) loses nothing it recorded. `fdatasync` runs at most once a second
 //!   (group commit) and when the job ends: a power loss forgets at most the last second's
@@ -43,7 +54,9 @@ use std::time::{Duration, Instant};
 use crate::error::JobError;
 
 const MAGIC: &[u8; 8] = b"\x89RGJOB\n\0";
-const VERSION: u32 = 1;
+/// 2: pages in Started/Done, Settled records. A version-1 journal is reported and replaced
+/// (the skip rules still recognise the files it finished).
+const VERSION: u32 = 2;
 const CONTEXT: &str = "resume-get job journal v1 record tag";
 const TAG_LEN: usize = 16;
 /// Longer record bodies are torn (a key is at most 1 024 bytes on S3 and OSS).
@@ -77,13 +90,18 @@ pub fn etag_hash(etag: &str) -> u64 {
 pub enum Record {
     /// A download of `key` is about to start; `checkpointed`: it keeps its own checkpoint
     /// (so a temp file it leaves is the engine's to resume, not the job's to remove).
-    Started { key: String, checkpointed: bool },
+    Started {
+        key: String,
+        checkpointed: bool,
+        page: u64,
+    },
     /// `key` is in place: `size` bytes of version `etag`.
     Done {
         key: String,
         size: u64,
         etag: Option<String>,
         crc64: Option<u64>,
+        page: u64,
     },
     /// The listing has returned `objects` objects (`bytes` in all) so far; `next` continues it.
     Listed {
@@ -91,6 +109,35 @@ pub enum Record {
         bytes: u64,
         next: Option<String>,
     },
+    /// Every object of pages `..=page` is settled (done, up to date, skipped or excluded):
+    /// `objects` objects (`bytes` in all) were listed on them, and `next` continues the
+    /// listing after them (`None`: they were the whole listing).
+    Settled {
+        page: u64,
+        objects: u64,
+        bytes: u64,
+        next: Option<String>,
+    },
+}
+
+/// Where an earlier run left the listing: everything before `next` is settled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettledListing {
+    /// The last settled page.
+    pub page: u64,
+    /// Objects (and their bytes) listed on the settled pages.
+    pub objects: u64,
+    pub bytes: u64,
+    /// Where the listing continues; `None`: it was all settled.
+    pub next: Option<String>,
+}
+
+/// What a started, unfinished object's record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartedEntry {
+    /// The download keeps its own checkpoint.
+    pub checkpointed: bool,
+    pub page: u64,
 }
 
 /// What a finished object's record says.
@@ -99,16 +146,19 @@ pub struct DoneEntry {
     pub size: u64,
     pub etag: Option<u64>,
     pub crc64: Option<u64>,
+    pub page: u64,
 }
 
 /// What earlier runs of this job recorded.
 #[derive(Debug, Default, Clone)]
 pub struct JobState {
     pub done: HashMap<KeyHash, DoneEntry>,
-    /// Objects started and not done since: `true` when the download kept its own checkpoint.
-    pub started: HashMap<KeyHash, bool>,
+    /// Objects started and not done since.
+    pub started: HashMap<KeyHash, StartedEntry>,
     /// The last listing progress recorded: objects, bytes.
     pub listed: Option<(u64, u64)>,
+    /// The last settled page, where a rerun continues the listing.
+    pub settled: Option<SettledListing>,
     pub records: u64,
 }
 
@@ -116,14 +166,20 @@ impl JobState {
     fn apply(&mut self, r: Record) {
         self.records += 1;
         match r {
-            Record::Started { key, checkpointed } => {
-                self.started.insert(key_hash(&key), checkpointed);
+            Record::Started {
+                key,
+                checkpointed,
+                page,
+            } => {
+                self.started
+                    .insert(key_hash(&key), StartedEntry { checkpointed, page });
             }
             Record::Done {
                 key,
                 size,
                 etag,
                 crc64,
+                page,
             } => {
                 let h = key_hash(&key);
                 self.started.remove(&h);
@@ -133,10 +189,27 @@ impl JobState {
                         size,
                         etag: etag.as_deref().map(etag_hash),
                         crc64,
+                        page,
                     },
                 );
             }
             Record::Listed { objects, bytes, .. } => self.listed = Some((objects, bytes)),
+            Record::Settled {
+                page,
+                objects,
+                bytes,
+                next,
+            } => {
+                // Their objects are never looked at again by this job: forget them.
+                self.done.retain(|_, d| d.page > page);
+                self.started.retain(|_, s| s.page > page);
+                self.settled = Some(SettledListing {
+                    page,
+                    objects,
+                    bytes,
+                    next,
+                });
+            }
         }
     }
 }
@@ -466,16 +539,22 @@ fn put_opt_str(buf: &mut Vec<u8>, s: Option<&str>) {
 fn encode(r: &Record) -> Vec<u8> {
     let mut b = Vec::with_capacity(64);
     match r {
-        Record::Started { key, checkpointed } => {
+        Record::Started {
+            key,
+            checkpointed,
+            page,
+        } => {
             b.push(1);
             b.push(u8::from(*checkpointed));
             put_str(&mut b, key);
+            b.extend_from_slice(&page.to_le_bytes());
         }
         Record::Done {
             key,
             size,
             etag,
             crc64,
+            page,
         } => {
             b.push(2);
             put_str(&mut b, key);
@@ -488,6 +567,7 @@ fn encode(r: &Record) -> Vec<u8> {
                     b.extend_from_slice(&c.to_le_bytes());
                 }
             }
+            b.extend_from_slice(&page.to_le_bytes());
         }
         Record::Listed {
             objects,
@@ -495,6 +575,18 @@ fn encode(r: &Record) -> Vec<u8> {
             next,
         } => {
             b.push(3);
+            b.extend_from_slice(&objects.to_le_bytes());
+            b.extend_from_slice(&bytes.to_le_bytes());
+            put_opt_str(&mut b, next.as_deref());
+        }
+        Record::Settled {
+            page,
+            objects,
+            bytes,
+            next,
+        } => {
+            b.push(4);
+            b.extend_from_slice(&page.to_le_bytes());
             b.extend_from_slice(&objects.to_le_bytes());
             b.extend_from_slice(&bytes.to_le_bytes());
             put_opt_str(&mut b, next.as_deref());
@@ -542,6 +634,7 @@ fn decode(body: &[u8]) -> Option<Record> {
             Record::Started {
                 checkpointed: flags & 1 == 1,
                 key: c.str()?,
+                page: c.u64()?,
             }
         }
         2 => Record::Done {
@@ -553,8 +646,15 @@ fn decode(body: &[u8]) -> Option<Record> {
                 1 => Some(c.u64()?),
                 _ => return None,
             },
+            page: c.u64()?,
         },
         3 => Record::Listed {
+            objects: c.u64()?,
+            bytes: c.u64()?,
+            next: c.opt_str()?,
+        },
+        4 => Record::Settled {
+            page: c.u64()?,
             objects: c.u64()?,
             bytes: c.u64()?,
             next: c.opt_str()?,
@@ -577,6 +677,7 @@ mod tests {
             size: i,
             etag: i.is_multiple_of(2).then(|| format!("\"e{i}\"")),
             crc64: i.is_multiple_of(3).then_some(i * 7),
+            page: i / 4,
         }
     }
 
@@ -590,11 +691,13 @@ mod tests {
         j.append(&Record::Started {
             key: "p/k1".into(),
             checkpointed: true,
+            page: 0,
         })
         .unwrap();
         j.append(&Record::Started {
             key: "p/big".into(),
             checkpointed: true,
+            page: 0,
         })
         .unwrap();
         for i in 0..5 {
@@ -621,12 +724,19 @@ mod tests {
             DoneEntry {
                 size: 2,
                 etag: Some(etag_hash("\"e2\"")),
-                crc64: None
+                crc64: None,
+                page: 0,
             }
         );
         // k1 finished after it started; big did not.
         assert_eq!(state.started.len(), 1);
-        assert_eq!(state.started.get(&key_hash("p/big")), Some(&true));
+        assert_eq!(
+            state.started.get(&key_hash("p/big")),
+            Some(&StartedEntry {
+                checkpointed: true,
+                page: 0
+            })
+        );
         assert_eq!(state.listed, Some((5, 10)));
     }
 
@@ -672,19 +782,121 @@ mod tests {
             j.append(&Record::Started {
                 key: format!("p/k{i}"),
                 checkpointed: false,
+                page: i / 1000,
             })
             .unwrap();
             j.append(&done(i)).unwrap();
         }
         // Each object costs two fixed-size-plus-key records, whatever came before.
         let per_object = j.bytes_written() / n;
-        assert!(per_object < 120, "{per_object} bytes per object");
+        assert!(per_object < 140, "{per_object} bytes per object");
         let len = std::fs::metadata(&path).unwrap().len();
-        assert!(len < n * 120 + 200, "{len}");
+        assert!(len < n * 140 + 200, "{len}");
         drop(j);
         let (_, state, _) = Journal::open(&path, ID).unwrap();
         assert_eq!(state.done.len() as u64, n);
         assert!(state.started.is_empty());
+    }
+
+    #[test]
+    fn settled_pages_are_forgotten_on_load_and_say_where_the_listing_continues() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.rgjob");
+        let (mut j, _, _) = Journal::open(&path, ID).unwrap();
+        for page in 0..3u64 {
+            for i in 0..4 {
+                let key = format!("p/{page}-{i}");
+                j.append(&Record::Started {
+                    key: key.clone(),
+                    checkpointed: false,
+                    page,
+                })
+                .unwrap();
+                j.append(&Record::Done {
+                    key,
+                    size: 1,
+                    etag: None,
+                    crc64: None,
+                    page,
+                })
+                .unwrap();
+            }
+        }
+        j.append(&Record::Started {
+            key: "p/big".into(),
+            checkpointed: true,
+            page: 2,
+        })
+        .unwrap();
+        for (page, next) in [(0, "t1"), (1, "t2")] {
+            j.append(&Record::Settled {
+                page,
+                objects: 4 * (page + 1),
+                bytes: 4 * (page + 1),
+                next: Some(next.into()),
+            })
+            .unwrap();
+        }
+        drop(j);
+        let (_, state, _) = Journal::open(&path, ID).unwrap();
+        assert_eq!(state.done.len(), 4, "only page 2's objects are kept");
+        assert!(state.done.values().all(|d| d.page == 2));
+        assert_eq!(state.started.len(), 1);
+        assert_eq!(
+            state.settled,
+            Some(SettledListing {
+                page: 1,
+                objects: 8,
+                bytes: 8,
+                next: Some("t2".into())
+            })
+        );
+    }
+
+    /// A million objects, listed 1 000 a page and settled page by page: what a rerun loads
+    /// stays at the last unsettled pages' objects, not the million.
+    #[test]
+    fn a_million_object_journal_loads_only_its_unsettled_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.rgjob");
+        let (mut j, _, _) = Journal::open(&path, ID).unwrap();
+        let n = 1_000_000u64;
+        for i in 0..n {
+            let page = i / 1000;
+            j.append(&Record::Done {
+                key: format!("p/{i:07}"),
+                size: 0,
+                etag: Some("\"d41d8cd98f00b204e9800998ecf8427e\"".into()),
+                crc64: Some(0),
+                page,
+            })
+            .unwrap();
+            // Settlement lags two pages behind, as with objects in flight.
+            if i % 1000 == 999 && page >= 2 {
+                j.append(&Record::Settled {
+                    page: page - 2,
+                    objects: (page - 1) * 1000,
+                    bytes: 0,
+                    next: Some(format!("p/{:07}", (page - 1) * 1000 - 1)),
+                })
+                .unwrap();
+            }
+        }
+        let written = j.bytes_written();
+        drop(j);
+        let (_, state, _) = Journal::open(&path, ID).unwrap();
+        assert_eq!(state.done.len(), 2000);
+        let bytes = state.done.capacity()
+            * (std::mem::size_of::<KeyHash>() + std::mem::size_of::<DoneEntry>() + 1);
+        assert!(
+            bytes < 1 << 20,
+            "{bytes} bytes loaded for a million objects"
+        );
+        assert!(
+            written / n < 100,
+            "{} journal bytes per object",
+            written / n
+        );
     }
 
     proptest! {

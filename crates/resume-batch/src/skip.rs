@@ -134,6 +134,7 @@ mod tests {
             size: 10,
             etag: Some(etag_hash("e")),
             crc64: None,
+            page: 0,
         };
         for rule in [
             SkipRule::Default,

@@ -637,8 +637,19 @@ async fn a_listing_failure_stops_the_job_and_the_rerun_resumes_it() {
         "{err}"
     );
     let from = src.read_requests() as usize;
+    let lists = src.list_log().len();
     let s = job(&src, &dest).run().await.unwrap();
-    assert_eq!((s.done, s.up_to_date), (29, 21));
+    // The three pages listed were settled: the rerun continues the listing after them, from
+    // the token the journal kept, and neither lists nor looks at them again.
+    assert_eq!((s.done, s.up_to_date, s.earlier, s.listed), (29, 0, 21, 50));
+    let rerun = &src.list_log()[lists..];
+    assert!(rerun[0].token.is_some(), "{rerun:?}");
+    assert_eq!(
+        rerun[0].token,
+        src.list_log()[3].token,
+        "where the failed request was"
+    );
+    assert_eq!(rerun.len(), 5, "pages 4 to 8 of 7 keys: {rerun:?}");
     assert_eq!(reads_per_key(&src, from).len(), 29);
     assert_eq!(tree(&dest), expected(&want));
 }

@@ -16,6 +16,7 @@ mod object_store_sources;
 mod output;
 mod rate_limit;
 mod recursive;
+mod recursive_scale;
 mod region;
 mod resume;
 mod s3_checksums;

@@ -99,7 +99,7 @@ fn source_tree(root: &Path, seed: u64, small: usize, large: usize) -> BTreeMap<S
 
 /// Every file below `dir`, relative path → bytes (the job's state directory included, so a
 /// leftover journal or temp file shows).
-fn local_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+pub(crate) fn local_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
@@ -120,7 +120,11 @@ fn local_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// `got == want`, naming the paths that differ (not dumping their bytes).
-fn assert_same_tree(got: &BTreeMap<String, Vec<u8>>, want: &BTreeMap<String, Vec<u8>>, what: &str) {
+pub(crate) fn assert_same_tree(
+    got: &BTreeMap<String, Vec<u8>>,
+    want: &BTreeMap<String, Vec<u8>>,
+    what: &str,
+) {
     let differ: Vec<String> = got
         .keys()
         .chain(want.keys())
