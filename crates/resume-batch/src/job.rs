@@ -947,15 +947,24 @@ impl Run<'_> {
             return Ok(false);
         }
         let checkpointed = meta.size > job.part_size;
-        // A temp file a crashed run of this job left for an object it downloaded without a
-        // checkpoint: provably this job's (started, never done), and nothing can resume it.
-        if self.state.started.get(&h).is_some_and(|s| !s.checkpointed) {
+        // An object downloaded without a checkpoint is recorded as started only when no file
+        // has its temp file's name: so a temp file found later beside a Started record was
+        // created by this job's engine (a crashed run's, which nothing can resume) and is
+        // removed. Any other file of that name (a user's `x.rgpart`) is never this job's to
+        // delete: the engine refuses it (a failure naming the file, before any request), the
+        // object stays unrecorded, and the file is left as it is, run after run.
+        let mut record = true;
+        if !checkpointed {
             let part = with_suffix(&path, PART_SUFFIX);
-            if std::fs::symlink_metadata(&part).is_ok_and(|m| m.is_file()) {
-                let _ = std::fs::remove_file(&part);
+            if let Ok(m) = std::fs::symlink_metadata(&part) {
+                if self.state.started.get(&h).is_some_and(|s| !s.checkpointed) && m.is_file() {
+                    let _ = std::fs::remove_file(&part);
+                } else {
+                    record = false;
+                }
             }
         }
-        if let Some(j) = &mut self.journal {
+        if let (Some(j), true) = (&mut self.journal, record) {
             j.append(&Record::Started {
                 key: key.clone(),
                 checkpointed,

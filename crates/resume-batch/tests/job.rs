@@ -796,3 +796,107 @@ async fn another_job_into_the_same_dest_leaves_an_interrupted_jobs_journal_alone
     assert_eq!(tree(&dest), exp);
     assert!(!dest.join(".resume-get").exists());
 }
+
+/// Issue 17.2 in the batch path: keys named like the engine's temp and checkpoint files, or
+/// the job's own state, are refused with a reason; files a user left with those names beside
+/// an object's path are never overwritten or deleted (the object fails, naming the file,
+/// before any request, run after run), and the job resumes normally once they are moved.
+#[tokio::test(start_paused = true)]
+async fn files_named_like_temp_checkpoint_or_journal_files_are_never_overwritten_or_deleted() {
+    let src = MockSource::new("b")
+        .with_crc64_fn(crc64)
+        .with_chunk_size(4096)
+        .with_page_size(3);
+    let big = pseudo_random_bytes(5, (PART * 6 + 17) as usize).to_vec();
+    src.put("data/big", big.clone());
+    for k in [
+        "data/x",
+        "data/x.rgpart",
+        "data/x.rgcp",
+        "data/y",
+        "data/.resume-get/job-0.rgjob",
+    ] {
+        src.put(k, k.as_bytes().to_vec());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("out");
+    std::fs::create_dir_all(&dest).unwrap();
+    // A user's files that happen to have the names the engine would use.
+    let foreign = [
+        (dest.join("y.rgpart"), b"a user's y.rgpart".to_vec()),
+        (dest.join("big.rgcp"), b"a user's big.rgcp".to_vec()),
+    ];
+    for (p, bytes) in &foreign {
+        std::fs::write(p, bytes).unwrap();
+    }
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let run = |events: Arc<Mutex<Vec<JobEvent>>>| {
+        job(&src, &dest)
+            .part_size(PART)
+            .on_event(move |e| events.lock().unwrap().push(e.clone()))
+            .run()
+    };
+    for attempt in 0..2 {
+        events.lock().unwrap().clear();
+        let from = src.log().len();
+        let s = run(events.clone()).await.unwrap();
+        assert_eq!(
+            (s.done, s.failed, s.skipped),
+            (usize::from(attempt == 0) as u64, 2, 3)
+        );
+        let ev = events.lock().unwrap().clone();
+        let reserved: HashSet<String> = ev
+            .iter()
+            .filter_map(|e| match e {
+                JobEvent::Skipped {
+                    key,
+                    reason: SkipReason::Unmappable(Unmappable::Reserved(_)),
+                    ..
+                } => Some(key.clone()),
+                _ => None,
+            })
+            .collect();
+        let want: HashSet<String> = [
+            "data/x.rgpart",
+            "data/x.rgcp",
+            "data/.resume-get/job-0.rgjob",
+        ]
+        .map(String::from)
+        .into();
+        assert_eq!(reserved, want, "attempt {attempt}");
+        for (key, file) in [("data/y", "y.rgpart"), ("data/big", "big.rgcp")] {
+            let failed = ev.iter().find_map(|e| match e {
+                JobEvent::Failed {
+                    key: k,
+                    error,
+                    kind,
+                    ..
+                } if k == key => Some((*kind, error.clone())),
+                _ => None,
+            });
+            let (kind, error) = failed.unwrap_or_else(|| panic!("{key} did not fail: {ev:?}"));
+            assert_eq!(kind, ErrorKind::LocalIo, "{error}");
+            assert!(error.contains(file), "{key}: {error}");
+        }
+        // Refused before any request.
+        let reads = reads_per_key(&src, from);
+        assert!(
+            !reads.contains_key("data/y") && !reads.contains_key("data/big"),
+            "{reads:?}"
+        );
+        for (p, bytes) in &foreign {
+            assert_eq!(&std::fs::read(p).unwrap(), bytes, "{}", p.display());
+        }
+        assert_eq!(std::fs::read(dest.join("x")).unwrap(), b"data/x");
+    }
+    // Once the user moves them away, the rerun finishes the job.
+    for (p, _) in &foreign {
+        std::fs::remove_file(p).unwrap();
+    }
+    let s = run(events.clone()).await.unwrap();
+    assert_eq!((s.done, s.failed), (2, 0));
+    assert!(s.complete);
+    assert_eq!(std::fs::read(dest.join("big")).unwrap(), big);
+    assert_eq!(std::fs::read(dest.join("y")).unwrap(), b"data/y");
+    assert!(!dest.join(".resume-get").exists());
+}
