@@ -77,6 +77,7 @@ pub async fn run(source_url: &str, dest: &Path, opts: &DownloadOpts, b: &BatchOp
         .downloader(template)
         .part_size(opts.transfer.part_size)
         .jobs(opts.transfer.jobs)
+        .rate_limit(opts.transfer.limit_rate)
         .skip_rule(skip_rule(b))
         .fail_fast(b.fail_fast)
         .dry_run(b.dry_run)

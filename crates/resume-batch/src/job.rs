@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 
 use resume_core::{
     CancellationToken, CheckpointChoice, ConnectionLimit, Downloader, ErrorKind, Event, ListPage,
-    ListedObject, Lister, ObjectMeta, PART_SUFFIX, RangeSource, Report, SourceError, with_suffix,
+    ListedObject, Lister, ObjectMeta, PART_SUFFIX, RangeSource, RateLimit, Report, SourceError,
+    with_suffix,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -221,6 +222,7 @@ pub struct Job {
     template: Downloader,
     part_size: u64,
     jobs: usize,
+    rate_limit: Option<RateLimit>,
     skip: SkipRule,
     selection: Selection,
     state_dir: Option<PathBuf>,
@@ -268,6 +270,7 @@ impl Job {
             dest: dest.into(),
             part_size: resume_core::DEFAULT_PART_SIZE,
             jobs: resume_core::DEFAULT_CONCURRENCY,
+            rate_limit: None,
             skip: SkipRule::Default,
             selection: Selection::default(),
             state_dir: None,
@@ -301,6 +304,14 @@ impl Job {
     /// Connections (part requests) in flight across the whole job.
     pub fn jobs(mut self, n: usize) -> Self {
         self.jobs = n;
+        self
+    }
+
+    /// Caps the whole job's download rate (every object and part together) at
+    /// `bytes_per_sec`; `None` (the default): no cap. One token bucket is shared by all
+    /// downloads (a per-object limit, the template's `rate_limit`, is replaced by it).
+    pub fn rate_limit(mut self, bytes_per_sec: Option<u64>) -> Self {
+        self.rate_limit = bytes_per_sec.filter(|&r| r > 0).map(RateLimit::new);
         self
     }
 
@@ -993,6 +1004,9 @@ impl Run<'_> {
             .connection_limit(self.limit.clone())
             .keep_modified_time(true)
             .cancel_token(self.stop.child_token());
+        if let Some(r) = &job.rate_limit {
+            dl = dl.shared_rate_limit(r.clone());
+        }
         dl = if !checkpointed {
             dl.no_checkpoint()
         } else if let Some(dir) = &job.state_dir {

@@ -900,3 +900,50 @@ async fn files_named_like_temp_checkpoint_or_journal_files_are_never_overwritten
     assert_eq!(std::fs::read(dest.join("y")).unwrap(), b"data/y");
     assert!(!dest.join(".resume-get").exists());
 }
+
+/// `rate_limit` caps the whole job, not each object: on tokio's paused clock (virtual time,
+/// no wall-clock assertion), 16 objects of 48 KiB fetched 4 at a time at 64 KiB/s take at
+/// least 768 KiB / 64 KiB/s ≈ 12 s of virtual time; a limit per object would let four
+/// objects run at 64 KiB/s each and finish in about a quarter of that.
+#[tokio::test(start_paused = true)]
+async fn the_rate_limit_caps_the_whole_job_not_each_object() {
+    let src = MockSource::new("b")
+        .with_crc64_fn(crc64)
+        .with_chunk_size(4096)
+        .with_page_size(100);
+    let size = 48 * 1024u64;
+    for i in 0..16 {
+        src.put(
+            &format!("data/o{i:02}"),
+            pseudo_random_bytes(i, size as usize).to_vec(),
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rate = 64 * 1024u64;
+    let started = tokio::time::Instant::now();
+    let s = job(&src, &dest_of(&dir))
+        .part_size(size)
+        .jobs(4)
+        .rate_limit(Some(rate))
+        .run()
+        .await
+        .unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    assert_eq!(s.done, 16);
+    let total = (16 * size) as f64;
+    // The bucket starts empty and holds at most a twentieth of a second of traffic.
+    let floor = (total - rate as f64 / 20.0) / rate as f64;
+    assert!(
+        elapsed >= floor,
+        "{total} bytes in {elapsed:.2} s of virtual time: more than {rate} bytes/s"
+    );
+    // And the limit is not stricter than asked (generous bound: the job's own bookkeeping).
+    assert!(
+        elapsed <= floor * 1.5 + 1.0,
+        "{elapsed:.2} s for a {floor:.2} s floor"
+    );
+}
+
+fn dest_of(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    dir.path().join("out")
+}

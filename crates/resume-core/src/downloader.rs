@@ -99,6 +99,8 @@ pub struct Downloader {
     pub(crate) listed: Option<ObjectMeta>,
     /// Shared cap on part requests in flight (see [`Downloader::connection_limit`]).
     pub(crate) connections: Option<ConnectionLimit>,
+    /// A rate limit shared with other downloads (see [`Downloader::shared_rate_limit`]).
+    pub(crate) shared_rate: Option<crate::rate::RateLimit>,
     /// Give DEST the object's last-modified time (see [`Downloader::keep_modified_time`]).
     pub(crate) keep_modified_time: bool,
 }
@@ -127,6 +129,7 @@ impl fmt::Debug for Downloader {
             .field("lowest_speed", &self.lowest_speed)
             .field("listed", &self.listed)
             .field("connections", &self.connections)
+            .field("shared_rate", &self.shared_rate)
             .field("keep_modified_time", &self.keep_modified_time)
             .finish_non_exhaustive()
     }
@@ -177,6 +180,7 @@ impl Downloader {
             lowest_speed: None,
             listed: None,
             connections: None,
+            shared_rate: None,
             keep_modified_time: false,
         }
     }
@@ -365,6 +369,14 @@ impl Downloader {
     /// parts when permits are free. What a batch job's `--jobs` means.
     pub fn connection_limit(mut self, limit: ConnectionLimit) -> Self {
         self.connections = Some(limit);
+        self
+    }
+
+    /// Shares one rate limit with other downloads (a batch job's `--limit-rate`): their
+    /// workers together stay under it. Replaces [`rate_limit`](Self::rate_limit), which
+    /// caps this download alone.
+    pub fn shared_rate_limit(mut self, limit: crate::rate::RateLimit) -> Self {
+        self.shared_rate = Some(limit);
         self
     }
 

@@ -72,7 +72,14 @@ pub(crate) async fn run(
         touched: AtomicBool::new(false),
     };
     let rng = Mutex::new(JitterRng::new(dl.retry.jitter_seed));
-    let limiter = dl.rate_limit.map(RateLimiter::new);
+    let own_limiter = dl
+        .rate_limit
+        .filter(|_| dl.shared_rate.is_none())
+        .map(RateLimiter::new);
+    let limiter = match &dl.shared_rate {
+        Some(shared) => Some(&*shared.bucket),
+        None => own_limiter.as_ref(),
+    };
     let announced = AtomicU64::new(0);
     let warnings = Warnings::default();
     let mut restarts = 0u32;
@@ -87,7 +94,7 @@ pub(crate) async fn run(
             background: BackgroundSync::default(),
             disk: &disk,
             rng: &rng,
-            limiter: limiter.as_ref(),
+            limiter,
             announced: &announced,
             halt: dl.cancel.child_token(),
             counters: Counters::default(),

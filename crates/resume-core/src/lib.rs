@@ -43,6 +43,7 @@ pub use list::{ListPage, ListedObject, Lister, ListerExt};
 pub use local_state::SavedProgress;
 pub use part_file::{PART_SUFFIX, with_suffix};
 pub use plan::{RangeProblem, bounded_part_size, format_range, parse_range, plan, resolve_range};
+pub use rate::RateLimit;
 pub use retry::{LowestSpeed, RetryPolicy};
 pub use rng::{SplitMix64, mix64};
 pub use source::{

@@ -1,7 +1,9 @@
 //! One token bucket shared by every worker of a download, so `--limit-rate` caps the total,
-//! not each connection.
+//! not each connection; [`RateLimit`] shares one bucket across downloads (a batch job's
+//! `--limit-rate` caps the whole job).
 
-use std::sync::Mutex;
+use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -55,6 +57,39 @@ impl RateLimiter {
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
+    }
+}
+
+/// One `--limit-rate` shared by several downloads
+/// ([`Downloader::shared_rate_limit`](crate::Downloader::shared_rate_limit)): every worker of
+/// every download given a clone of it draws from the same token bucket, so together they
+/// never receive more than `bytes_per_sec × t` plus one small burst. Cloning gives another
+/// handle to the same bucket.
+#[derive(Clone)]
+pub struct RateLimit {
+    pub(crate) bucket: Arc<RateLimiter>,
+    bytes_per_sec: u64,
+}
+
+impl RateLimit {
+    /// A cap of `bytes_per_sec` (at least 1) across every download sharing it.
+    pub fn new(bytes_per_sec: u64) -> Self {
+        Self {
+            bucket: Arc::new(RateLimiter::new(bytes_per_sec)),
+            bytes_per_sec: bytes_per_sec.max(1),
+        }
+    }
+
+    pub fn bytes_per_sec(&self) -> u64 {
+        self.bytes_per_sec
+    }
+}
+
+impl fmt::Debug for RateLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimit")
+            .field("bytes_per_sec", &self.bytes_per_sec)
+            .finish()
     }
 }
 

@@ -207,8 +207,8 @@ fn kill_9_at_seeded_moments_then_a_rerun_ends_byte_identical_and_restarts_no_don
         let dest = dir.path().join("out");
         let cmd = || {
             let mut c = bare_cmd();
-            // Each object is slowed (the rate limit applies per object), so large objects are
-            // in flight, part by part, when the kill lands.
+            // The job is slowed (the rate limit caps the whole job), so large objects are in
+            // flight, part by part, when the kill lands.
             c.args(["-r", "--json", "--part-size", "64KiB", "-j", "4"])
                 .args(["--limit-rate", "4MiB"])
                 .arg(file_url(&src))
