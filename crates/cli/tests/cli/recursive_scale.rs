@@ -256,3 +256,64 @@ fn a_rerun_continues_the_listing_from_the_token_the_journal_kept() {
     assert!(u(&fin["earlier"]) >= 1000, "{fin}");
     assert_same_tree(&local_tree(&dest), &want, "after the rerun");
 }
+
+/// Memory does not grow with the number of keys: a job over 1 000 000 zero-byte objects
+/// (1 000 listing pages; one key in 1 000 selected and downloaded, the rest go through the
+/// selection and settle) stays under 64 MiB of peak RSS, measured from /proc.
+#[test]
+fn a_million_key_job_stays_under_64_mib_of_peak_rss() {
+    let oss = Oss::start();
+    const N: usize = 1_000_000;
+    for i in 0..N {
+        oss.emu
+            .put_object(BUCKET, &format!("m/{i:07}"), &[])
+            .expect("put");
+    }
+    let dir = scratch_dir();
+    let dest = dir.path().join("out");
+    let running = Running::spawn(
+        oss.cmd()
+            .args(["-r", "--quiet", "--include", "*999", "-j", "8"])
+            .arg(oss.url("m/"))
+            .arg(&dest),
+        "a million keys",
+    );
+    // Sample the peak until the exit (a zombie has no VmHWM line: the loop ends there).
+    let out = {
+        let pid = running.pid();
+        let mut peak = 0;
+        for _ in 0..1_000_000 {
+            // VmHWM only grows: the last reading before the exit is the peak.
+            let hwm = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|s| {
+                    let kib: u64 = s
+                        .lines()
+                        .find_map(|l| l.strip_prefix("VmHWM:"))?
+                        .trim()
+                        .strip_suffix("kB")?
+                        .trim()
+                        .parse()
+                        .ok()?;
+                    Some(kib * 1024)
+                });
+            match hwm {
+                Some(b) => peak = peak.max(b),
+                None => break,
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let out = running.finish(RUN_TIMEOUT);
+        (out, peak)
+    };
+    let (out, peak) = out;
+    out.expect_code(0);
+    let files = local_tree(&dest);
+    assert_eq!(files.len(), N / 1000, "one key in 1 000 downloaded");
+    assert!(peak > 0);
+    eprintln!(
+        "peak RSS {:.1} MiB for {N} keys listed",
+        peak as f64 / (1 << 20) as f64
+    );
+    assert!(peak < 64 << 20, "peak RSS {peak} bytes for {N} keys");
+}
