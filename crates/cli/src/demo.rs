@@ -6,6 +6,10 @@
 //! would (its future dropped — no graceful shutdown, nothing flushed on the way out); the
 //! same download then resumes from its checkpoint, and the result is verified against the
 //! object's CRC-64 (by the engine) and its BLAKE3 (computed here while generating it).
+//! Then a batch job (`-r`): a prefix of a few hundred objects listed page by page, the job
+//! dropped partway like a crash, resumed, every file compared with its object, and the
+//! emulator's request log showing that no object finished before the interruption was asked
+//! for again.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -29,6 +33,11 @@ use crate::size::format_bytes;
 const BUCKET: &str = "demo";
 const KEY: &str = "datasets/demo-object.bin";
 const ACCESS_KEY_ID: &str = "demo-access-key";
+const BATCH_PREFIX: &str = "datasets/batch/";
+/// Objects in the batch step, listed 100 a page.
+const BATCH_OBJECTS: usize = 300;
+/// The batch job is dropped once this many objects are done.
+const BATCH_INTERRUPT_AFTER: u64 = 120;
 
 /// Deterministic object content, hashed as it is produced.
 struct Generator {
@@ -210,8 +219,8 @@ fn demo(rt: &Runtime, args: &DemoArgs) -> Result<u8, String> {
         .read_timeout(Some(transfer.timeout))
         .build()
         .map_err(|e| format!("cannot configure the OSS client: {e}"))?;
-    let bucket: Arc<dyn resume_core::RangeSource> =
-        Arc::new(client.bucket(BUCKET).map_err(|e| e.to_string())?);
+    let oss_bucket = client.bucket(BUCKET).map_err(|e| e.to_string())?;
+    let bucket: Arc<dyn resume_core::RangeSource> = Arc::new(oss_bucket.clone());
     let out = Arc::new(Output::new(story.mode));
     let cancel = CancellationToken::new();
     rt.block_on(async { crate::cancel_on_signals(cancel.clone()) });
@@ -364,11 +373,22 @@ fn demo(rt: &Runtime, args: &DemoArgs) -> Result<u8, String> {
             }
         ),
     );
-    drop(emulator);
     if args.keep.is_some() {
         story.say(None, format!("the file is at {}", dest.display()));
     }
-    if blake_ok && crc_ok {
+
+    // 6–8. A batch job over a prefix, interrupted and resumed.
+    emulator.clear_fault_plan();
+    let batch = batch_story(
+        rt,
+        &story,
+        &emulator,
+        &oss_bucket,
+        transfer,
+        &work.path().join("batch"),
+    )?;
+    drop(emulator);
+    if blake_ok && crc_ok && batch.ok {
         let mut survived = Vec::new();
         if injected > 0 {
             survived.push(format!(
@@ -379,19 +399,226 @@ fn demo(rt: &Runtime, args: &DemoArgs) -> Result<u8, String> {
         if resumed {
             survived.push("a crash and a resume".to_owned());
         }
+        survived.push(format!(
+            "a batch job of {} objects {}",
+            BATCH_OBJECTS,
+            if batch.interrupted {
+                "interrupted and resumed"
+            } else {
+                "downloaded"
+            }
+        ));
         story.conclude(&if survived.is_empty() {
             "demo complete: every byte correct".to_owned()
         } else {
-            format!(
-                "demo complete: every byte correct after {}",
-                survived.join(" and ")
-            )
+            format!("demo complete: every byte correct after {}", {
+                let last = survived.pop().unwrap_or_default();
+                if survived.is_empty() {
+                    last
+                } else {
+                    format!("{}, and {last}", survived.join(", "))
+                }
+            })
         });
         Ok(exit::OK)
-    } else {
+    } else if !(blake_ok && crc_ok) {
         output::err_line("resume-get demo: the downloaded file does not match the object");
         Ok(exit::INTEGRITY)
+    } else {
+        output::err_line(
+            "resume-get demo: the batch job did not end as it should (see steps 7 and 8: a \
+             file differs, a file is left over, or an object done before the interruption was \
+             requested again); please report this",
+        );
+        Ok(exit::INTEGRITY)
     }
+}
+
+/// How the batch step went.
+struct BatchOutcome {
+    /// Every file matches its object, and no object done before the interruption was asked
+    /// for again.
+    ok: bool,
+    interrupted: bool,
+}
+
+/// Steps 6–8: a prefix of [`BATCH_OBJECTS`] objects (1 byte to 64 KiB, three of 1 MiB in
+/// several parts) as one job, dropped once [`BATCH_INTERRUPT_AFTER`] objects are done, then
+/// resumed; every claim is read back from the files and the emulator's request log.
+fn batch_story(
+    rt: &Runtime,
+    story: &Story,
+    emulator: &Emulator,
+    bucket: &backend_oss::Bucket,
+    transfer: &crate::args::TransferOpts,
+    dir: &Path,
+) -> Result<BatchOutcome, String> {
+    let mut want: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut state = 0x0123_4567_89AB_CDEFu64;
+    for i in 0..BATCH_OBJECTS {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let size = if i % 100 == 7 {
+            1 << 20
+        } else {
+            1 + (state % (64 << 10)) as usize
+        };
+        let mut g = Generator {
+            state: state | 1,
+            remaining: size as u64,
+            hasher: blake3::Hasher::new(),
+        };
+        let mut bytes = Vec::with_capacity(size);
+        g.read_to_end(&mut bytes)
+            .map_err(|e| format!("cannot generate a batch object: {e}"))?;
+        let rel = format!("part-{:02}/obj-{i:04}.bin", i % 7);
+        emulator
+            .put_object(BUCKET, &format!("{BATCH_PREFIX}{rel}"), &bytes)
+            .map_err(|e| format!("cannot store a batch object: {e}"))?;
+        want.insert(rel, bytes);
+    }
+    let total: u64 = want.values().map(|b| b.len() as u64).sum();
+    story.say(
+        Some(6),
+        format!(
+            "a batch job (resume-get -r oss://{BUCKET}/{BATCH_PREFIX} DIR): {} objects, {} in \
+             all, listed 100 a page; it is dropped like a crash once {BATCH_INTERRUPT_AFTER} \
+             objects are done",
+            want.len(),
+            format_bytes(total)
+        ),
+    );
+    let lister: Arc<dyn resume_core::Lister> = Arc::new(bucket.lister().with_page_size(100));
+    let source: Arc<dyn resume_core::RangeSource> = Arc::new(bucket.clone());
+    let part_size = transfer.part_size.min(256 << 10);
+    let job = |events: Option<Arc<Notify>>| {
+        let done = Arc::new(AtomicU64::new(0));
+        let mut job = resume_batch::Job::new(lister.clone(), source.clone(), BATCH_PREFIX, dir)
+            .part_size(part_size)
+            .jobs(transfer.jobs)
+            .rate_limit(transfer.limit_rate);
+        if let Some(notify) = events {
+            job = job.on_event(move |e| {
+                if let resume_batch::JobEvent::Done { .. } = e
+                    && done.fetch_add(1, Ordering::SeqCst) + 1 == BATCH_INTERRUPT_AFTER
+                {
+                    notify.notify_one();
+                }
+            });
+        }
+        job
+    };
+    let before = emulator.request_log().last().map_or(0, |r| r.number);
+    let interrupt = Arc::new(Notify::new());
+    let first = job(Some(interrupt.clone()));
+    let outcome = rt.block_on(async {
+        tokio::select! {
+            biased;
+            _ = interrupt.notified() => None,
+            r = first.run() => Some(r),
+        }
+    });
+    let interrupted = outcome.is_none();
+    if let Some(Err(e)) = outcome {
+        return Err(format!("the batch job failed: {e}"));
+    }
+    // What is complete on disk at the interruption (looked at, not assumed).
+    let complete: Vec<String> = want
+        .iter()
+        .filter(|(rel, bytes)| std::fs::read(dir.join(rel)).is_ok_and(|b| &b == *bytes))
+        .map(|(rel, _)| rel.clone())
+        .collect();
+    let at_interrupt = emulator.request_log().last().map_or(0, |r| r.number);
+    let summary = if interrupted {
+        story.say(
+            Some(7),
+            format!(
+                "interrupted with {} objects complete on disk; the same job again resumes it:",
+                complete.len()
+            ),
+        );
+        match rt.block_on(job(None).run()) {
+            Ok(s) => s,
+            Err(e) => return Err(format!("the resumed batch job failed: {e}")),
+        }
+    } else {
+        story.say(
+            Some(7),
+            "the job finished before the interruption: nothing to resume",
+        );
+        match rt.block_on(job(None).run()) {
+            Ok(s) => s,
+            Err(e) => return Err(format!("the batch job's rerun failed: {e}")),
+        }
+    };
+    let log = emulator.request_log();
+    let asked_again = log
+        .iter()
+        .filter(|r| r.number > at_interrupt)
+        .filter_map(|r| r.key.as_deref())
+        .filter_map(|k| k.strip_prefix(BATCH_PREFIX))
+        .filter(|k| complete.binary_search_by(|c| c.as_str().cmp(k)).is_ok())
+        .count();
+    let list_pages = log
+        .iter()
+        .filter(|r| r.number > before && r.key.is_none())
+        .count();
+    story.say(
+        None,
+        format!(
+            "{} downloaded, {} already done{}, {} failed; {} listing requests in both runs; \
+             requests for objects complete before the interruption: {asked_again}",
+            summary.done,
+            summary.up_to_date + summary.earlier,
+            if summary.earlier > 0 {
+                format!(
+                    " ({} on listing pages settled before the interruption, not listed again)",
+                    summary.earlier
+                )
+            } else {
+                String::new()
+            },
+            summary.failed,
+            list_pages
+        ),
+    );
+    let mismatched: Vec<&String> = want
+        .iter()
+        .filter(|(rel, bytes)| std::fs::read(dir.join(rel)).map_or(true, |b| &b != *bytes))
+        .map(|(rel, _)| rel)
+        .collect();
+    let present = want.keys().filter(|rel| dir.join(rel).is_file()).count();
+    let leftovers = count_files(dir) - present;
+    story.say(
+        Some(8),
+        format!(
+            "verified: {} of {} files identical to their objects, {} other files left in the \
+             directory (temp files, checkpoints, job journal)",
+            want.len() - mismatched.len(),
+            want.len(),
+            leftovers
+        ),
+    );
+    Ok(BatchOutcome {
+        ok: mismatched.is_empty() && asked_again == 0 && leftovers == 0 && summary.failed == 0,
+        interrupted,
+    })
+}
+
+/// Regular files below `dir`, at any depth.
+fn count_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => count_files(&e.path()),
+            Ok(_) => 1,
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 fn fail(e: &resume_core::Error) -> u8 {

@@ -298,14 +298,38 @@ fn demo_json_is_only_json_and_the_crash_story_is_backed_by_the_files() {
         .map(|e| e["text"].as_str().unwrap().to_owned())
         .collect();
     let steps: Vec<u64> = events.iter().filter_map(|e| e["step"].as_u64()).collect();
-    assert_eq!(steps, [1, 2, 3, 4, 5], "{texts:#?}");
+    assert_eq!(steps, [1, 2, 3, 4, 5, 6, 7, 8], "{texts:#?}");
+    // The batch step: interrupted, resumed, every file checked, and the request log shows
+    // nothing complete at the interruption asked for again.
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("interrupted with ") && t.contains("objects complete on disk")),
+        "{texts:#?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.ends_with("requests for objects complete before the interruption: 0")),
+        "{texts:#?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.starts_with(
+            "verified: 300 of 300 files identical to their objects, 0 other files left"
+        )),
+        "{texts:#?}"
+    );
     assert!(
         texts.iter().any(|t| t.starts_with("simulated crash")
             && t.contains("demo-object.bin.rgpart and demo-object.bin.rgcp")),
         "{texts:#?}"
     );
     assert!(
-        texts.last().unwrap().contains("a crash and a resume"),
+        texts.last().unwrap().contains("a crash and a resume")
+            && texts
+                .last()
+                .unwrap()
+                .contains("a batch job of 300 objects interrupted and resumed"),
         "{texts:#?}"
     );
     assert_eq!(
