@@ -95,6 +95,17 @@ pub struct BatchOpts {
     #[arg(long, requires = "recursive")]
     pub fail_fast: bool,
 
+    /// `-r --checksum` (no value): skip an object whose local file has the size and the CRC
+    /// the store publishes (taken from the listing, else one HEAD; the file is read once).
+    /// Spelled `--checksum` on the command line; see `batch_checksum_flag`.
+    #[arg(
+        long = "checksum-skip-rule",
+        hide = true,
+        requires = "recursive",
+        conflicts_with_all = ["update", "size_only", "overwrite"]
+    )]
+    pub checksum_rule: bool,
+
     /// Write the failed objects here (JSON lines: key, path, kind, error) instead of beside
     /// the job's journal (DEST/.resume-get/, or --checkpoint-dir).
     #[arg(long, value_name = "FILE", requires = "recursive")]
@@ -172,7 +183,9 @@ pub struct DownloadOpts {
 
     /// Also verify the file against this digest, ALG=HEX with ALG one of sha256, sha512, sha1,
     /// md5, crc32c, crc32, crc64nvme, crc64xz (any SOURCE; repeatable; with --range, the
-    /// digest of the range's bytes). A mismatch exits 6 and leaves DEST as it was.
+    /// digest of the range's bytes). A mismatch exits 6 and leaves DEST as it was. With -r and
+    /// no value: the skip rule that compares each same-size local file's CRC with the one the
+    /// store publishes (from the listing, else one HEAD), instead of size and time.
     #[arg(long, value_name = "ALG=HEX", value_parser = crate::checksum::parse_checksum_arg)]
     pub checksum: Vec<resume_core::Checksum>,
 
@@ -414,4 +427,37 @@ mod tests {
         use clap::CommandFactory;
         Cli::command().debug_assert();
     }
+}
+
+/// `--checksum` is two options: `--checksum ALG=HEX` (one download's digest) and, with `-r`,
+/// a bare `--checksum` (the skip rule comparing CRCs, as rclone's `--checksum`). clap cannot
+/// give one name both shapes, so with `-r`/`--recursive` among the arguments a `--checksum`
+/// not followed by an `ALG=HEX` value is passed on as the hidden `--checksum-skip-rule`.
+pub fn batch_checksum_flag(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let recursive = args
+        .iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "-r" || a == "--recursive");
+    if !recursive {
+        return args;
+    }
+    let mut out = Vec::with_capacity(args.len());
+    let mut it = args.into_iter().peekable();
+    let mut rest = false;
+    while let Some(a) = it.next() {
+        if !rest && a == "--checksum" {
+            let value_follows = it
+                .peek()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| !n.starts_with('-') && n.contains('=') && !n.contains("://"));
+            if !value_follows {
+                out.push("--checksum-skip-rule".into());
+                continue;
+            }
+        }
+        rest |= a == "--";
+        out.push(a);
+    }
+    out
 }

@@ -46,6 +46,8 @@ fn skip_rule(b: &BatchOpts) -> SkipRule {
         SkipRule::SizeOnly
     } else if b.update {
         SkipRule::Update
+    } else if b.checksum_rule {
+        SkipRule::Checksum
     } else {
         SkipRule::Default
     }
@@ -451,12 +453,14 @@ mod tests {
             let mut v = vec!["resume-get", "-r"];
             v.extend_from_slice(args);
             v.extend_from_slice(&["s3://b/p/", "out"]);
+            let v = crate::args::batch_checksum_flag(v.into_iter().map(Into::into).collect());
             skip_rule(&crate::args::Cli::parse_from(v).batch)
         };
         assert_eq!(rule(&[]), SkipRule::Default);
         assert_eq!(rule(&["--update"]), SkipRule::Update);
         assert_eq!(rule(&["--size-only"]), SkipRule::SizeOnly);
         assert_eq!(rule(&["--overwrite"]), SkipRule::Overwrite);
+        assert_eq!(rule(&["--checksum"]), SkipRule::Checksum);
         // Two rules at once, or a batch option without -r: clap refuses.
         assert!(
             crate::args::Cli::try_parse_from([
@@ -473,6 +477,30 @@ mod tests {
             crate::args::Cli::try_parse_from(["resume-get", "--shard", "1/2", "s3://b/k", "o"])
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_bare_checksum_with_r_is_the_skip_rule_and_a_value_stays_a_digest() {
+        use crate::args::batch_checksum_flag as f;
+        let v = |a: &[&str]| {
+            a.iter()
+                .map(Into::into)
+                .collect::<Vec<std::ffi::OsString>>()
+        };
+        assert_eq!(
+            f(v(&["rg", "-r", "--checksum", "oss://b/p/", "o"])),
+            v(&["rg", "-r", "--checksum-skip-rule", "oss://b/p/", "o"])
+        );
+        assert_eq!(
+            f(v(&["rg", "-r", "o", "--checksum"])),
+            v(&["rg", "-r", "o", "--checksum-skip-rule"])
+        );
+        // A digest value is left alone (and -r then refuses it, naming --checksum).
+        let digest = v(&["rg", "-r", "--checksum", "sha256=00", "s3://b/p/", "o"]);
+        assert_eq!(f(digest.clone()), digest);
+        // Without -r nothing changes.
+        let single = v(&["rg", "--checksum", "md5=00", "s3://b/k", "o"]);
+        assert_eq!(f(single.clone()), single);
     }
 
     #[test]

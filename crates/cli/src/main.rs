@@ -34,7 +34,7 @@ fn main() -> ExitCode {
         ));
         return ExitCode::from(exit::USAGE);
     }
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(args::batch_checksum_flag(std::env::args_os().collect()));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

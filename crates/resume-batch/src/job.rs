@@ -34,7 +34,7 @@ use crate::error::JobError;
 use crate::journal::{JobState, Journal, Opened, Record, SettledListing, key_hash};
 use crate::path::{Limits, STATE_DIR, Unmappable, fold_case, map_relative, relative_name};
 use crate::select::Selection;
-use crate::skip::{Decision, LocalFile, SkipRule, decide};
+use crate::skip::{Compared, Decision, LocalFile, SkipRule, compare_checksums, decide};
 
 /// Bumped whenever the key → path mapping changes: part of the job's identity, so a journal
 /// written under another mapping is never applied.
@@ -48,7 +48,7 @@ const LISTING_ATTEMPTS: u32 = 6;
 #[non_exhaustive]
 pub enum SkipReason {
     /// The local file is already this object (see [`SkipRule`]).
-    UpToDate(&'static str),
+    UpToDate(std::borrow::Cow<'static, str>),
     /// The key cannot be a local path.
     Unmappable(Unmappable),
     /// Something else is at (or on the way to) its path: a directory where the file goes, a
@@ -660,7 +660,13 @@ struct Finished {
     path: PathBuf,
     size: u64,
     page: u64,
-    result: Result<Report, resume_core::Error>,
+    result: Outcome,
+}
+
+enum Outcome {
+    Downloaded(Result<Report, resume_core::Error>),
+    /// `--checksum`'s comparison, with the listed metadata.
+    Compared(Result<(Compared, ObjectMeta), SourceError>, ObjectMeta),
 }
 
 struct Run<'j> {
@@ -829,7 +835,7 @@ impl Run<'_> {
                 },
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                     match done {
-                        Ok(f) => self.finished(f)?,
+                        Ok(f) => self.finished(f, &mut tasks)?,
                         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                         Err(_) => {}
                     }
@@ -926,10 +932,10 @@ impl Run<'_> {
                 .downloader(&key, meta.clone(), true)
                 .checkpoint_path(&key, &path)
                 .is_some_and(|p| p.exists());
-        if let (Decision::Skip(why), false) = (decision, leftover_checkpoint) {
+        if let (Decision::Skip(why), false) = (&decision, leftover_checkpoint) {
             self.bytes += meta.size;
             self.totals.up_to_date += 1;
-            let reason = SkipReason::UpToDate(why);
+            let reason = SkipReason::UpToDate((*why).into());
             if job.dry_run {
                 job.emit(&JobEvent::Planned {
                     key,
@@ -946,6 +952,38 @@ impl Run<'_> {
             }
             return Ok(false);
         }
+        if decision == Decision::CompareChecksums && !leftover_checkpoint {
+            // Reads the local file (and maybe stats the object): off the loop, as a task; the
+            // verdict comes back through `finished`.
+            let source = job.source.clone();
+            self.inflight.insert(path.clone());
+            tasks.spawn(async move {
+                let result = compare_checksums(&*source, &key, &meta, &path).await;
+                Finished {
+                    key,
+                    path,
+                    size: meta.size,
+                    page,
+                    result: Outcome::Compared(result, meta),
+                }
+            });
+            return Ok(true);
+        }
+        self.start(key, path, meta, page, tasks)
+    }
+
+    /// Downloads (or, in a dry run, plans) one object that is not up to date: `true` when a
+    /// download task was started.
+    fn start(
+        &mut self,
+        key: String,
+        path: PathBuf,
+        meta: ObjectMeta,
+        page: u64,
+        tasks: &mut JoinSet<Finished>,
+    ) -> Result<bool, RunStop> {
+        let job = self.job;
+        let h = key_hash(&key);
         if job.dry_run {
             self.totals.done += 1;
             self.bytes += meta.size;
@@ -1102,10 +1140,49 @@ impl Run<'_> {
         }
     }
 
-    fn finished(&mut self, f: Finished) -> Result<(), RunStop> {
+    fn finished(&mut self, f: Finished, tasks: &mut JoinSet<Finished>) -> Result<(), RunStop> {
         let job = self.job;
         self.inflight.remove(&f.path);
-        match f.result {
+        let result = match f.result {
+            Outcome::Downloaded(r) => r,
+            Outcome::Compared(Ok((Compared::Same(why), _)), _) => {
+                self.bytes += f.size;
+                self.totals.up_to_date += 1;
+                let reason = SkipReason::UpToDate(why.into());
+                if job.dry_run {
+                    job.emit(&JobEvent::Planned {
+                        key: f.key,
+                        size: f.size,
+                        path: Some(f.path),
+                        action: PlanAction::Skip(reason),
+                    });
+                } else {
+                    job.emit(&JobEvent::Skipped {
+                        key: f.key,
+                        path: Some(f.path),
+                        reason,
+                    });
+                }
+                self.settle(f.page)?;
+                return Ok(());
+            }
+            Outcome::Compared(compared, listed) => {
+                let meta = match compared {
+                    Ok((Compared::Download(why), meta)) => {
+                        tracing::debug!(key = %f.key, %why, "--checksum: downloading");
+                        meta
+                    }
+                    Ok((Compared::Same(_), meta)) => meta,
+                    // The download meets the same problem and reports it.
+                    Err(_) => listed,
+                };
+                if !self.start(f.key, f.path, meta, f.page, tasks)? {
+                    self.settle(f.page)?;
+                }
+                return Ok(());
+            }
+        };
+        match result {
             Ok(report) => {
                 let whole = report.range.start == 0 && report.range.end == report.object.size;
                 if let Some(j) = &mut self.journal {
@@ -1208,7 +1285,7 @@ async fn download(
         path,
         size: meta.size,
         page,
-        result,
+        result: Outcome::Downloaded(result),
     }
 }
 

@@ -1,9 +1,12 @@
 //! Skip rules: whether a listed object's local file is already what the job would write,
-//! decided from the listing, the journal and one `lstat` — never a request.
+//! decided from the listing, the journal and one `lstat` — never a request — except
+//! [`SkipRule::Checksum`], which reads same-size local files and compares their CRC with the
+//! store's ([`compare_checksums`]).
 
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use resume_core::ObjectMeta;
+use resume_core::{Algorithm, ObjectMeta, RangeSource, Scope};
 
 use crate::journal::{DoneEntry, etag_hash};
 
@@ -11,8 +14,7 @@ use crate::journal::{DoneEntry, etag_hash};
 ///
 /// Whatever the rule, an object this job already recorded done (journal: same size and
 /// etag as listed, local file of that size) is skipped: rerunning an interrupted job never
-/// fetches it again. (`--checksum`, comparing CRCs of local files with the listing's, is not
-/// implemented yet: listings seldom carry CRCs and it reads every local file.)
+/// fetches it again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum SkipRule {
@@ -29,6 +31,15 @@ pub enum SkipRule {
     SizeOnly,
     /// Download every object again (`--overwrite`), except those this job already finished.
     Overwrite,
+    /// Skip when the local file has the size and the CRC the store publishes for the object
+    /// (`--checksum`), cheapest first: a file of another size is downloaded without reading
+    /// it; the CRC is taken from the listing when it carries one, else from one stat (HEAD)
+    /// of the object; the local file is read once to compute the same algorithm (CRC-64/XZ,
+    /// OSS's `x-oss-hash-crc64ecma`; CRC-64/NVME; CRC-32C; CRC-32). An object whose store
+    /// publishes none of these (or only a composite of parts) is downloaded: nothing could
+    /// show the file is the same. The skip reason names the algorithm and where the value
+    /// came from.
+    Checksum,
 }
 
 impl SkipRule {
@@ -38,6 +49,7 @@ impl SkipRule {
             Self::Update => "update",
             Self::SizeOnly => "size-only",
             Self::Overwrite => "overwrite",
+            Self::Checksum => "checksum",
         }
     }
 }
@@ -55,6 +67,8 @@ pub enum Decision {
     Download,
     /// Up to date, because of this.
     Skip(&'static str),
+    /// Same size: compare the local file's CRC with the store's ([`compare_checksums`]).
+    CompareChecksums,
 }
 
 /// Whole seconds since the epoch (listings give seconds or milliseconds; file systems vary).
@@ -99,8 +113,110 @@ pub fn decide(
         SkipRule::Default if local.size == listed.size && same_time() => {
             Decision::Skip("same size and modification time")
         }
+        SkipRule::Checksum if local.size == listed.size => Decision::CompareChecksums,
         _ => Decision::Download,
     }
+}
+
+/// What [`compare_checksums`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Compared {
+    /// The local file has the store's CRC: up to date, with what was compared.
+    Same(String),
+    /// It differs, or the store publishes nothing comparable (said why).
+    Download(String),
+}
+
+/// A whole-object CRC the store published that a local file can be checked against.
+fn comparable(meta: &ObjectMeta) -> Option<(Algorithm, u64, String)> {
+    // Cheapest first is not a question here (one pass over the file either way): CRC-64/XZ
+    // first because OSS publishes it on every object.
+    for alg in [
+        Algorithm::Crc64Xz,
+        Algorithm::Crc64Nvme,
+        Algorithm::Crc32c,
+        Algorithm::Crc32,
+    ] {
+        if let Some(c) = meta
+            .checksums
+            .iter()
+            .find(|c| c.algorithm == alg && c.scope == Scope::FullObject)
+        {
+            let mut be = [0u8; 8];
+            let n = c.value.len().min(8);
+            be[8 - n..].copy_from_slice(&c.value[c.value.len() - n..]);
+            return Some((alg, u64::from_be_bytes(be), c.origin.to_string()));
+        }
+    }
+    None
+}
+
+fn local_crc(path: &Path, alg: Algorithm) -> std::io::Result<u64> {
+    let which = match alg {
+        Algorithm::Crc64Nvme => crc_fast::CrcAlgorithm::Crc64Nvme,
+        Algorithm::Crc32c => crc_fast::CrcAlgorithm::Crc32Iscsi,
+        Algorithm::Crc32 => crc_fast::CrcAlgorithm::Crc32IsoHdlc,
+        _ => crc_fast::CrcAlgorithm::Crc64Xz,
+    };
+    let mut digest = crc_fast::Digest::new(which);
+    let mut f = std::fs::File::open(path)?;
+    std::io::copy(&mut f, &mut digest)?;
+    Ok(digest.finalize())
+}
+
+/// `--checksum`: whether the local file at `path` (already known to have the listed size) is
+/// the object `key`. Uses the listing's CRC when it has one, else one stat of the object;
+/// `Err` when that stat fails (the download then reports the same problem, or finds the
+/// object deleted). Returns the metadata to download with (the stat's, when it was made).
+pub async fn compare_checksums(
+    source: &dyn RangeSource,
+    key: &str,
+    listed: &ObjectMeta,
+    path: &Path,
+) -> Result<(Compared, ObjectMeta), resume_core::SourceError> {
+    let (meta, from) = match comparable(listed) {
+        Some(_) => (listed.clone(), "the listing"),
+        None => {
+            let stat = source.stat(key, listed.version_id.as_deref()).await?;
+            (stat, "a HEAD of the object")
+        }
+    };
+    if meta.size != listed.size {
+        return Ok((
+            Compared::Download("the object's size changed since the listing".into()),
+            meta,
+        ));
+    }
+    let Some((alg, want, origin)) = comparable(&meta) else {
+        return Ok((
+            Compared::Download(
+                "the store publishes no whole-object CRC to compare the local file with".into(),
+            ),
+            meta,
+        ));
+    };
+    let p = path.to_owned();
+    let got = tokio::task::spawn_blocking(move || local_crc(&p, alg))
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .and_then(|r| r);
+    Ok(match got {
+        Ok(got) if got == want => (
+            Compared::Same(format!(
+                "same size and {} ({origin}, from {from})",
+                alg.name()
+            )),
+            meta,
+        ),
+        Ok(_) => (
+            Compared::Download(format!("its {} differs from the store's", alg.name())),
+            meta,
+        ),
+        Err(e) => (
+            Compared::Download(format!("the local file could not be read ({e})")),
+            meta,
+        ),
+    })
 }
 
 #[cfg(test)]

@@ -947,3 +947,57 @@ async fn the_rate_limit_caps_the_whole_job_not_each_object() {
 fn dest_of(dir: &tempfile::TempDir) -> std::path::PathBuf {
     dir.path().join("out")
 }
+
+/// `--checksum`: a same-size local file is compared by CRC (the mock's listing carries the
+/// CRC-64/XZ it publishes: no stat); a file of another size is downloaded without reading it;
+/// a same-size file with other bytes is downloaded; the reason names what was compared.
+#[tokio::test(start_paused = true)]
+async fn the_checksum_rule_compares_crcs_cheapest_first() {
+    let (src, want) = bucket(21, 12, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("out");
+    job(&src, &dest).part_size(PART).run().await.unwrap();
+    let files: Vec<&String> = want.keys().filter(|k| !want[*k].is_empty()).collect();
+    let local = |k: &str| dest.join(k.strip_prefix("data/").unwrap());
+    // Same size, other bytes (and a fresh time, which the checksum rule ignores).
+    let changed = files[0].clone();
+    let mut bytes = want[&changed].clone();
+    bytes[0] ^= 0xff;
+    std::fs::write(local(&changed), &bytes).unwrap();
+    // Another size.
+    let shorter = files[1].clone();
+    std::fs::write(local(&shorter), b"short").unwrap();
+    let stats = src.stat_requests();
+    let from = src.log().len();
+    let reasons = Arc::new(Mutex::new(Vec::new()));
+    let r = reasons.clone();
+    let s = job(&src, &dest)
+        .part_size(PART)
+        .skip_rule(SkipRule::Checksum)
+        .on_event(move |e| {
+            if let JobEvent::Skipped { reason, .. } = e {
+                r.lock().unwrap().push(reason.to_string());
+            }
+        })
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(s.done, 2);
+    assert_eq!(s.up_to_date as usize, want.len() - 2);
+    let reads = reads_per_key(&src, from);
+    assert_eq!(
+        reads.keys().cloned().collect::<HashSet<_>>(),
+        HashSet::from([changed.clone(), shorter.clone()])
+    );
+    // The mock's listing carries the CRC-64 it publishes: no stat at all.
+    assert_eq!(src.stat_requests() - stats, 0);
+    let reasons = reasons.lock().unwrap();
+    assert_eq!(reasons.len(), want.len() - 2);
+    assert!(
+        reasons
+            .iter()
+            .all(|r| r.contains("same size and CRC-64/XZ") && r.contains("from the listing")),
+        "{reasons:?}"
+    );
+    assert_eq!(tree(&dest), expected(&want));
+}

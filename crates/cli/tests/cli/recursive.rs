@@ -406,3 +406,62 @@ fn a_local_name_no_key_can_hold_fails_the_listing_without_a_control_sequence_on_
         out.stderr
     );
 }
+
+#[test]
+fn checksum_rule_compares_the_crc64_of_a_head_and_fetches_only_what_differs() {
+    let oss = Oss::start();
+    let names = ["a.bin", "b.bin", "c.bin"];
+    let want: Vec<Vec<u8>> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| oss.put(&format!("p/{n}"), 5000 + i, 40 + i as u64))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("out");
+    run(oss.cmd().args(["-r", &oss.url("p/")]).arg(&dest), "first").expect_code(0);
+    // a.bin: same size, other bytes; b.bin: same bytes, another time (the default rule would
+    // fetch it again; the checksum rule does not).
+    let mut changed = want[0].clone();
+    changed[10] ^= 1;
+    std::fs::write(dest.join("a.bin"), &changed).unwrap();
+    let f = std::fs::File::options()
+        .write(true)
+        .open(dest.join("b.bin"))
+        .unwrap();
+    f.set_modified(std::time::SystemTime::now()).unwrap();
+    drop(f);
+    let before = oss.emu.request_log().last().unwrap().number;
+    let out = run(
+        oss.cmd()
+            .args(["-r", "--checksum", "--json", &oss.url("p/")])
+            .arg(&dest),
+        "-r --checksum",
+    );
+    out.expect_code(0);
+    let log: Vec<_> = oss
+        .emu
+        .request_log()
+        .into_iter()
+        .filter(|r| r.number > before && r.key.is_some())
+        .map(|r| (r.method, r.key.unwrap()))
+        .collect();
+    let gets: Vec<_> = log.iter().filter(|(m, _)| m == "GET").collect();
+    let heads: Vec<_> = log.iter().filter(|(m, _)| m == "HEAD").collect();
+    assert_eq!(gets.len(), 1, "{log:?}");
+    assert_eq!(gets[0].1, "p/a.bin");
+    // The listing has no CRC: one HEAD per same-size file, the CRC-64 it publishes compared.
+    assert_eq!(heads.len(), 3, "{log:?}");
+    let skipped: Vec<_> = out
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "object_skipped")
+        .collect();
+    assert_eq!(skipped.len(), 2);
+    for e in &skipped {
+        let d = e["detail"].as_str().unwrap();
+        assert!(d.contains("CRC-64/XZ") && d.contains("HEAD"), "{d}");
+    }
+    for (n, bytes) in names.iter().zip(&want) {
+        assert_file(&dest.join(n), bytes, n);
+    }
+}
