@@ -223,6 +223,9 @@ pub struct Job {
     part_size: u64,
     jobs: usize,
     rate_limit: Option<RateLimit>,
+    stat_each: bool,
+    url_names: bool,
+    identity_note: String,
     skip: SkipRule,
     selection: Selection,
     state_dir: Option<PathBuf>,
@@ -271,6 +274,9 @@ impl Job {
             part_size: resume_core::DEFAULT_PART_SIZE,
             jobs: resume_core::DEFAULT_CONCURRENCY,
             rate_limit: None,
+            stat_each: false,
+            url_names: false,
+            identity_note: String::new(),
             skip: SkipRule::Default,
             selection: Selection::default(),
             state_dir: None,
@@ -312,6 +318,28 @@ impl Job {
     /// downloads (a per-object limit, the template's `rate_limit`, is replaced by it).
     pub fn rate_limit(mut self, bytes_per_sec: Option<u64>) -> Self {
         self.rate_limit = bytes_per_sec.filter(|&r| r > 0).map(RateLimit::new);
+        self
+    }
+
+    /// The lister gives no metadata (a [`FilesFrom`](crate::FilesFrom) list): each object is
+    /// stat'ed once before the skip rules, unless this job's journal already records it done
+    /// with a local file of that size (then no request at all).
+    pub fn stat_each(mut self, yes: bool) -> Self {
+        self.stat_each = yes;
+        self
+    }
+
+    /// Keys are URLs ([`EntryMode::Urls`](crate::EntryMode::Urls)): the local name is
+    /// [`url_name`](crate::files_from::url_name) of the key, and two keys with the same path
+    /// are a clash (the first is written).
+    pub fn url_names(mut self, yes: bool) -> Self {
+        self.url_names = yes;
+        self
+    }
+
+    /// Appended to the job's identity (e.g. the list file's content hash).
+    pub fn identity_note(mut self, note: impl Into<String>) -> Self {
+        self.identity_note = note.into();
         self
     }
 
@@ -408,8 +436,9 @@ impl Job {
     /// What names this job: a journal written for another identity is never applied.
     fn identity(&self, dest: &Path) -> String {
         format!(
-            "source={}\nprefix={:?}\ndest={}\n{}\nskip={}\nmapping={MAPPING_VERSION}",
+            "source={}{}\nprefix={:?}\ndest={}\n{}\nskip={}\nmapping={MAPPING_VERSION}",
             self.lister.identity(),
+            self.identity_note,
             self.prefix,
             dest.display(),
             self.selection.describe(),
@@ -540,6 +569,7 @@ impl Job {
             excluded: 0,
             bytes: 0,
             folded: HashSet::new(),
+            taken: HashSet::new(),
             dirs: HashSet::new(),
             inflight: HashSet::new(),
             failures_path,
@@ -665,6 +695,8 @@ struct Finished {
 
 enum Outcome {
     Downloaded(Result<Report, resume_core::Error>),
+    /// The stat of an object a list named ([`Job::stat_each`]).
+    Statted(Result<ObjectMeta, SourceError>),
     /// `--checksum`'s comparison, with the listed metadata.
     Compared(Result<(Compared, ObjectMeta), SourceError>, ObjectMeta),
 }
@@ -694,6 +726,8 @@ struct Run<'j> {
     bytes: u64,
     /// Case-folded paths of this job's objects, on a case-insensitive destination.
     folded: HashSet<u64>,
+    /// Paths of this run's objects when keys are URLs (two URLs can name one path).
+    taken: HashSet<u64>,
     /// Directories known to be real directories inside DEST.
     dirs: HashSet<PathBuf>,
     /// Paths of the downloads in flight (at most `2 × jobs`): no directory is created where
@@ -861,7 +895,12 @@ impl Run<'_> {
     ) -> Result<bool, RunStop> {
         let job = self.job;
         let ListedObject { key, meta } = obj;
-        let rel = match relative_name(&job.prefix, &key) {
+        let named = if job.url_names {
+            Ok(crate::files_from::url_name(&key))
+        } else {
+            relative_name(&job.prefix, &key)
+        };
+        let rel = match named {
             Ok(rel) => rel,
             Err(why) => {
                 self.skipped(key, None, SkipReason::Unmappable(why), meta.size);
@@ -880,6 +919,18 @@ impl Run<'_> {
             }
         };
         let path = self.dest.join(&rel_path);
+        if job.url_names {
+            let h = blake3::hash(rel_path.as_os_str().as_encoded_bytes());
+            let h = u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"));
+            if !self.taken.insert(h) {
+                let why = format!(
+                    "an earlier entry of the list has the same local path {}",
+                    path.display()
+                );
+                self.skipped(key, Some(path), SkipReason::Clash(why), meta.size);
+                return Ok(false);
+            }
+        }
         if self.case_insensitive {
             let h = blake3::hash(fold_case(&rel_path).as_bytes());
             let h = u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"));
@@ -920,6 +971,59 @@ impl Run<'_> {
             }),
             Err(_) => None,
         };
+        if job.stat_each {
+            // Recorded done by this job, with a local file of that size: no request.
+            if let (Some(d), Some(l)) = (self.state.done.get(&key_hash(&key)), &local)
+                && d.size == l.size
+            {
+                self.bytes += d.size;
+                self.totals.up_to_date += 1;
+                let reason = SkipReason::UpToDate("this job downloaded it already".into());
+                if job.dry_run {
+                    job.emit(&JobEvent::Planned {
+                        key,
+                        size: d.size,
+                        path: Some(path),
+                        action: PlanAction::Skip(reason),
+                    });
+                } else {
+                    job.emit(&JobEvent::Skipped {
+                        key,
+                        path: Some(path),
+                        reason,
+                    });
+                }
+                return Ok(false);
+            }
+            let source = job.source.clone();
+            self.inflight.insert(path.clone());
+            tasks.spawn(async move {
+                let result = source.stat(&key, None).await;
+                Finished {
+                    key,
+                    path,
+                    size: 0,
+                    page,
+                    result: Outcome::Statted(result),
+                }
+            });
+            return Ok(true);
+        }
+        self.judge(key, path, meta, local, page, tasks)
+    }
+
+    /// The skip rules for an object whose metadata is known and whose local file was looked
+    /// at: skips it, compares checksums, or starts its download (`true`: a task was started).
+    fn judge(
+        &mut self,
+        key: String,
+        path: PathBuf,
+        meta: ObjectMeta,
+        local: Option<LocalFile>,
+        page: u64,
+        tasks: &mut JoinSet<Finished>,
+    ) -> Result<bool, RunStop> {
+        let job = self.job;
         let h = key_hash(&key);
         let decision = decide(job.skip, &meta, local.as_ref(), self.state.done.get(&h));
         // A run stopped after renaming a large object into place and before deleting its
@@ -1145,6 +1249,51 @@ impl Run<'_> {
         self.inflight.remove(&f.path);
         let result = match f.result {
             Outcome::Downloaded(r) => r,
+            Outcome::Statted(Ok(meta)) => {
+                let local = match std::fs::symlink_metadata(&f.path) {
+                    Ok(m) if m.is_file() => Some(LocalFile {
+                        size: m.len(),
+                        modified: m.modified().ok(),
+                    }),
+                    _ => None,
+                };
+                if !self.judge(f.key, f.path, meta, local, f.page, tasks)? {
+                    self.settle(f.page)?;
+                }
+                return Ok(());
+            }
+            Outcome::Statted(Err(e)) if e.kind == resume_core::SourceErrorKind::NotFound => {
+                self.skipped(f.key, Some(f.path), SkipReason::Deleted, 0);
+                self.settle(f.page)?;
+                return Ok(());
+            }
+            Outcome::Statted(Err(e)) => {
+                self.settle_blocked = true;
+                self.totals.failed += 1;
+                let kind = match e.kind {
+                    resume_core::SourceErrorKind::Denied => ErrorKind::Denied,
+                    resume_core::SourceErrorKind::Transient => ErrorKind::Network,
+                    _ => ErrorKind::Other,
+                };
+                let error = format!("{e}; run the same command again to retry it");
+                let line = serde_json::json!({
+                    "key": f.key,
+                    "path": f.path.to_string_lossy(),
+                    "kind": format!("{kind:?}"),
+                    "error": error,
+                });
+                self.record_failure(&line.to_string())?;
+                job.emit(&JobEvent::Failed {
+                    key: f.key,
+                    path: f.path,
+                    kind,
+                    error,
+                });
+                if job.fail_fast {
+                    self.stop.cancel();
+                }
+                return Ok(());
+            }
             Outcome::Compared(Ok((Compared::Same(why), _)), _) => {
                 self.bytes += f.size;
                 self.totals.up_to_date += 1;

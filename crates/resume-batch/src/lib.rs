@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod files_from;
 mod job;
 pub mod journal;
 pub mod path;
@@ -20,6 +21,7 @@ pub mod select;
 pub mod skip;
 
 pub use error::JobError;
+pub use files_from::{EntryMode, FilesFrom, UrlBook};
 pub use job::{Job, JobEvent, PlanAction, SkipReason, Summary, Totals};
 pub use path::Unmappable;
 pub use select::{Glob, Selection, Shard};

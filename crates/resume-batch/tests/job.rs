@@ -1001,3 +1001,69 @@ async fn the_checksum_rule_compares_crcs_cheapest_first() {
     );
     assert_eq!(tree(&dest), expected(&want));
 }
+
+/// `--files-from` with keys: each entry stat'ed once (a list has no metadata), downloaded;
+/// a rerun of an interrupted job asks nothing of what its journal records done; an entry
+/// deleted from the store is skipped.
+#[tokio::test(start_paused = true)]
+async fn a_list_of_keys_is_a_resumable_job_with_one_stat_per_entry() {
+    let (src, want) = bucket(31, 30, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("keys.txt");
+    let mut text = String::from("# the objects to fetch\n\n");
+    for k in want.keys() {
+        text.push_str(k.strip_prefix("data/").unwrap());
+        text.push('\n');
+    }
+    text.push_str("gone.bin\n");
+    std::fs::write(&list, &text).unwrap();
+    let dest = dir.path().join("out");
+    let files_job = || {
+        let lister = resume_batch::FilesFrom::new(
+            &list,
+            resume_batch::EntryMode::Keys {
+                prefix: "data/".into(),
+            },
+            &RangeSource::identity(&src),
+        )
+        .unwrap();
+        let note = lister.note().to_owned();
+        let source: Arc<dyn RangeSource> = Arc::new(src.clone());
+        Job::new(Arc::new(lister), source.clone(), "data/", &dest)
+            .downloader(Downloader::from_arc(source).retry(quick_retry()))
+            .part_size(PART)
+            .jobs(4)
+            .stat_each(true)
+            .identity_note(note)
+    };
+    // Interrupted partway (the job dropped, like a crash).
+    let total: u64 = want.values().map(|v| v.len() as u64).sum();
+    crash_after(files_job(), &src, total * 3 / 4).await;
+    let complete: Vec<String> = want
+        .iter()
+        .filter(|(k, v)| {
+            std::fs::read(dest.join(k.strip_prefix("data/").unwrap()))
+                .ok()
+                .as_ref()
+                == Some(*v)
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert!(
+        !complete.is_empty() && complete.len() < want.len(),
+        "{} of {} complete at the crash",
+        complete.len(),
+        want.len()
+    );
+    let (stats, from) = (src.stat_requests(), src.log().len());
+    let s = files_job().run().await.unwrap();
+    assert_eq!(s.skipped, 1, "gone.bin: deleted");
+    assert_eq!(s.done + s.up_to_date + s.earlier, want.len() as u64);
+    let reads = reads_per_key(&src, from);
+    for k in &complete {
+        assert!(!reads.contains_key(k), "{k} requested again");
+    }
+    // One stat per entry not recorded done: never more than the entries left.
+    assert!(src.stat_requests() - stats <= (want.len() + 1 - complete.len()) as u64 + 8);
+    assert_eq!(tree(&dest), expected(&want));
+}
