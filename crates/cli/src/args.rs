@@ -38,7 +38,8 @@ pub struct Cli {
     pub source: Option<String>,
 
     /// Where to put it: a file, or an existing directory (then the key's file name is used).
-    #[arg(required = true)]
+    /// With --files-from and no SOURCE, the only path given is DEST.
+    #[arg(required_unless_present = "files_from")]
     pub dest: Option<PathBuf>,
 
     #[command(flatten)]
@@ -57,6 +58,15 @@ pub struct BatchOpts {
     /// again resumes it, and asks nothing again of an object already done.
     #[arg(short = 'r', long)]
     pub recursive: bool,
+
+    /// Download the objects named in FILE (one per line; blank lines and lines starting with
+    /// `#` ignored) into the directory DEST, as one resumable job (implies -r). With SOURCE
+    /// (a prefix, e.g. oss://bucket/data/) the lines are keys below it, placed as -r places
+    /// them; without, they are full URLs of any scheme (oss://, s3://, gs://, az://, file://,
+    /// http(s)://), each placed at DEST/HOST/PATH (the bucket for object stores; query and
+    /// fragment dropped; two URLs with one path: the first wins, the others are reported).
+    #[arg(long, value_name = "FILE")]
+    pub files_from: Option<PathBuf>,
 
     /// Only keys whose name below the prefix matches this glob (`*` matches across `/`, `?`,
     /// `[a-z]`); repeatable: any of them.
@@ -434,12 +444,21 @@ mod tests {
 /// give one name both shapes, so with `-r`/`--recursive` among the arguments a `--checksum`
 /// not followed by an `ALG=HEX` value is passed on as the hidden `--checksum-skip-rule`.
 pub fn batch_checksum_flag(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let before_end = |a: &std::ffi::OsString| *a != "--";
     let recursive = args
         .iter()
         .skip(1)
-        .take_while(|a| *a != "--")
+        .take_while(|a| before_end(a))
         .any(|a| a == "-r" || a == "--recursive");
-    if !recursive {
+    let files_from =
+        args.iter().skip(1).take_while(|a| before_end(a)).any(|a| {
+            a == "--files-from" || a.to_str().is_some_and(|a| a.starts_with("--files-from="))
+        });
+    let mut args = args;
+    if files_from && !recursive {
+        // --files-from implies -r (so the job's options apply).
+        args.insert(1, "-r".into());
+    } else if !recursive {
         return args;
     }
     let mut out = Vec::with_capacity(args.len());

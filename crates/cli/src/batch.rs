@@ -7,8 +7,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use resume_batch::{Job, JobError, JobEvent, PlanAction, Shard, SkipReason, SkipRule, Summary};
-use resume_core::{CancellationToken, Lister, OnChange, RangeSource, SourceErrorKind};
+use std::collections::HashMap;
+
+use resume_batch::{
+    EntryMode, FilesFrom, Job, JobError, JobEvent, PlanAction, Shard, SkipReason, SkipRule,
+    Summary, UrlBook,
+};
+use resume_core::{
+    CancellationToken, Lister, ObjectMeta, OnChange, RangeRead, RangeSource, ReadConditions,
+    SourceError, SourceErrorKind,
+};
 use serde_json::{Value, json};
 
 use crate::args::{BatchOpts, DownloadOpts, OnChangeArg};
@@ -53,13 +61,165 @@ fn skip_rule(b: &BatchOpts) -> SkipRule {
     }
 }
 
-pub async fn run(source_url: &str, dest: &Path, opts: &DownloadOpts, b: &BatchOpts) -> u8 {
+/// A list's entries (`--files-from`) as a lister and the source that reads them, with what
+/// the job must know about them.
+struct Opened {
+    lister: Arc<dyn Lister>,
+    source: Arc<dyn RangeSource>,
+    prefix: String,
+    /// The list's fingerprint (path, content hash), for the job's identity.
+    note: Option<String>,
+    urls: bool,
+}
+
+fn open_job(
+    source_url: Option<&str>,
+    opts: &Arc<DownloadOpts>,
+    b: &BatchOpts,
+) -> Result<Opened, OpenError> {
+    let Some(list) = &b.files_from else {
+        let Some(url) = source_url else {
+            return Err(OpenError {
+                message: "SOURCE and DEST are required (see --help)".into(),
+                exit_code: exit::USAGE,
+            });
+        };
+        let (lister, source, prefix) = sources::open_prefix(url, opts)?;
+        return Ok(Opened {
+            lister,
+            source,
+            prefix,
+            note: None,
+            urls: false,
+        });
+    };
+    let unreadable = |e: std::io::Error| OpenError {
+        message: format!(
+            "cannot read the list {}: {e}; give a readable file of keys or URLs, one per line",
+            list.display()
+        ),
+        exit_code: exit::USAGE,
+    };
+    match source_url {
+        Some(url) => {
+            let (_, source, prefix) = sources::open_prefix(url, opts)?;
+            let lister = FilesFrom::new(
+                list,
+                EntryMode::Keys {
+                    prefix: prefix.clone(),
+                },
+                &source.identity(),
+            )
+            .map_err(unreadable)?;
+            Ok(Opened {
+                note: Some(lister.note().to_owned()),
+                lister: Arc::new(lister),
+                source,
+                prefix,
+                urls: false,
+            })
+        }
+        None => {
+            let lister = FilesFrom::new(list, EntryMode::Urls, URL_SOURCE).map_err(unreadable)?;
+            let source = UrlSource {
+                book: lister.url_book(),
+                opts: opts.clone(),
+                cache: Mutex::new(HashMap::new()),
+            };
+            Ok(Opened {
+                note: Some(lister.note().to_owned()),
+                lister: Arc::new(lister),
+                source: Arc::new(source),
+                prefix: String::new(),
+                urls: true,
+            })
+        }
+    }
+}
+
+const URL_SOURCE: &str = "files-from:urls";
+
+/// The source of a list of URLs: each key (a redacted URL) is read from the source its full
+/// URL names, opened with the command line's options the first time it is needed.
+struct UrlSource {
+    book: UrlBook,
+    opts: Arc<DownloadOpts>,
+    /// Sources opened, by key; cleared when it grows large (a list of many URLs).
+    cache: Mutex<HashMap<String, (Arc<dyn RangeSource>, String)>>,
+}
+
+impl std::fmt::Debug for UrlSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UrlSource").finish_non_exhaustive()
+    }
+}
+
+impl UrlSource {
+    fn resolve(&self, key: &str) -> Result<(Arc<dyn RangeSource>, String), SourceError> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(hit) = cache.get(key) {
+            return Ok(hit.clone());
+        }
+        let url = self.book.url(key).ok_or_else(|| {
+            SourceError::new(
+                SourceErrorKind::Other,
+                format!("{key} is not an entry of the list; please report this"),
+            )
+        })?;
+        let opened = sources::open(&url, &self.opts)
+            .map_err(|e| SourceError::new(SourceErrorKind::Misconfigured, e.message))?;
+        if cache.len() >= 4096 {
+            cache.clear();
+        }
+        cache.insert(key.to_owned(), opened.clone());
+        Ok(opened)
+    }
+}
+
+#[async_trait::async_trait]
+impl RangeSource for UrlSource {
+    fn identity(&self) -> String {
+        URL_SOURCE.into()
+    }
+    async fn stat(&self, key: &str, version_id: Option<&str>) -> Result<ObjectMeta, SourceError> {
+        let (src, k) = self.resolve(key)?;
+        src.stat(&k, version_id).await
+    }
+    async fn read_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+        conditions: &ReadConditions,
+    ) -> Result<RangeRead, SourceError> {
+        let (src, k) = self.resolve(key)?;
+        src.read_range(&k, range, conditions).await
+    }
+}
+
+pub async fn run(
+    source_url: Option<&str>,
+    dest: &Path,
+    opts: Arc<DownloadOpts>,
+    b: &BatchOpts,
+) -> u8 {
+    let shared = opts;
+    let opts: &DownloadOpts = &shared;
     if let Err(msg) = crate::validate(&opts.transfer).and(refuse_single_object_options(opts)) {
         err_line(format_args!("resume-get: error: {msg}"));
         return exit::USAGE;
     }
-    let shown_url = resume_core::redact::redact_url(source_url);
-    let (lister, source, prefix) = match sources::open_prefix(source_url, opts) {
+    let shown_url = match (source_url, &b.files_from) {
+        (Some(u), _) => resume_core::redact::redact_url(u),
+        (None, Some(list)) => list.display().to_string(),
+        (None, None) => String::new(),
+    };
+    let Opened {
+        lister,
+        source,
+        prefix,
+        note,
+        urls,
+    } = match open_job(source_url, &shared, b) {
         Ok(x) => x,
         Err(OpenError { message, exit_code }) => {
             err_line(format_args!("resume-get: error: {message}"));
@@ -75,7 +235,11 @@ pub async fn run(source_url: &str, dest: &Path, opts: &DownloadOpts, b: &BatchOp
             OnChangeArg::Fail => OnChange::Fail,
         })
         .require_checksum(opts.require_checksum);
+    let listed_each = note.is_some();
     let mut job = Job::new(lister, source, prefix.clone(), dest)
+        .stat_each(listed_each)
+        .url_names(urls)
+        .identity_note(note.unwrap_or_default())
         .downloader(template)
         .part_size(opts.transfer.part_size)
         .jobs(opts.transfer.jobs)

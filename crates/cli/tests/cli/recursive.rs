@@ -465,3 +465,78 @@ fn checksum_rule_compares_the_crc64_of_a_head_and_fetches_only_what_differs() {
         assert_file(&dest.join(n), bytes, n);
     }
 }
+
+#[test]
+fn files_from_urls_of_two_schemes_and_keys_below_a_prefix_resume_without_asking_twice() {
+    let oss = Oss::start();
+    let a = oss.put("p/a.bin", 4000, 61);
+    let b = oss.put("p/sub/b.bin", 70_000, 62);
+    let dir = tempfile::tempdir().unwrap();
+    let local_src = dir.path().join("src");
+    std::fs::create_dir_all(&local_src).unwrap();
+    let c = data(3000, 63);
+    std::fs::write(local_src.join("c.bin"), &c).unwrap();
+    // URLs: any scheme, comments and blank lines ignored; a second URL with the same local
+    // path is reported, never written over the first.
+    let list = dir.path().join("urls.txt");
+    std::fs::write(
+        &list,
+        format!(
+            "# what to fetch\n\n{}\n  {}  \nfile://{}/c.bin\n{}\n",
+            oss.url("p/a.bin"),
+            oss.url("p/sub/b.bin"),
+            local_src.display(),
+            oss.url("p/a.bin"),
+        ),
+    )
+    .unwrap();
+    let dest = dir.path().join("out");
+    let cmd = || {
+        let mut c = oss.cmd();
+        c.args(["--json", "--part-size", "16KiB", "--files-from"])
+            .arg(&list)
+            .arg(&dest);
+        c
+    };
+    let out = run(&mut cmd(), "--files-from urls");
+    out.expect_code(0);
+    let fin = out.event("job_finished");
+    assert_eq!((u(&fin["done"]), u(&fin["skipped"])), (3, 1), "{fin}");
+    assert_file(&dest.join(BUCKET).join("p/a.bin"), &a, "a");
+    assert_file(&dest.join(BUCKET).join("p/sub/b.bin"), &b, "b");
+    let rel = local_src.strip_prefix("/").unwrap().join("c.bin");
+    assert_file(&dest.join(rel), &c, "c");
+    assert!(!dest.join(".resume-get").exists());
+    // Keys below a prefix, placed as -r places them; killed after the first object, the
+    // rerun asks nothing of it.
+    let keys = dir.path().join("keys.txt");
+    std::fs::write(&keys, "a.bin\n# b is large\nsub/b.bin\n").unwrap();
+    let dest2 = dir.path().join("out2");
+    oss.throttle_gets(64 * 1024);
+    let kcmd = || {
+        let mut c = oss.cmd();
+        c.args(["--json", "--part-size", "16KiB", "-j", "1", "--files-from"])
+            .arg(&keys)
+            .arg(oss.url("p/"))
+            .arg(&dest2);
+        c
+    };
+    let mut running = Running::spawn(&mut kcmd(), "--files-from keys");
+    running.wait_for_line(RUN_TIMEOUT, |l| l.contains("\"object_done\""));
+    running.signal("-KILL");
+    assert_eq!(running.finish(RUN_TIMEOUT).code, None);
+    assert_file(&dest2.join("a.bin"), &a, "a before the rerun");
+    let before = oss.emu.request_log().last().unwrap().number;
+    oss.emu.clear_fault_plan();
+    let rerun = run(&mut kcmd(), "--files-from keys, rerun");
+    rerun.expect_code(0);
+    let asked: Vec<String> = oss
+        .emu
+        .request_log()
+        .into_iter()
+        .filter(|r| r.number > before)
+        .filter_map(|r| r.key)
+        .collect();
+    assert!(!asked.iter().any(|k| k == "p/a.bin"), "{asked:?}");
+    assert_file(&dest2.join("sub/b.bin"), &b, "b");
+}
