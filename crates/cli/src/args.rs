@@ -376,6 +376,48 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// `--checksum` is two options: `--checksum ALG=HEX` (one download's digest) and, with `-r`,
+/// a bare `--checksum` (the skip rule comparing CRCs, as rclone's `--checksum`). clap cannot
+/// give one name both shapes, so with `-r`/`--recursive` among the arguments a `--checksum`
+/// not followed by an `ALG=HEX` value is passed on as the hidden `--checksum-skip-rule`.
+pub fn batch_checksum_flag(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let before_end = |a: &std::ffi::OsString| *a != "--";
+    let recursive = args
+        .iter()
+        .skip(1)
+        .take_while(|a| before_end(a))
+        .any(|a| a == "-r" || a == "--recursive");
+    let files_from =
+        args.iter().skip(1).take_while(|a| before_end(a)).any(|a| {
+            a == "--files-from" || a.to_str().is_some_and(|a| a.starts_with("--files-from="))
+        });
+    let mut args = args;
+    if files_from && !recursive {
+        // --files-from implies -r (so the job's options apply).
+        args.insert(1, "-r".into());
+    } else if !recursive {
+        return args;
+    }
+    let mut out = Vec::with_capacity(args.len());
+    let mut it = args.into_iter().peekable();
+    let mut rest = false;
+    while let Some(a) = it.next() {
+        if !rest && a == "--checksum" {
+            let value_follows = it
+                .peek()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| !n.starts_with('-') && n.contains('=') && !n.contains("://"));
+            if !value_follows {
+                out.push("--checksum-skip-rule".into());
+                continue;
+            }
+        }
+        rest |= a == "--";
+        out.push(a);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,46 +479,4 @@ mod tests {
         use clap::CommandFactory;
         Cli::command().debug_assert();
     }
-}
-
-/// `--checksum` is two options: `--checksum ALG=HEX` (one download's digest) and, with `-r`,
-/// a bare `--checksum` (the skip rule comparing CRCs, as rclone's `--checksum`). clap cannot
-/// give one name both shapes, so with `-r`/`--recursive` among the arguments a `--checksum`
-/// not followed by an `ALG=HEX` value is passed on as the hidden `--checksum-skip-rule`.
-pub fn batch_checksum_flag(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    let before_end = |a: &std::ffi::OsString| *a != "--";
-    let recursive = args
-        .iter()
-        .skip(1)
-        .take_while(|a| before_end(a))
-        .any(|a| a == "-r" || a == "--recursive");
-    let files_from =
-        args.iter().skip(1).take_while(|a| before_end(a)).any(|a| {
-            a == "--files-from" || a.to_str().is_some_and(|a| a.starts_with("--files-from="))
-        });
-    let mut args = args;
-    if files_from && !recursive {
-        // --files-from implies -r (so the job's options apply).
-        args.insert(1, "-r".into());
-    } else if !recursive {
-        return args;
-    }
-    let mut out = Vec::with_capacity(args.len());
-    let mut it = args.into_iter().peekable();
-    let mut rest = false;
-    while let Some(a) = it.next() {
-        if !rest && a == "--checksum" {
-            let value_follows = it
-                .peek()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| !n.starts_with('-') && n.contains('=') && !n.contains("://"));
-            if !value_follows {
-                out.push("--checksum-skip-rule".into());
-                continue;
-            }
-        }
-        rest |= a == "--";
-        out.push(a);
-    }
-    out
 }

@@ -145,7 +145,7 @@ struct UrlSource {
     book: UrlBook,
     opts: Arc<DownloadOpts>,
     /// Sources opened, by key; cleared when it grows large (a list of many URLs).
-    cache: Mutex<HashMap<String, (Arc<dyn RangeSource>, String)>>,
+    cache: Mutex<HashMap<String, sources::Opened>>,
 }
 
 impl std::fmt::Debug for UrlSource {
@@ -155,7 +155,7 @@ impl std::fmt::Debug for UrlSource {
 }
 
 impl UrlSource {
-    fn resolve(&self, key: &str) -> Result<(Arc<dyn RangeSource>, String), SourceError> {
+    fn resolve(&self, key: &str) -> Result<sources::Opened, SourceError> {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(hit) = cache.get(key) {
             return Ok(hit.clone());

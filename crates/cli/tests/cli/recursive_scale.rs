@@ -266,7 +266,7 @@ fn a_million_key_job_stays_under_64_mib_of_peak_rss() {
     const N: usize = 1_000_000;
     for i in 0..N {
         oss.emu
-            .put_object(BUCKET, &format!("m/{i:07}"), &[])
+            .put_object(BUCKET, &format!("m/{i:07}"), [])
             .expect("put");
     }
     let dir = scratch_dir();
