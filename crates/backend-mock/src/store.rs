@@ -256,6 +256,18 @@ impl<S: CheckpointStore> CheckpointStore for FaultyCheckpointStore<S> {
         self.run(StoreOp::Record, id, || self.inner.record(id, index, digest))
     }
 
+    fn record_partial(
+        &self,
+        id: &CheckpointId,
+        index: u64,
+        partial: checkpoint::PartialPart,
+    ) -> Result<(), CheckpointError> {
+        // Faulted as a record: it is one.
+        self.run(StoreOp::Record, id, || {
+            self.inner.record_partial(id, index, partial)
+        })
+    }
+
     fn flush(&self, id: &CheckpointId) -> Result<(), CheckpointError> {
         self.run(StoreOp::Flush, id, || self.inner.flush(id))
     }

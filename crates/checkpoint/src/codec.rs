@@ -31,10 +31,16 @@ pub const MAGIC: [u8; 8] = *b"\x89RGCKPT\n";
 /// 3: the object's fingerprint holds every checksum the source published
 /// ([`crate::StoredChecksum`]) instead of one optional CRC-64/XZ.
 ///
-/// Formats 1 and 2 are still read (their CRC-64 becomes a [`crate::CRC64_XZ_FULL_OBJECT`]
-/// checksum, format 1's temp file [`crate::TempFile::Unrecorded`]), so downloads interrupted
-/// by an older build resume. The journal's records are the same in every format.
-pub const FORMAT_VERSION: u32 = 3;
+/// 4: the beginnings of parts not done ([`crate::PartialPart`]), in the snapshot and as journal
+/// records of their own (a flag in the part index, which formats 1 to 3 never set).
+///
+/// Formats 1 to 3 are still read (their CRC-64 becomes a [`crate::CRC64_XZ_FULL_OBJECT`]
+/// checksum, format 1's temp file [`crate::TempFile::Unrecorded`], and they have no partial
+/// parts), so downloads interrupted by an older build resume. Their journals hold only done
+/// records, which format 4 encodes the same way. A build that reads at most format 3 reports
+/// a format 4 checkpoint as [`CheckpointError::UnsupportedVersion`] and discards it (never
+/// misreads it): the version is the first thing checked once the checksum verified.
+pub const FORMAT_VERSION: u32 = 4;
 
 /// The oldest payload schema this build still reads.
 pub const OLDEST_READ_VERSION: u32 = 1;
@@ -171,6 +177,9 @@ pub(crate) fn decode_prefix(bytes: &[u8], location: &str) -> Result<Snapshot, Ch
     } else if version == 2 {
         bincode::serde::decode_from_slice::<v2::Checkpoint, _>(payload, limited)
             .map(|(cp, used)| (cp.into(), used))
+    } else if version == 3 {
+        bincode::serde::decode_from_slice::<v3::Checkpoint, _>(payload, limited)
+            .map(|(cp, used)| (cp.into(), used))
     } else {
         bincode::serde::decode_from_slice::<Checkpoint, _>(payload, limited)
     };
@@ -283,6 +292,33 @@ mod v2 {
     }
 }
 
+/// Format 3's payload: format 4 without partial parts.
+mod v3 {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+
+    use crate::model::{self, CheckpointId, ObjectFingerprint, PartDigest, PartLayout, TempFile};
+
+    #[derive(Deserialize)]
+    pub(super) struct Checkpoint {
+        id: CheckpointId,
+        temp_file: TempFile,
+        object: ObjectFingerprint,
+        layout: PartLayout,
+        done: BTreeMap<u64, PartDigest>,
+    }
+
+    impl From<Checkpoint> for model::Checkpoint {
+        fn from(cp: Checkpoint) -> Self {
+            let mut out =
+                model::Checkpoint::new(cp.id, cp.object, cp.layout).with_temp_file(cp.temp_file);
+            out.done = cp.done;
+            out
+        }
+    }
+}
+
 /// Checks what the types cannot express, so that a decoded checkpoint never makes the engine
 /// index out of range or overflow while computing part ranges.
 fn validate(checkpoint: &Checkpoint) -> Result<(), String> {
@@ -311,7 +347,34 @@ fn validate(checkpoint: &Checkpoint) -> Result<(), String> {
             layout.part_count
         ));
     }
+    for (&index, partial) in &checkpoint.partial {
+        if index >= layout.part_count {
+            return Err(format!(
+                "part {index} is recorded partly received but there are only {} parts",
+                layout.part_count
+            ));
+        }
+        if checkpoint.done.contains_key(&index) {
+            return Err(format!(
+                "part {index} is recorded both done and partly received"
+            ));
+        }
+        let len = layout.part_len(index);
+        if partial.received == 0 || partial.received >= len {
+            return Err(format!(
+                "part {index} is recorded with {} of its {len} bytes received, which is not a \
+                 partial part",
+                partial.received
+            ));
+        }
+    }
     Ok(())
+}
+
+/// Why a partial record of `received` bytes cannot describe part `index` of `layout`, if it
+/// cannot (shared by the snapshot's validation and the journal's reader).
+pub(crate) fn partial_out_of_bounds(layout: &crate::PartLayout, index: u64, received: u64) -> bool {
+    index >= layout.part_count || received == 0 || received >= layout.part_len(index)
 }
 
 pub(crate) fn corrupt(location: &str, reason: String) -> CheckpointError {
@@ -495,6 +558,64 @@ mod tests {
         }
     }
 
+    /// A snapshot as format 3 wrote it: format 4 without the partial parts.
+    fn encode_v3(cp: &Checkpoint) -> Vec<u8> {
+        let payload = bincode::serde::encode_to_vec(
+            (&cp.id, &cp.temp_file, &cp.object, &cp.layout, &cp.done),
+            config(),
+        )
+        .expect("encodes");
+        seal(3, payload)
+    }
+
+    fn with_partial(mut cp: Checkpoint, index: u64, received: u64) -> Checkpoint {
+        cp.partial.insert(
+            index,
+            crate::model::PartialPart {
+                received,
+                blake3: [received as u8; crate::model::PARTIAL_BLAKE3_LEN],
+                crc64: !received,
+            },
+        );
+        cp
+    }
+
+    #[test]
+    fn format_3_is_read_without_partial_parts_and_format_4_keeps_them() {
+        let cp = sample(5, 3);
+        let v3 = encode_v3(&cp);
+        assert_eq!(&v3[8..12], &3u32.to_le_bytes());
+        assert_eq!(decode(&v3, "old").expect("format 3 still reads"), cp);
+        let cp = with_partial(with_partial(sample(5, 3), 3, 1), 4, 9);
+        let v4 = encode(&cp);
+        assert_ne!(v4, encode_v3(&cp), "format 4 must differ from format 3");
+        assert_eq!(decode(&v4, "new").expect("round trip"), cp);
+        assert_eq!(cp.partial_bytes(), 10);
+        let mut bad = v3.clone();
+        bad[HEADER_LEN + 5] ^= 1;
+        assert!(is_corrupt(decode(&bad, "old")));
+    }
+
+    #[test]
+    fn partial_parts_that_cannot_be_are_corrupt() {
+        for (cp, what) in [
+            (
+                with_partial(sample(5, 3), 2, 4),
+                "both done and partly received",
+            ),
+            (with_partial(sample(5, 3), 5, 4), "only 5 parts"),
+            (with_partial(sample(5, 3), 4, 0), "0 of its 10 bytes"),
+            (with_partial(sample(5, 3), 4, 10), "10 of its 10 bytes"),
+        ] {
+            match decode(&encode(&cp), "t") {
+                Err(CheckpointError::Corrupt { reason, .. }) => {
+                    assert!(reason.contains(what), "{reason:?} lacks {what:?}")
+                }
+                other => panic!("expected Corrupt for {what}, got {other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn flipped_version_byte_is_corrupt_not_a_version() {
         let mut bytes = encode(&sample(2, 1));
@@ -504,7 +625,7 @@ mod tests {
 
     #[test]
     fn every_xor_at_every_position_of_small_checkpoints_is_detected() {
-        for cp in [sample(0, 0), sample(3, 2)] {
+        for cp in [sample(0, 0), sample(3, 2), with_partial(sample(3, 1), 2, 5)] {
             let bytes = encode(&cp);
             for pos in 0..bytes.len() {
                 for x in 1..=255u8 {

@@ -28,8 +28,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::codec;
 use crate::error::CheckpointError;
-use crate::journal::{self, Appender, Target};
-use crate::model::{Checkpoint, CheckpointId, PartDigest};
+use crate::journal::{self, Appender, Entry, Target, Tracker};
+use crate::model::{Checkpoint, CheckpointId, PartDigest, PartialPart};
 use crate::names;
 use crate::store::{CheckpointStore, Loaded};
 
@@ -70,7 +70,7 @@ enum Placement {
 struct OpenJournal {
     target: Target,
     /// Recorded but not yet flushed.
-    pending: Mutex<Vec<(u64, PartDigest)>>,
+    pending: Mutex<Vec<Entry>>,
     /// Taken by `flush` for the whole append + sync, and *before* `pending`, so batches reach
     /// the file in the order they were taken.
     writer: Mutex<Writer>,
@@ -83,6 +83,8 @@ struct Writer {
     appender: Appender,
     /// Bytes in the file known to be whole: snapshot plus whole records.
     len: u64,
+    /// What the file says, to rewrite its snapshot when partial records pile up.
+    tracker: Tracker,
     /// Set when a write or sync failed in a way that leaves the file's tail unknown; every
     /// later `flush` fails until the next `save` starts a new file.
     failed: Option<String>,
@@ -193,6 +195,26 @@ impl FileCheckpointStore {
         Ok(())
     }
 
+    /// Rewrites the snapshot from what the file says now (the records are already in it),
+    /// atomically like `save`, and appends after it from now on. Best effort: if it fails,
+    /// the file as it is stays valid and the records keep going there.
+    fn compact(&self, path: &Path, writer: &mut Writer) {
+        let (bytes, checksum) = codec::encode_with_checksum(&writer.tracker.state);
+        let Ok((file, tmp)) = self.write_temp(path, &bytes) else {
+            return;
+        };
+        if fs::rename(&tmp, path).is_err() {
+            let _ = fs::remove_file(&tmp);
+            return;
+        }
+        let _ = sync_dir(parent_or_cwd(path));
+        let (_, appender) = journal::start(&writer.tracker.state, &checksum);
+        writer.file = file;
+        writer.appender = appender;
+        writer.len = bytes.len() as u64;
+        writer.tracker = Tracker::new(writer.tracker.state.clone(), bytes.len());
+    }
+
     /// Writes `bytes` to a new temporary file beside `path` and makes it durable; returns the
     /// file (open for appending) and its name.
     fn write_temp(&self, path: &Path, bytes: &[u8]) -> Result<(File, PathBuf), CheckpointError> {
@@ -274,6 +296,7 @@ impl CheckpointStore for FileCheckpointStore {
                 file,
                 appender,
                 len: bytes.len() as u64,
+                tracker: Tracker::new(checkpoint.clone(), bytes.len()),
                 failed: None,
             }),
         };
@@ -292,7 +315,22 @@ impl CheckpointStore for FileCheckpointStore {
         journal
             .target
             .check(id, index, &path.display().to_string())?;
-        lock(&journal.pending).push((index, digest));
+        lock(&journal.pending).push(Entry::Done(index, digest));
+        Ok(())
+    }
+
+    fn record_partial(
+        &self,
+        id: &CheckpointId,
+        index: u64,
+        partial: PartialPart,
+    ) -> Result<(), CheckpointError> {
+        let path = self.path(id);
+        let journal = self.journal(id, &path, "record")?;
+        journal
+            .target
+            .check_partial(id, index, &partial, &path.display().to_string())?;
+        lock(&journal.pending).push(Entry::Partial(index, partial));
         Ok(())
     }
 
@@ -333,6 +371,10 @@ impl CheckpointStore for FileCheckpointStore {
         self.add_written(bytes.len());
         writer.len += bytes.len() as u64;
         writer.appender.advance(batch.len());
+        writer.tracker.applied(&batch);
+        if writer.tracker.wants_compaction() {
+            self.compact(&path, &mut writer);
+        }
         Ok(())
     }
 

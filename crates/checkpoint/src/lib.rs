@@ -18,10 +18,11 @@ mod store;
 
 pub use error::CheckpointError;
 pub use file::FileCheckpointStore;
-pub use journal::RECORD_LEN;
+pub use journal::{COMPACT_MIN, RECORD_LEN};
 pub use memory::MemoryCheckpointStore;
 pub use model::{
-    CRC64_XZ_FULL_OBJECT, Checkpoint, CheckpointId, FileIdentity, ObjectFingerprint, PartDigest,
-    PartLayout, RangeSpec, StoredChecksum, TempFile, Timestamp,
+    CRC64_XZ_FULL_OBJECT, Checkpoint, CheckpointId, FileIdentity, ObjectFingerprint,
+    PARTIAL_BLAKE3_LEN, PartDigest, PartLayout, PartialPart, RangeSpec, StoredChecksum, TempFile,
+    Timestamp,
 };
 pub use store::{CheckpointStore, Loaded};

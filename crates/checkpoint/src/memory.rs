@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::codec;
 use crate::error::CheckpointError;
-use crate::journal::{self, Appender, Target};
-use crate::model::{Checkpoint, CheckpointId, PartDigest};
+use crate::journal::{self, Appender, Entry, Target, Tracker};
+use crate::model::{Checkpoint, CheckpointId, PartDigest, PartialPart};
 use crate::store::{CheckpointStore, Loaded};
 
 /// Checkpoints kept in memory, shared by every clone.
@@ -33,7 +33,8 @@ struct Inner {
 struct Journal {
     target: Target,
     appender: Appender,
-    pending: Vec<(u64, PartDigest)>,
+    pending: Vec<Entry>,
+    tracker: Tracker,
 }
 
 impl MemoryCheckpointStore {
@@ -99,6 +100,7 @@ impl CheckpointStore for MemoryCheckpointStore {
     fn save(&self, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
         let (bytes, checksum) = codec::encode_with_checksum(checkpoint);
         let (target, appender) = journal::start(checkpoint, &checksum);
+        let tracker = Tracker::new(checkpoint.clone(), bytes.len());
         let mut inner = self.lock();
         inner.bytes_written += bytes.len() as u64;
         inner.stored.insert(checkpoint.id.clone(), bytes);
@@ -108,6 +110,7 @@ impl CheckpointStore for MemoryCheckpointStore {
                 target,
                 appender,
                 pending: Vec::new(),
+                tracker,
             },
         );
         Ok(())
@@ -125,7 +128,25 @@ impl CheckpointStore for MemoryCheckpointStore {
             .get_mut(id)
             .ok_or_else(|| not_saved(id, "record"))?;
         journal.target.check(id, index, &location(id))?;
-        journal.pending.push((index, digest));
+        journal.pending.push(Entry::Done(index, digest));
+        Ok(())
+    }
+
+    fn record_partial(
+        &self,
+        id: &CheckpointId,
+        index: u64,
+        partial: PartialPart,
+    ) -> Result<(), CheckpointError> {
+        let mut inner = self.lock();
+        let journal = inner
+            .journals
+            .get_mut(id)
+            .ok_or_else(|| not_saved(id, "record"))?;
+        journal
+            .target
+            .check_partial(id, index, &partial, &location(id))?;
+        journal.pending.push(Entry::Partial(index, partial));
         Ok(())
     }
 
@@ -145,7 +166,17 @@ impl CheckpointStore for MemoryCheckpointStore {
         file.extend_from_slice(&records);
         *bytes_written += records.len() as u64;
         journal.appender.advance(journal.pending.len());
+        journal.tracker.applied(&journal.pending);
         journal.pending.clear();
+        if journal.tracker.wants_compaction() {
+            // As the file store does: the snapshot rewritten from what the bytes say.
+            let state = journal.tracker.state.clone();
+            let (bytes, checksum) = codec::encode_with_checksum(&state);
+            *bytes_written += bytes.len() as u64;
+            journal.appender = journal::start(&state, &checksum).1;
+            journal.tracker = Tracker::new(state, bytes.len());
+            *file = bytes;
+        }
         Ok(())
     }
 

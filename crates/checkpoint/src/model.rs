@@ -98,6 +98,24 @@ pub struct PartDigest {
     pub crc64: u64,
 }
 
+/// Bytes of BLAKE3 a [`PartialPart`] keeps: enough to tell damaged bytes apart (192 bits), and
+/// what fits one journal record beside the part, its length and its CRC-64.
+pub const PARTIAL_BLAKE3_LEN: usize = 24;
+
+/// The beginning of a part that is not done: its first `received` bytes are in the temp file
+/// (written, and synced before this was recorded, in durable mode), with digests of exactly
+/// those bytes taken as they were received. A resumed run re-reads them, compares, and asks
+/// the source only for the rest of the part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PartialPart {
+    /// Bytes from the part's first byte; more than zero and less than the part's length.
+    pub received: u64,
+    /// The first [`PARTIAL_BLAKE3_LEN`] bytes of the BLAKE3 of those bytes.
+    pub blake3: [u8; PARTIAL_BLAKE3_LEN],
+    /// CRC-64/XZ of those bytes.
+    pub crc64: u64,
+}
+
 /// Identifies one file on its file system, across processes and reboots: the inode number,
 /// and the birth time where the file system keeps one (so a reused inode number is told
 /// apart). The device number is left out on purpose: it can change across reboots.
@@ -144,6 +162,8 @@ pub struct Checkpoint {
     pub layout: PartLayout,
     /// Done parts by index; a part is here only once its bytes are in the temp file.
     pub done: BTreeMap<u64, PartDigest>,
+    /// Parts not done whose first bytes are saved, by index (never a done part's index).
+    pub partial: BTreeMap<u64, PartialPart>,
 }
 
 impl Checkpoint {
@@ -156,6 +176,7 @@ impl Checkpoint {
             object,
             layout,
             done: BTreeMap::new(),
+            partial: BTreeMap::new(),
         }
     }
 
@@ -168,6 +189,29 @@ impl Checkpoint {
     /// Bytes covered by the parts recorded as done.
     pub fn done_bytes(&self) -> u64 {
         self.done.keys().map(|&i| self.layout.part_len(i)).sum()
+    }
+
+    /// Bytes saved in the beginnings of parts not done ([`partial`](Self::partial)).
+    pub fn partial_bytes(&self) -> u64 {
+        self.partial.values().map(|p| p.received).sum()
+    }
+
+    /// Every byte a resumed run would not ask for again: done parts and partial beginnings.
+    pub fn saved_bytes(&self) -> u64 {
+        self.done_bytes() + self.partial_bytes()
+    }
+
+    /// Records part `index` done (it is no longer partial).
+    pub fn apply_done(&mut self, index: u64, digest: PartDigest) {
+        self.partial.remove(&index);
+        self.done.insert(index, digest);
+    }
+
+    /// Records the beginning of part `index` (the part is no longer done: its bytes are being
+    /// written again).
+    pub fn apply_partial(&mut self, index: u64, partial: PartialPart) {
+        self.done.remove(&index);
+        self.partial.insert(index, partial);
     }
 }
 

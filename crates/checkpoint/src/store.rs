@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::error::CheckpointError;
-use crate::model::{Checkpoint, CheckpointId, PartDigest};
+use crate::model::{Checkpoint, CheckpointId, PartDigest, PartialPart};
 
 /// A checkpoint read back from a store, with what the store noticed while reading it
 /// (for example a torn journal tail it ignored). Notes are informational: the checkpoint
@@ -65,6 +65,21 @@ pub trait CheckpointStore: Send + Sync + fmt::Debug {
         digest: PartDigest,
     ) -> Result<(), CheckpointError>;
 
+    /// Notes that the first `partial.received` bytes of part `index` are in the temp file (and
+    /// synced, in durable mode: the engine records a beginning only after syncing its bytes).
+    /// May only buffer, like `record`; a later `record` or `record_partial` of the same part
+    /// replaces it. A store that does not keep beginnings may ignore it (the default): the
+    /// part is then fetched again from its first byte, which is never wrong.
+    fn record_partial(
+        &self,
+        id: &CheckpointId,
+        index: u64,
+        partial: PartialPart,
+    ) -> Result<(), CheckpointError> {
+        let _ = (id, index, partial);
+        Ok(())
+    }
+
     /// Hands every recorded part to the operating system: survives a crash of this process.
     fn flush(&self, id: &CheckpointId) -> Result<(), CheckpointError>;
 
@@ -98,6 +113,14 @@ impl<T: CheckpointStore + ?Sized> CheckpointStore for std::sync::Arc<T> {
         digest: PartDigest,
     ) -> Result<(), CheckpointError> {
         (**self).record(id, index, digest)
+    }
+    fn record_partial(
+        &self,
+        id: &CheckpointId,
+        index: u64,
+        partial: PartialPart,
+    ) -> Result<(), CheckpointError> {
+        (**self).record_partial(id, index, partial)
     }
     fn flush(&self, id: &CheckpointId) -> Result<(), CheckpointError> {
         (**self).flush(id)

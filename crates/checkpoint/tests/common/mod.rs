@@ -2,8 +2,8 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use checkpoint::{
-    Checkpoint, CheckpointId, FileIdentity, ObjectFingerprint, PartDigest, PartLayout, RangeSpec,
-    TempFile, Timestamp,
+    Checkpoint, CheckpointId, FileIdentity, ObjectFingerprint, PARTIAL_BLAKE3_LEN, PartDigest,
+    PartLayout, PartialPart, RangeSpec, TempFile, Timestamp,
 };
 use proptest::prelude::*;
 
@@ -172,15 +172,38 @@ pub fn small_checkpoint(max_done: usize) -> impl Strategy<Value = Checkpoint> {
                 fingerprint(),
                 layout_with(part_count),
                 done,
+                proptest::collection::vec((any::<u64>(), any::<u64>(), any::<u8>()), 0..4),
             )
         })
-        .prop_map(|(id, temp_file, object, layout, done)| Checkpoint {
-            id,
-            temp_file,
-            object,
-            layout,
-            done,
+        .prop_map(|(id, temp_file, object, layout, done, partial)| {
+            let mut cp = Checkpoint::new(id, object, layout).with_temp_file(temp_file);
+            cp.done = done;
+            add_partials(&mut cp, &partial);
+            cp
         })
+}
+
+/// Adds partial parts to `cp` where `seeds` (index, received, digest byte) fit: a part not
+/// done, with more than none and less than all of its bytes.
+pub fn add_partials(cp: &mut Checkpoint, seeds: &[(u64, u64, u8)]) {
+    for &(i, r, b) in seeds {
+        if cp.layout.part_count == 0 {
+            return;
+        }
+        let index = i % cp.layout.part_count;
+        let len = cp.layout.part_len(index);
+        if len < 2 || cp.done.contains_key(&index) {
+            continue;
+        }
+        cp.partial.insert(
+            index,
+            PartialPart {
+                received: 1 + r % (len - 1),
+                blake3: [b; PARTIAL_BLAKE3_LEN],
+                crc64: r ^ u64::from(b),
+            },
+        );
+    }
 }
 
 /// Checkpoints with thousands of done parts (most of 1 000..=5 000 parts done).
@@ -198,14 +221,12 @@ pub fn large_checkpoint() -> impl Strategy<Value = Checkpoint> {
                 ),
             )
         })
-        .prop_map(|(id, temp_file, object, layout, digests)| Checkpoint {
-            id,
-            temp_file,
-            object,
-            layout,
-            done: (0u64..)
+        .prop_map(|(id, temp_file, object, layout, digests)| {
+            let mut cp = Checkpoint::new(id, object, layout).with_temp_file(temp_file);
+            cp.done = (0u64..)
                 .zip(digests)
                 .filter_map(|(i, d)| d.map(|d| (i, d)))
-                .collect(),
+                .collect();
+            cp
         })
 }
