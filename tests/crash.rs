@@ -10,6 +10,13 @@
 //! `started.reused_bytes`. Their difference, the bytes fetched again after the kill, must be
 //! at most `jobs × part size` (the parts in flight) plus the ranges of retried requests.
 //!
+//! With 64 MiB parts (progress below the part, issue 15): SIGKILL at seeded moments, then the
+//! same command; from the emulator's log, which counts the body bytes it handed to each
+//! connection, the bytes sent to a killed run and sent again to a later one are at most
+//! `jobs × (1 MiB + transport slack)`, and the runs' own progress shows at most `jobs × 1 MiB`
+//! received and not kept. SIGINT/SIGTERM: the next run reuses every byte the interrupted run
+//! received.
+//!
 //! `RESUME_SOAK_KILLS` sets the number of SIGKILLs (default 20; `cargo xtask soak` runs 200).
 
 use std::collections::BTreeMap;
@@ -515,6 +522,8 @@ fn sigint_and_sigterm_exit_130_and_the_resume_never_requests_a_part_reported_don
     while interrupts < INTERRUPTS {
         let target = Target::new(&cfg);
         let mut done = DoneParts::new();
+        // The last `progress.done_bytes` of the previous (interrupted) run of the round.
+        let mut last_done: Option<u64> = None;
         let mut round_runs: Vec<(usize, DoneParts)> = Vec::new();
         loop {
             assert!(run < 4 * INTERRUPTS + 8, "too many runs");
@@ -525,11 +534,15 @@ fn sigint_and_sigterm_exit_130_and_the_resume_never_requests_a_part_reported_don
                 .wait_event("started", RUN_TIMEOUT)
                 .unwrap_or_else(|| panic!("run {run} ended before `started`"));
             let done_bytes: u64 = done.values().map(|r| r.end - r.start).sum();
+            // Every part reported done is reused, and so is every byte of the parts that were
+            // in flight (the interrupted run's last progress, said after its workers stopped).
+            let reused = num(&started, "reused_bytes");
             assert_eq!(
-                num(&started, "reused_bytes"),
-                done_bytes,
-                "run {run}: every part reported done before must be reused, nothing else"
+                reused,
+                last_done.unwrap_or(done_bytes),
+                "run {run}: every byte received before must be reused"
             );
+            assert!(reused >= done_bytes, "run {run}: reused {reused} < {done_bytes}");
             assert_eq!(num(&started, "parts_reused"), done.len() as u64);
             let mut signalled = None;
             if interrupt {
@@ -550,6 +563,10 @@ fn sigint_and_sigterm_exit_130_and_the_resume_never_requests_a_part_reported_don
                 }
             }
             let out = p.finish();
+            last_done = out
+                .events_named("progress")
+                .last()
+                .map(|e| num(e, "done_bytes"));
             let new_parts = part_dones(&out);
             for (part, range) in &new_parts {
                 assert!(
@@ -585,8 +602,8 @@ fn sigint_and_sigterm_exit_130_and_the_resume_never_requests_a_part_reported_don
             out.expect_ok();
             assert_eq!(
                 out.num("completed", "fetched_bytes"),
-                SIZE as u64 - done_bytes,
-                "the final run fetches exactly what no earlier run reported done"
+                SIZE as u64 - out.num("started", "reused_bytes"),
+                "the final run fetches exactly what no earlier run received"
             );
             assert_file_is(&target.dest, &content, "resumed after interruptions");
             target.assert_clean();
@@ -615,5 +632,350 @@ fn sigint_and_sigterm_exit_130_and_the_resume_never_requests_a_part_reported_don
     eprintln!(
         "crash: {interrupts} SIGINT/SIGTERM over {run} runs; slowest exit after the signal \
          {slowest_exit:.1?}; no part reported done was requested again"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Progress below the part (issue 15, part 2): 64 MiB parts.
+
+const SUB_KEY: &str = "crash/sub.bin";
+/// Three parts of 64 MiB, the last one 32 MiB.
+const SUB_SIZE: usize = 160 << 20;
+const SUB_PART: u64 = 64 << 20;
+const SUB_JOBS: u64 = 3;
+/// Per connection: a part of 64 MiB takes 4 s, a whole download about 4.5 s.
+const SUB_THROTTLE: u64 = 16 << 20;
+/// What the design loses per part in flight at a `kill -9`: two progress steps (see
+/// `resume_core::PROGRESS_STEP`: a worker waits for its previous record before it submits the
+/// next, so everything up to its second-to-last submission is recorded).
+const DESIGN_LOSS_PER_JOB: u64 = 2 * resume_core::PROGRESS_STEP;
+/// What the transport holds per connection at the moment of a kill or an interruption: bytes
+/// the emulator handed to its connection (counted as sent in its log) that the worker had not
+/// yet taken: hyper's buffers on both sides and the two sockets' queues. The emulator sends
+/// 64 KiB frames, paced by its throttle, and the client keeps up with 16 MiB/s, so this is a
+/// few frames; 1 MiB leaves room for a client descheduled for ~60 ms on a loaded machine.
+const TRANSPORT_SLACK_PER_JOB: u64 = 1 << 20;
+
+fn sub_server(max_runs: usize) -> (Server, Vec<u8>) {
+    let root = tempfile::tempdir().expect("emulator storage");
+    let mut config = emulator_config().directory(root.path());
+    for run in 0..max_runs {
+        config = config.access_key(AccessKey::new(run_key(run), SK));
+    }
+    let server = Server::with_config(config, Some(root));
+    let content = data(0x5AB_9A27, SUB_SIZE);
+    server.put(SUB_KEY, &content);
+    server.set_faults(
+        FaultPlan::new(3).rule(
+            FaultRule::always(Fault::Throttle {
+                bytes_per_second: SUB_THROTTLE,
+            })
+            .method("GET"),
+        ),
+    );
+    (server, content)
+}
+
+fn sub_command(server: &Server, dest: &Path, run: usize) -> Get {
+    server
+        .get(SUB_KEY, dest)
+        .args([
+            "--part-size".to_string(),
+            SUB_PART.to_string(),
+            "--jobs".to_string(),
+            SUB_JOBS.to_string(),
+        ])
+        .env("OSS_ACCESS_KEY_ID", &run_key(run))
+        .timeout(RUN_TIMEOUT)
+}
+
+/// The object bytes each run's GETs were sent (from the emulator's log: the range asked for,
+/// cut at the bytes the emulator handed to the connection), by run.
+fn sent_by_run(server: &Server) -> BTreeMap<usize, Vec<std::ops::Range<u64>>> {
+    let mut by_run: BTreeMap<usize, Vec<std::ops::Range<u64>>> = BTreeMap::new();
+    for r in server
+        .emu
+        .request_log()
+        .iter()
+        .filter(|r| r.method == "GET" && r.key.as_deref() == Some(SUB_KEY))
+    {
+        let id = r.access_key_id.as_deref().unwrap_or("");
+        let run: usize = id
+            .strip_prefix("crash-run-")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("GET with unexpected key id {id:?}"));
+        let asked = range_of(r);
+        assert!(
+            r.body_bytes <= asked.end - asked.start,
+            "request {} sent {} bytes of a {}-byte range",
+            r.number,
+            r.body_bytes,
+            asked.end - asked.start
+        );
+        by_run
+            .entry(run)
+            .or_default()
+            .push(asked.start..asked.start + r.body_bytes);
+    }
+    by_run
+}
+
+/// Bytes of `a` that are also in `b` (ranges of either may overlap among themselves).
+fn overlap(a: &[std::ops::Range<u64>], b: &[std::ops::Range<u64>]) -> u64 {
+    let merge = |v: &[std::ops::Range<u64>]| {
+        let mut v: Vec<_> = v.iter().filter(|r| r.start < r.end).cloned().collect();
+        v.sort_by_key(|r| r.start);
+        let mut out: Vec<std::ops::Range<u64>> = Vec::new();
+        for r in v {
+            match out.last_mut() {
+                Some(l) if r.start <= l.end => l.end = l.end.max(r.end),
+                _ => out.push(r),
+            }
+        }
+        out
+    };
+    let (a, b) = (merge(a), merge(b));
+    let mut n = 0;
+    for x in &a {
+        for y in &b {
+            n += x.end.min(y.end).saturating_sub(x.start.max(y.start));
+        }
+    }
+    n
+}
+
+#[test]
+fn overlap_counts_shared_bytes_once() {
+    assert_eq!(overlap(&[0..10, 5..15], &[12..20, 0..1]), 4);
+    assert_eq!(overlap(&[0..10], &[10..20]), 0);
+    assert_eq!(overlap(&[3..3], &[0..10]), 0);
+}
+
+/// What one run of a sub-part test did.
+#[derive(Debug)]
+struct SubRun {
+    run: usize,
+    /// `started.reused_bytes`.
+    reused: u64,
+    /// The last `progress.done_bytes` it printed.
+    last_done: u64,
+    parts_done: usize,
+    outcome: &'static str,
+}
+
+#[test]
+fn sigkill_with_64_mib_parts_refetches_at_most_one_mib_per_job() {
+    const KILLS: usize = 6;
+    let (server, content) = sub_server(KILLS + 4);
+    let dir = tempfile::tempdir().expect("download directory");
+    let dest = dir.path().join("sub.bin");
+    let mut rng = Rng::new(0x5EED_0015);
+    let mut runs: Vec<SubRun> = Vec::new();
+    let step = SUB_SIZE as u64 / (KILLS as u64 + 2);
+    for run in 0..=KILLS {
+        let cmd = sub_command(&server, &dest, run);
+        if run == KILLS {
+            let out = cmd.run();
+            out.expect_ok();
+            let reused = out.num("started", "reused_bytes");
+            assert_eq!(
+                out.num("completed", "fetched_bytes") + reused,
+                SUB_SIZE as u64,
+                "the last run fetches exactly what is not saved"
+            );
+            runs.push(SubRun {
+                run,
+                reused,
+                last_done: SUB_SIZE as u64,
+                parts_done: out.events_named("part_done").len(),
+                outcome: "completed",
+            });
+            break;
+        }
+        let mut p = cmd.spawn();
+        let started = p
+            .wait_event("started", RUN_TIMEOUT)
+            .unwrap_or_else(|| panic!("run {run} ended before `started`"));
+        let reused = num(&started, "reused_bytes");
+        // Anywhere in the next stretch, mostly well inside a part: 64 MiB parts finish
+        // rarely, so nearly every kill lands with every part in flight.
+        let x = step / 4 + rng.below(step);
+        let reached = p
+            .wait_for(RUN_TIMEOUT, |e| {
+                e["event"] == "progress" && num(e, "done_bytes") >= reused + x
+            })
+            .is_some();
+        assert!(reached, "run {run} ended before {x} more bytes");
+        p.kill();
+        let out = p.finish();
+        assert_eq!(out.code(), None, "run {run} was not killed\n{}", out.stderr);
+        runs.push(SubRun {
+            run,
+            reused,
+            last_done: out
+                .events_named("progress")
+                .last()
+                .map_or(reused, |e| num(e, "done_bytes")),
+            parts_done: out.events_named("part_done").len(),
+            outcome: "killed",
+        });
+    }
+    assert_file_is(&dest, &content, "resumed after kills with 64 MiB parts");
+    assert!(
+        !rgcp(&dest).exists() && !rgpart(&dest).exists(),
+        "leftovers after success"
+    );
+
+    let sent = sent_by_run(&server);
+    let bound = SUB_JOBS * (DESIGN_LOSS_PER_JOB + TRANSPORT_SLACK_PER_JOB);
+    let mut worst_server = 0u64;
+    let mut worst_client = 0u64;
+    let mut kept_without_a_part = 0;
+    for (i, r) in runs.iter().enumerate().filter(|(_, r)| r.outcome == "killed") {
+        let next = &runs[i + 1];
+        assert!(
+            next.reused >= r.reused,
+            "run {}: saved progress went backwards ({} -> {})",
+            r.run,
+            r.reused,
+            next.reused
+        );
+        // Client side, the design alone: what the run said it had received (at least) and the
+        // next run found saved.
+        let lost_seen = r.last_done.saturating_sub(next.reused);
+        assert!(
+            lost_seen <= SUB_JOBS * DESIGN_LOSS_PER_JOB,
+            "run {}: reported {} bytes received, the next run reused {}: {lost_seen} lost, more \
+             than jobs × 1 MiB",
+            r.run,
+            r.last_done,
+            next.reused
+        );
+        // Server side: bytes sent to this run and sent again to a later one.
+        let mine = sent.get(&r.run).cloned().unwrap_or_default();
+        let later: Vec<_> = sent
+            .range(r.run + 1..)
+            .flat_map(|(_, v)| v.iter().cloned())
+            .collect();
+        let again = overlap(&mine, &later);
+        assert!(
+            again <= bound,
+            "run {}: {again} bytes sent to it were sent again later; bound jobs × (1 MiB + \
+             transport slack) = {bound}",
+            r.run
+        );
+        worst_server = worst_server.max(again);
+        worst_client = worst_client.max(lost_seen);
+        if r.parts_done == 0 && next.reused > r.reused {
+            kept_without_a_part += 1;
+        }
+    }
+    assert!(
+        kept_without_a_part >= KILLS / 2,
+        "kills that finished no part should still keep what they received: {runs:?}"
+    );
+    eprintln!(
+        "crash: {KILLS} SIGKILLs with {SUB_JOBS} jobs × 64 MiB parts; at most {worst_server} \
+         bytes sent again after a kill (emulator's log; bound {bound}), at most {worst_client} \
+         received and not kept (the runs' own progress; bound {}); {kept_without_a_part} kills \
+         finished no part and still kept their bytes",
+        SUB_JOBS * DESIGN_LOSS_PER_JOB
+    );
+}
+
+#[test]
+fn sigint_and_sigterm_with_64_mib_parts_keep_every_byte_received() {
+    const INTERRUPTS: usize = 4;
+    let (server, content) = sub_server(INTERRUPTS + 4);
+    let dir = tempfile::tempdir().expect("download directory");
+    let dest = dir.path().join("sub.bin");
+    let mut rng = Rng::new(0x1A7E_0015);
+    let mut runs: Vec<SubRun> = Vec::new();
+    let step = SUB_SIZE as u64 / (INTERRUPTS as u64 + 2);
+    for run in 0..=INTERRUPTS {
+        let cmd = sub_command(&server, &dest, run);
+        let mut p = cmd.spawn();
+        let started = p
+            .wait_event("started", RUN_TIMEOUT)
+            .unwrap_or_else(|| panic!("run {run} ended before `started`"));
+        let reused = num(&started, "reused_bytes");
+        if let Some(prev) = runs.last() {
+            // Every byte the interrupted run received is saved: its last word on progress
+            // (after its workers stopped) is what this run reuses.
+            assert_eq!(
+                reused, prev.last_done,
+                "run {run}: reused {reused}, the interrupted run had received {}",
+                prev.last_done
+            );
+        }
+        if run == INTERRUPTS {
+            let out = p.finish();
+            out.expect_ok();
+            assert_eq!(
+                out.num("completed", "fetched_bytes"),
+                SUB_SIZE as u64 - reused,
+                "the last run fetches exactly what is not saved"
+            );
+            break;
+        }
+        let x = step / 4 + rng.below(step);
+        let reached = p
+            .wait_for(RUN_TIMEOUT, |e| {
+                e["event"] == "progress" && num(e, "done_bytes") >= reused + x
+            })
+            .is_some();
+        assert!(reached, "run {run} ended before {x} more bytes");
+        if run + 1 == INTERRUPTS {
+            p.terminate();
+        } else {
+            p.interrupt();
+        }
+        let out = p.finish();
+        out.expect_code(EXIT_INTERRUPTED)
+            .expect_stderr(&["interrupted", "saved:", "run the same command"]);
+        let last_done = out
+            .events_named("progress")
+            .last()
+            .map_or(reused, |e| num(e, "done_bytes"));
+        let parts_done = out.events_named("part_done").len();
+        if parts_done == 0 {
+            // Nothing finished, yet the message counts the parts in flight honestly.
+            assert!(
+                out.stderr.contains("and the beginning"),
+                "run {run}: {}",
+                out.stderr
+            );
+        }
+        runs.push(SubRun {
+            run,
+            reused,
+            last_done,
+            parts_done,
+            outcome: "interrupted",
+        });
+    }
+    assert_file_is(&dest, &content, "resumed after interruptions with 64 MiB parts");
+    // Server side: what an interrupted run was sent and a later run asked for again is only
+    // what the transport held when the signal came (the workers keep every byte they took).
+    let sent = sent_by_run(&server);
+    let mut worst = 0;
+    for r in &runs {
+        let mine = sent.get(&r.run).cloned().unwrap_or_default();
+        let later: Vec<_> = sent
+            .range(r.run + 1..)
+            .flat_map(|(_, v)| v.iter().cloned())
+            .collect();
+        let again = overlap(&mine, &later);
+        assert!(
+            again <= SUB_JOBS * TRANSPORT_SLACK_PER_JOB,
+            "run {}: {again} bytes sent to it were sent again later",
+            r.run
+        );
+        worst = worst.max(again);
+    }
+    eprintln!(
+        "crash: {INTERRUPTS} SIGINT/SIGTERM with {SUB_JOBS} jobs × 64 MiB parts: every byte \
+         received was reused by the next run; at most {worst} bytes the transport held were \
+         sent again"
     );
 }

@@ -34,7 +34,7 @@ Exit codes:
        (ignored Range, refused a range inside the object)
   9    -r: some objects failed (each is named, and listed with its error in the failures
        file, JSON lines); every other object is done. Run the same command to retry them
-  130  interrupted (Ctrl-C / SIGTERM); finished parts are kept for a resume (unless
+  130  interrupted (Ctrl-C / SIGTERM); every byte received is kept for a resume (unless
        --no-checkpoint): run the same command
 
 With -r, a listing that fails exits with its cause's code (3, 4, 8, or 1), after the objects

@@ -12,15 +12,23 @@ use crate::size::format_bytes;
 /// One sentence on what is saved, for the end of an error message.
 pub fn describe(saved: Option<&SavedProgress>, no_checkpoint: bool) -> String {
     match saved {
-        Some(s) => format!(
-            "saved: {} of {} parts ({} of {}) in {} and {}; run the same command to resume",
-            s.parts_done,
-            s.parts,
-            format_bytes(s.done_bytes),
-            format_bytes(s.total_bytes),
-            s.temp.display(),
-            s.checkpoint
-        ),
+        Some(s) => {
+            let partial = match s.parts_partial {
+                0 => String::new(),
+                1 => " and the beginning of 1 more".to_string(),
+                n => format!(" and the beginnings of {n} more"),
+            };
+            format!(
+                "saved: {} of {} parts{partial} ({} of {}) in {} and {}; run the same command to \
+                 resume",
+                s.parts_done,
+                s.parts,
+                format_bytes(s.done_bytes + s.partial_bytes),
+                format_bytes(s.total_bytes),
+                s.temp.display(),
+                s.checkpoint
+            )
+        }
         None if no_checkpoint => {
             "nothing is saved (--no-checkpoint); running again starts from the beginning".into()
         }
@@ -34,8 +42,10 @@ mod tests {
 
     #[test]
     fn describes_what_is_there_and_only_that() {
-        let s = SavedProgress {
+        let mut s = SavedProgress {
             done_bytes: 3 << 20,
+            partial_bytes: 0,
+            parts_partial: 0,
             total_bytes: 8 << 20,
             parts_done: 3,
             parts: 8,
@@ -48,6 +58,17 @@ mod tests {
             m.contains("/d/o.bin.rgpart") && m.contains("/d/o.bin.rgcp"),
             "{m}"
         );
+        assert!(!m.contains("beginning"), "{m}");
+        // Parts in flight count with the bytes of their saved beginnings.
+        s.partial_bytes = (1 << 20) + (1 << 19);
+        s.parts_partial = 2;
+        let m = describe(Some(&s), false);
+        assert!(
+            m.contains("3 of 8 parts and the beginnings of 2 more (4.5 MiB of 8.0 MiB)"),
+            "{m}"
+        );
+        s.parts_partial = 1;
+        assert!(describe(Some(&s), false).contains("and the beginning of 1 more ("));
         assert!(describe(None, false).contains("nothing is saved"));
         assert!(describe(None, true).contains("--no-checkpoint"));
     }

@@ -115,6 +115,7 @@ impl Emulator {
             requests: AtomicU64::new(0),
             instance,
             log: Mutex::new(Vec::new()),
+            body_sent: Mutex::new(Default::default()),
         });
         let (shutdown, rx) = tokio::sync::watch::channel(false);
         let listener = {
@@ -289,16 +290,33 @@ impl Emulator {
 
     /// Every request answered (or reset) so far, in order of completion of their heads.
     pub fn request_log(&self) -> Vec<RequestRecord> {
-        self.shared
+        let mut log = self
+            .shared
             .log
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .clone();
+        let sent = self
+            .shared
+            .body_sent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for r in &mut log {
+            if let Some(n) = sent.get(&r.number) {
+                r.body_bytes = n.load(std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        log
     }
 
     /// Empties both logs.
     pub fn clear_logs(&self) {
         self.shared.faults.clear_log();
+        self.shared
+            .body_sent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         self.shared
             .log
             .lock()

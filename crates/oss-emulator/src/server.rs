@@ -81,6 +81,9 @@ pub struct RequestRecord {
     pub access_key_id: Option<String>,
     /// Names of the faults injected into this request.
     pub faults: Vec<&'static str>,
+    /// Bytes of the response body handed to the connection so far (when the log was read):
+    /// what a client could have received of a GET, also one it stopped reading.
+    pub body_bytes: u64,
 }
 
 /// State shared by every connection.
@@ -94,6 +97,8 @@ pub(crate) struct Shared {
     pub requests: AtomicU64,
     pub instance: u32,
     pub log: Mutex<Vec<RequestRecord>>,
+    /// Body bytes sent per request number (GET bodies only), for `RequestRecord::body_bytes`.
+    pub body_sent: Mutex<std::collections::HashMap<u64, Arc<AtomicU64>>>,
 }
 
 impl Shared {
@@ -436,6 +441,7 @@ async fn handle(
         auth: AuthMethod::Anonymous,
         access_key_id: None,
         faults: Vec::new(),
+        body_bytes: 0,
     };
     let result = respond(&mut r, &shared, &conn, &mut record).await;
     match result {

@@ -1,7 +1,7 @@
 //! Hashing as bytes pass: BLAKE3 and CRC-64/XZ for each part's record, plus the CRCs the
 //! download's checks need (`integrity`), all in one pass over each chunk.
 
-use checkpoint::PartDigest;
+use checkpoint::{PARTIAL_BLAKE3_LEN, PartDigest, PartialPart};
 use crc_fast::{CrcAlgorithm, Digest};
 
 use crate::integrity::{CrcHasher, CrcSet, PartCrcs};
@@ -37,6 +37,17 @@ impl PartHasher {
         self.blake3.update(data);
         self.crc.update(data);
         self.extra.update(data);
+    }
+
+    /// The record of the bytes hashed so far, `received` of them, as the beginning of a part.
+    pub(crate) fn beginning(&self, received: u64) -> PartialPart {
+        let mut blake3 = [0u8; PARTIAL_BLAKE3_LEN];
+        blake3.copy_from_slice(&self.blake3.finalize().as_bytes()[..PARTIAL_BLAKE3_LEN]);
+        PartialPart {
+            received,
+            blake3,
+            crc64: self.crc.finalize(),
+        }
     }
 
     pub(crate) fn finish(&self) -> (PartDigest, PartCrcs) {

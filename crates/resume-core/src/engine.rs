@@ -1,9 +1,11 @@
 //! One download, from stat to rename. See `docs/ARCHITECTURE.md` for the lifecycle and the
 //! invariants each step enforces.
 
+mod commit;
 mod fetch;
 mod verify;
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -12,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use checkpoint::{
     Checkpoint, CheckpointId, CheckpointStore, ObjectFingerprint, PartDigest, PartLayout,
-    StoredChecksum, TempFile, Timestamp,
+    PartialPart, StoredChecksum, TempFile, Timestamp,
 };
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -29,7 +31,10 @@ use crate::plan::{bounded_part_size, format_range, plan, resolve_range};
 use crate::rate::RateLimiter;
 use crate::retry::JitterRng;
 use crate::source::{ObjectMeta, ReadConditions, SourceError};
+use commit::{Committer, Ticker};
 use verify::{combined_crcs, crc64_verified};
+
+pub use commit::PROGRESS_STEP;
 
 /// Runs a download to completion, restarting on object change per policy.
 pub(crate) async fn run(
@@ -288,6 +293,10 @@ struct Transfer<'a> {
     last_sync: Mutex<Instant>,
     /// Bytes of parts done since the last sync started.
     unsynced: AtomicU64,
+    /// Beginnings of parts saved by an earlier run, taken by the worker that claims the part.
+    partial: Mutex<BTreeMap<u64, PartialPart>>,
+    /// Records the beginnings of parts in flight.
+    committer: Committer,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -375,7 +384,7 @@ impl<'a> Attempt<'a> {
                         .await;
                 }
             };
-        let resumed = !checkpoint.done.is_empty();
+        let resumed = !checkpoint.done.is_empty() || !checkpoint.partial.is_empty();
         let mut verified_on_resume = false;
         // CRCs of reused parts, computed while re-reading them.
         let mut reused_crcs = Vec::new();
@@ -402,11 +411,14 @@ impl<'a> Attempt<'a> {
             // records the temp file's identity, if an older format did not).
             checkpoint.temp_file = TempFile::Created(file.identity()?);
             store.save(&checkpoint)?;
-            self.disk.touched(!checkpoint.done.is_empty());
+            self.disk
+                .touched(!checkpoint.done.is_empty() || !checkpoint.partial.is_empty());
         }
 
         let reused_parts: Vec<u64> = checkpoint.done.keys().copied().collect();
-        let reused_bytes = checkpoint.done_bytes();
+        // Saved beginnings count as reused; one found damaged when its part is claimed is
+        // taken off again.
+        let reused_bytes = checkpoint.saved_bytes();
         self.counters
             .done_bytes
             .store(reused_bytes, Ordering::Relaxed);
@@ -436,7 +448,18 @@ impl<'a> Attempt<'a> {
         for (i, c) in reused_crcs {
             crcs[usize_of(i)?] = c;
         }
+        let partial = std::mem::take(&mut checkpoint.partial);
         drop(checkpoint);
+        let committer = match &self.shared_store {
+            Some(store) => Committer::new(
+                store.clone(),
+                self.id.clone(),
+                self.disk.part_path.clone(),
+                dl.sync_interval,
+                digests.len(),
+            ),
+            None => Committer::none(),
+        };
         let transfer = Transfer {
             file,
             meta: &meta,
@@ -452,13 +475,20 @@ impl<'a> Attempt<'a> {
             last_progress: Mutex::new(None),
             last_sync: Mutex::new(Instant::now()),
             unsynced: AtomicU64::new(0),
+            partial: Mutex::new(partial),
+            committer,
         };
 
+        // Parts with a saved beginning first: they finish sooner, and a run stopped again
+        // leaves no more partial parts than it had workers.
         let missing: Vec<u64> = {
             let d = lock(&transfer.digests);
-            (0..layout.part_count)
+            let started = lock(&transfer.partial);
+            let (mut first, rest): (Vec<u64>, Vec<u64>) = (0..layout.part_count)
                 .filter(|&i| d[i as usize].is_none())
-                .collect()
+                .partition(|i| started.contains_key(i));
+            first.extend(rest);
+            first
         };
         self.run_workers(&transfer, &missing).await?;
 
@@ -482,6 +512,7 @@ impl<'a> Attempt<'a> {
                         d[p as usize] = None;
                     }
                 }
+                transfer.committer.undone(&damaged);
                 let bytes: u64 = damaged.iter().map(|&p| layout.part_len(p)).sum();
                 self.counters.done_bytes.fetch_sub(bytes, Ordering::Relaxed);
                 dl.emit(&Event::PartsDamaged {
@@ -683,7 +714,8 @@ impl<'a> Attempt<'a> {
             Found::Checkpoint(loaded)
                 if loaded.checkpoint.id == *self.id
                     && same_object(&loaded.checkpoint.object, fingerprint)
-                    && !loaded.checkpoint.done.is_empty() =>
+                    && (!loaded.checkpoint.done.is_empty()
+                        || !loaded.checkpoint.partial.is_empty()) =>
             {
                 Some(loaded.checkpoint.layout)
             }
@@ -938,6 +970,12 @@ impl<'a> Attempt<'a> {
             }
         }
         drop(workers);
+        // Every beginning the workers submitted (also when they stopped) is recorded now.
+        if let Err(f) = t.committer.drain().await
+            && first.is_none()
+        {
+            first = Some(f);
+        }
         if let Err(e) = self.background.drain().await
             && first.is_none()
         {
@@ -953,6 +991,9 @@ impl<'a> Attempt<'a> {
     }
 
     fn cancelled(&self, t: &Transfer<'_>) -> Failure {
+        // Every byte received is recorded by now (the workers submitted their parts'
+        // beginnings and the committer drained): say how many, once more.
+        self.emit_progress(t, true);
         Failure::Fatal(Error::Cancelled {
             key: self.key.to_owned(),
             done_bytes: self.counters.done_bytes.load(Ordering::Relaxed),
@@ -967,6 +1008,7 @@ impl<'a> Attempt<'a> {
         next: &AtomicUsize,
     ) -> Result<(), Failure> {
         let mut buf = Vec::with_capacity(self.dl.buffer_size);
+        let mut ticker = Ticker::new();
         loop {
             if self.halt.is_cancelled() {
                 return Err(Failure::Stopped);
@@ -984,7 +1026,7 @@ impl<'a> Attempt<'a> {
             let Some(&part) = queue.get(next.fetch_add(1, Ordering::Relaxed)) else {
                 return Ok(());
             };
-            let (digest, crcs) = self.fetch_part(t, part, &mut buf).await?;
+            let (digest, crcs) = self.fetch_part(t, part, &mut buf, &mut ticker).await?;
             drop(permit);
             self.part_done(t, part, digest, crcs)?;
         }
@@ -999,8 +1041,11 @@ impl<'a> Attempt<'a> {
         crcs: PartCrcs,
     ) -> Result<(), Failure> {
         if let Some(store) = self.store {
-            store.record(self.id, part, digest)?;
-            store.flush(self.id)?;
+            t.committer.done(part, || {
+                store.record(self.id, part, digest)?;
+                store.flush(self.id)?;
+                Ok(())
+            })?;
             self.disk.progress.store(true, Ordering::Relaxed);
         }
         lock(&t.digests)[part as usize] = Some(digest);

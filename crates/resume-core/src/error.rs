@@ -149,9 +149,10 @@ pub enum Error {
     )]
     ForeignFile { path: PathBuf, why: String },
 
-    /// The caller cancelled. Finished parts recorded in a checkpoint are kept for a resume;
-    /// [`Downloader::saved_progress`](crate::Downloader::saved_progress) says how much. The
-    /// message does not: bytes received are not bytes saved (a part in flight is not kept).
+    /// The caller cancelled. Finished parts and the received beginnings of the parts in
+    /// flight are recorded in the checkpoint for a resume;
+    /// [`Downloader::saved_progress`](crate::Downloader::saved_progress) says how much (what
+    /// the files hold, which is what counts). The message does not.
     #[error("download of {key} interrupted")]
     Cancelled {
         key: String,

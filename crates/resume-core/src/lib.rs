@@ -37,6 +37,7 @@ pub use downloader::{
 };
 pub use error::{Error, ErrorKind};
 pub use event::{Event, PartSizeReason, Report};
+pub use engine::PROGRESS_STEP;
 pub use integrity::{Algorithm, Checksum, Origin, Scope, Verification};
 pub use limit::ConnectionLimit;
 pub use list::{ListPage, ListedObject, Lister, ListerExt};

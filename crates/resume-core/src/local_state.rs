@@ -83,7 +83,8 @@ pub(crate) enum Found {
 
 impl Found {
     pub(crate) fn has_progress(&self) -> bool {
-        matches!(self, Found::Checkpoint(l) if !l.checkpoint.done.is_empty())
+        matches!(self, Found::Checkpoint(l)
+            if !l.checkpoint.done.is_empty() || !l.checkpoint.partial.is_empty())
     }
 }
 
@@ -178,6 +179,10 @@ pub(crate) fn is_checkpoint_file(path: &Path) -> bool {
 pub struct SavedProgress {
     /// Bytes in the parts recorded done.
     pub done_bytes: u64,
+    /// Bytes saved at the beginning of parts not done (a resume asks only for the rest).
+    pub partial_bytes: u64,
+    /// Parts with a saved beginning.
+    pub parts_partial: u64,
     /// Bytes the download covers.
     pub total_bytes: u64,
     pub parts_done: u64,
@@ -189,15 +194,15 @@ pub struct SavedProgress {
 }
 
 /// What [`inspect`] and the first attempt would resume from, read without locking or
-/// changing anything: this download's checkpoint, with a done part, claiming `temp` at the
-/// layout's length.
+/// changing anything: this download's checkpoint, with a done part or a part's saved
+/// beginning, claiming `temp` at the layout's length.
 pub(crate) fn saved_progress(
     store: &dyn CheckpointStore,
     id: &CheckpointId,
     temp: &Path,
 ) -> Option<SavedProgress> {
     let cp = store.load(id).ok()??.checkpoint;
-    if cp.id != *id || cp.done.is_empty() {
+    if cp.id != *id || (cp.done.is_empty() && cp.partial.is_empty()) {
         return None;
     }
     let (identity, len) = identity_at(temp)?;
@@ -208,6 +213,8 @@ pub(crate) fn saved_progress(
     };
     (claimed && len == cp.layout.len).then(|| SavedProgress {
         done_bytes: cp.done_bytes(),
+        partial_bytes: cp.partial_bytes(),
+        parts_partial: cp.partial.len() as u64,
         total_bytes: cp.layout.len,
         parts_done: cp.done.len() as u64,
         parts: cp.layout.part_count,

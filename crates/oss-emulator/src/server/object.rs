@@ -229,6 +229,15 @@ pub(super) async fn get_object(
         throttle: faults.throttle,
         conn: conn.clone(),
         request_id: r.request_id.clone(),
+        sent_counter: {
+            let c = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            shared
+                .body_sent
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(r.number, c.clone());
+            c
+        },
     });
     Ok(b.body(body.boxed_unsync()).expect("valid response"))
 }
@@ -399,6 +408,8 @@ struct BodyPlan {
     throttle: Option<u64>,
     conn: Arc<ConnCtx>,
     request_id: String,
+    /// Bytes handed to hyper, for the request log.
+    sent_counter: Arc<std::sync::atomic::AtomicU64>,
 }
 
 enum Source {
@@ -493,6 +504,7 @@ impl StreamState {
             return match self.read(n).await {
                 Ok(bytes) => {
                     self.sent += n as u64;
+                    self.plan.sent_counter.fetch_add(n as u64, Ordering::Relaxed);
                     if self.sent == self.plan.send && self.plan.cut.is_some() {
                         // Taken before hyper gets the last bytes: the next completed flush
                         // includes them.

@@ -8,7 +8,7 @@ use checkpoint::PartDigest;
 use futures::StreamExt;
 use tokio::time::Instant;
 
-use super::{Attempt, Failure, Transfer, lock};
+use super::{Attempt, Failure, Ticker, Transfer, lock};
 use crate::digest::PartHasher;
 use crate::error::Error;
 use crate::event::Event;
@@ -16,25 +16,100 @@ use crate::integrity::PartCrcs;
 use crate::source::{RangeRead, SourceError, SourceErrorKind};
 
 impl Attempt<'_> {
-    /// Fetches one part, retrying and resuming from the byte where a request broke.
+    /// Fetches one part, retrying and resuming from the byte where a request broke, or where
+    /// an earlier run stopped (its saved beginning, checked against the bytes on disk). A
+    /// part stopped by cancellation or another part's failure submits what it received, so
+    /// the attempt records it before returning.
     pub(super) async fn fetch_part(
         &self,
         t: &Transfer<'_>,
         part: u64,
         buf: &mut Vec<u8>,
+        ticker: &mut Ticker,
     ) -> Result<(PartDigest, PartCrcs), Failure> {
         let range = t.layout.part_range(part);
-        let mut pos = range.start;
+        let (mut pos, mut hasher) = self.resume_beginning(t, part, &range, buf).await?;
+        let result = self
+            .fetch_rest(t, part, &range, &mut pos, &mut hasher, buf, ticker)
+            .await;
+        if let Err(f) = &result
+            && !matches!(f, Failure::Changed(_) | Failure::NoRanges)
+            && pos > range.start
+            && pos < range.end
+        {
+            // Worth keeping for the next run (nothing is for a changed object or another
+            // layout); recorded by the attempt's drain.
+            let _ = t
+                .committer
+                .submit(part, hasher.beginning(pos - range.start));
+        }
+        result
+    }
+
+    /// Where part `part` starts: after its beginning saved by an earlier run if the bytes on
+    /// disk still match its record (re-read and hashed, so the part's digests cover them),
+    /// else at its first byte.
+    async fn resume_beginning(
+        &self,
+        t: &Transfer<'_>,
+        part: u64,
+        range: &Range<u64>,
+        buf: &mut Vec<u8>,
+    ) -> Result<(u64, PartHasher), Failure> {
         let mut hasher = PartHasher::new(t.checks.crcs);
+        let saved = lock(&t.partial).remove(&part);
+        let Some(saved) = saved else {
+            return Ok((range.start, hasher));
+        };
+        let offset = t.layout.part_offset(part);
+        buf.resize(self.dl.buffer_size.clamp(64 << 10, 4 << 20), 0);
+        let read_at = |b: &mut [u8], off: u64| t.file.read_exact_at(b, off);
+        self.read_through(read_at, offset..offset + saved.received, buf, |chunk| {
+            hasher.update(chunk)
+        })
+        .await?;
+        buf.clear();
+        if hasher.beginning(saved.received) == saved {
+            return Ok((range.start + saved.received, hasher));
+        }
+        self.counters
+            .done_bytes
+            .fetch_sub(saved.received, Ordering::Relaxed);
+        self.dl.emit(&Event::PartsDamaged {
+            parts: vec![part],
+            reason: format!(
+                "the first {} bytes of the part saved in the temp file no longer match the \
+                 checkpoint's CRC-64 and BLAKE3; the part is fetched from its first byte",
+                saved.received
+            ),
+        });
+        Ok((range.start, PartHasher::new(t.checks.crcs)))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn fetch_rest(
+        &self,
+        t: &Transfer<'_>,
+        part: u64,
+        range: &Range<u64>,
+        pos: &mut u64,
+        hasher: &mut PartHasher,
+        buf: &mut Vec<u8>,
+        ticker: &mut Ticker,
+    ) -> Result<(PartDigest, PartCrcs), Failure> {
         let (mut failures, mut requests) = (0u32, 0u32);
         loop {
             requests += 1;
-            let before = pos;
+            let before = *pos;
             // A connection abandoned for being too slow made progress, yet counts as a failure:
             // otherwise a trickle would reset the count with every byte and never end.
             let mut slow = false;
+            let cursor = Cursor {
+                part,
+                part_start: range.start,
+            };
             let err = match self
-                .attempt_range(t, pos..range.end, &mut pos, &mut hasher, buf)
+                .attempt_range(t, cursor, *pos..range.end, pos, hasher, buf, ticker)
                 .await
             {
                 Ok(()) => return Ok(hasher.finish()),
@@ -47,9 +122,9 @@ impl Attempt<'_> {
                     // Nothing this response delivered can be trusted: start the part over.
                     self.counters
                         .done_bytes
-                        .fetch_sub(pos - range.start, Ordering::Relaxed);
-                    pos = range.start;
-                    hasher = PartHasher::new(t.checks.crcs);
+                        .fetch_sub(*pos - range.start, Ordering::Relaxed);
+                    *pos = range.start;
+                    *hasher = PartHasher::new(t.checks.crcs);
                     e
                 }
                 Err(AttemptError::Failure(f)) => return Err(f),
@@ -70,7 +145,7 @@ impl Attempt<'_> {
                 kind if !kind.is_retryable() => return Err(part_error(err).into()),
                 _ => {}
             }
-            failures = if pos > before && !slow {
+            failures = if *pos > before && !slow {
                 1
             } else {
                 failures + 1
@@ -80,7 +155,7 @@ impl Attempt<'_> {
             {
                 return Err(part_error(err).into());
             }
-            self.backoff(Some(part), requests, failures, pos, &err)
+            self.backoff(Some(part), requests, failures, *pos, &err)
                 .await?;
         }
     }
@@ -119,13 +194,18 @@ impl Attempt<'_> {
 
     /// One request for `want`; writes and hashes every byte it accepts and advances `pos`
     /// past them, also when the request then fails, so a retry resumes where this one broke.
+    /// Every [`PROGRESS_STEP`](super::PROGRESS_STEP) the worker receives, the part's
+    /// beginning is written out and submitted for recording (see `commit.rs`).
+    #[allow(clippy::too_many_arguments)]
     async fn attempt_range(
         &self,
         t: &Transfer<'_>,
+        cursor: Cursor,
         want: Range<u64>,
         pos: &mut u64,
         hasher: &mut PartHasher,
         buf: &mut Vec<u8>,
+        ticker: &mut Ticker,
     ) -> Result<(), AttemptError> {
         let dl = self.dl;
         let idle = dl.idle_timeout;
@@ -238,6 +318,28 @@ impl Attempt<'_> {
                 .done_bytes
                 .fetch_add(chunk.len() as u64, Ordering::Relaxed);
             self.emit_progress(t, false);
+            if ticker.add(chunk.len() as u64) && cur < want.end {
+                // The part's beginning, all of it written, submitted once the previous
+                // submission is recorded (so at most one is outstanding).
+                if !buf.is_empty() {
+                    if let Err(e) = t.file.write_all_at(buf, buf_start - file_base) {
+                        break Err(Failure::Fatal(e).into());
+                    }
+                    buf_start += buf.len() as u64;
+                    buf.clear();
+                }
+                if let Err(f) = t.committer.wait(ticker.outstanding, &self.halt).await {
+                    break Err(f.into());
+                }
+                match t
+                    .committer
+                    .submit(cursor.part, hasher.beginning(cur - cursor.part_start))
+                {
+                    Ok(ticket) => ticker.outstanding = ticket,
+                    Err(f) => break Err(f.into()),
+                }
+                self.disk.progress.store(true, Ordering::Relaxed);
+            }
         };
         // Bytes accepted before a failure are valid: they belong to the declared range of the
         // pinned object. Keep them so the retry continues from `cur`.
@@ -312,6 +414,14 @@ impl Attempt<'_> {
             read.range.end.saturating_sub(1)
         ))))
     }
+}
+
+/// Which part a request belongs to.
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    part: u64,
+    /// Object offset of the part's first byte.
+    part_start: u64,
 }
 
 pub(super) enum AttemptError {

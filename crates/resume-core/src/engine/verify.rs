@@ -80,7 +80,7 @@ impl Attempt<'_> {
     /// Reads `range` of a local file through `read_at`, a buffer at a time, handing each to
     /// `each`; stops when the download is halted, and yields between buffers so a long pass
     /// does not starve the rest of the runtime.
-    async fn read_through(
+    pub(super) async fn read_through(
         &self,
         read_at: impl Fn(&mut [u8], u64) -> Result<(), Error>,
         range: Range<u64>,
