@@ -318,10 +318,10 @@ fn with_version(cp: &[u8], version: u32) -> Vec<u8> {
 fn checkpoint_from_an_older_or_newer_format_version_is_discarded_with_its_version() {
     assert_eq!(
         checkpoint::codec::FORMAT_VERSION,
-        3,
+        4,
         "update the versions below"
     );
-    for (version, label) in [(0u32, "older"), (4u32, "newer")] {
+    for (version, label) in [(0u32, "older"), (5u32, "newer")] {
         let (server, content, _dir, dest) = interrupted();
         let cp = std::fs::read(rgcp(&dest)).expect("checkpoint");
         assert_eq!(&cp[..8], &checkpoint::codec::MAGIC);
@@ -330,7 +330,7 @@ fn checkpoint_from_an_older_or_newer_format_version_is_discarded_with_its_versio
         assert_file_is(&dest, &content, label);
         let r = reason(&out);
         assert!(
-            r.contains(&format!("format version {version}")) && r.contains("reads version 3"),
+            r.contains(&format!("format version {version}")) && r.contains("reads version 4"),
             "{label} format: the reason should name both versions: {r}"
         );
     }

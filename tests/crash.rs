@@ -542,7 +542,10 @@ fn sigint_and_sigterm_exit_130_and_the_resume_never_requests_a_part_reported_don
                 last_done.unwrap_or(done_bytes),
                 "run {run}: every byte received before must be reused"
             );
-            assert!(reused >= done_bytes, "run {run}: reused {reused} < {done_bytes}");
+            assert!(
+                reused >= done_bytes,
+                "run {run}: reused {reused} < {done_bytes}"
+            );
             assert_eq!(num(&started, "parts_reused"), done.len() as u64);
             let mut signalled = None;
             if interrupt {
@@ -747,8 +750,8 @@ fn overlap(a: &[std::ops::Range<u64>], b: &[std::ops::Range<u64>]) -> u64 {
 #[test]
 fn overlap_counts_shared_bytes_once() {
     assert_eq!(overlap(&[0..10, 5..15], &[12..20, 0..1]), 4);
-    assert_eq!(overlap(&[0..10], &[10..20]), 0);
-    assert_eq!(overlap(&[3..3], &[0..10]), 0);
+    assert_eq!(overlap(&[0..10, 30..31], &[10..20, 40..41]), 0);
+    assert_eq!(overlap(&[3..3, 50..50], &[0..10, 40..60]), 0);
 }
 
 /// What one run of a sub-part test did.
@@ -831,7 +834,11 @@ fn sigkill_with_64_mib_parts_refetches_at_most_one_mib_per_job() {
     let mut worst_server = 0u64;
     let mut worst_client = 0u64;
     let mut kept_without_a_part = 0;
-    for (i, r) in runs.iter().enumerate().filter(|(_, r)| r.outcome == "killed") {
+    for (i, r) in runs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.outcome == "killed")
+    {
         let next = &runs[i + 1];
         assert!(
             next.reused >= r.reused,
@@ -931,8 +938,11 @@ fn sigint_and_sigterm_with_64_mib_parts_keep_every_byte_received() {
             p.interrupt();
         }
         let out = p.finish();
-        out.expect_code(EXIT_INTERRUPTED)
-            .expect_stderr(&["interrupted", "saved:", "run the same command"]);
+        out.expect_code(EXIT_INTERRUPTED).expect_stderr(&[
+            "interrupted",
+            "saved:",
+            "run the same command",
+        ]);
         let last_done = out
             .events_named("progress")
             .last()
@@ -954,7 +964,11 @@ fn sigint_and_sigterm_with_64_mib_parts_keep_every_byte_received() {
             outcome: "interrupted",
         });
     }
-    assert_file_is(&dest, &content, "resumed after interruptions with 64 MiB parts");
+    assert_file_is(
+        &dest,
+        &content,
+        "resumed after interruptions with 64 MiB parts",
+    );
     // Server side: what an interrupted run was sent and a later run asked for again is only
     // what the transport held when the signal came (the workers keep every byte they took).
     let sent = sent_by_run(&server);

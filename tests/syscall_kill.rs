@@ -1,7 +1,8 @@
 //! `kill -9` at exact system calls, with strace's fault injection (`-e inject=…:signal=KILL`,
 //! `-P PATH`): the instants where a crash is most likely to leave state the next run cannot
 //! use — around the checkpoint's claim on the temp file, the temp file's creation, the final
-//! rename and the checkpoint's deletion. Every next run must end with the exact bytes, never
+//! rename and the checkpoint's deletion, and the commit of a part's beginning (the temp file's
+//! fdatasync, then the checkpoint append). Every next run must end with the exact bytes, never
 //! refuse its own temp file, and leave nothing but DEST.
 
 use std::ffi::OsString;
@@ -25,6 +26,16 @@ fn strace() -> PathBuf {
 /// touches `path`, when given; strace matches a path against a call's first path argument
 /// only, so renames *into* a path are counted without it). The call itself does not happen.
 fn killed_at(c: &Case, syscalls: &str, path: Option<&Path>, nth: u32) -> Outcome {
+    killed_at_with(c, &ARGS, syscalls, path, nth)
+}
+
+fn killed_at_with(
+    c: &Case,
+    args: &[&str],
+    syscalls: &str,
+    path: Option<&Path>,
+    nth: u32,
+) -> Outcome {
     let mut wrapper: Vec<OsString> = vec![
         strace().into(),
         "-f".into(),
@@ -41,7 +52,7 @@ fn killed_at(c: &Case, syscalls: &str, path: Option<&Path>, nth: u32) -> Outcome
         "-e".into(),
         format!("inject={syscalls}:signal=KILL:when={nth}").into(),
     ]);
-    let out = c.get().args(ARGS).under(wrapper).run();
+    let out = c.get().args(args).under(wrapper).run();
     assert_eq!(
         out.code(),
         None,
@@ -126,4 +137,43 @@ fn killed_before_deleting_the_checkpoint_the_next_run_finishes_at_once() {
         note.contains("already this download's finished file"),
         "{note}"
     );
+}
+
+/// Parts of 2 MiB: the first beginning is committed 512 KiB into the first part.
+const SUB_ARGS: [&str; 4] = ["--part-size", "2097152", "--jobs", "1"];
+const SUB_SIZE: usize = 3 << 20;
+
+#[test]
+fn killed_inside_the_commit_of_a_parts_beginning_nothing_unsynced_is_claimed() {
+    // The temp file's fdatasync that precedes the first partial record (the background sync
+    // of done parts comes later: after a part is done), then the checkpoint append that
+    // follows it.
+    for (n, (syscalls, file)) in [
+        ("fdatasync,fsync", rgpart as fn(&Path) -> PathBuf),
+        ("write,pwrite64,writev", rgcp),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let c = case(KEY, SUB_SIZE, 40 + n as u64);
+        killed_at_with(&c, &SUB_ARGS, syscalls, Some(&file(&c.dest)), 1);
+        let out = c.get().args(SUB_ARGS).run();
+        out.expect_ok();
+        assert_file_is(&c.dest, &c.content, &format!("killed at {syscalls}"));
+        let reused = out.num("started", "reused_bytes");
+        // The commit was killed before it recorded anything: only whole parts (recorded done
+        // after their writes, not gated by that commit) may be reused, no beginning.
+        assert_eq!(
+            reused % (2 << 20),
+            0,
+            "killed at {syscalls}: {reused} bytes reused, a beginning the killed commit \
+             never recorded"
+        );
+        assert_eq!(
+            out.num("completed", "fetched_bytes") + reused,
+            SUB_SIZE as u64
+        );
+        let left: Vec<String> = listing(c.dir.path()).into_keys().collect();
+        assert_eq!(left, vec!["object.bin".to_string()]);
+    }
 }

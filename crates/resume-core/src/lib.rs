@@ -35,9 +35,9 @@ pub use downloader::{
     CheckpointChoice, DEFAULT_CONCURRENCY, DEFAULT_MAX_PARTS, DEFAULT_PART_SIZE, Downloader,
     OnChange, resolve_dest,
 };
+pub use engine::PROGRESS_STEP;
 pub use error::{Error, ErrorKind};
 pub use event::{Event, PartSizeReason, Report};
-pub use engine::PROGRESS_STEP;
 pub use integrity::{Algorithm, Checksum, Origin, Scope, Verification};
 pub use limit::ConnectionLimit;
 pub use list::{ListPage, ListedObject, Lister, ListerExt};

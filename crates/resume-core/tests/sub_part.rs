@@ -15,7 +15,10 @@ const MIB: u64 = 1 << 20;
 
 /// The ranges read since the log had `from` entries.
 fn ranges_since(fx: &Fixture, from: usize) -> Vec<std::ops::Range<u64>> {
-    fx.source.log()[from..].iter().map(|r| r.range.clone()).collect()
+    fx.source.log()[from..]
+        .iter()
+        .map(|r| r.range.clone())
+        .collect()
 }
 
 #[test]
@@ -42,7 +45,10 @@ fn a_crash_inside_large_parts_loses_at_most_two_steps_per_part_in_flight() {
             .unwrap()
             .checkpoint;
         assert!(saved.done.is_empty(), "no 8 MiB part can be done yet");
-        assert!(!saved.partial.is_empty(), "{sync:?}: nothing below the part saved");
+        assert!(
+            !saved.partial.is_empty(),
+            "{sync:?}: nothing below the part saved"
+        );
         let from = fx.source.log().len();
         let report = rt.block_on(dl().download(KEY, &fx.dest)).unwrap();
         assert_eq!(fx.dest_bytes(), fx.content);
@@ -96,11 +102,25 @@ fn cancellation_inside_large_parts_keeps_every_byte_received() {
         })
         .unwrap();
     let served = fx.source.bytes_served();
-    let saved = fx.store.load(&fx.store.ids()[0]).unwrap().unwrap().checkpoint;
-    assert_eq!(saved.saved_bytes(), last_done, "every byte received is saved");
+    let saved = fx
+        .store
+        .load(&fx.store.ids()[0])
+        .unwrap()
+        .unwrap()
+        .checkpoint;
+    assert_eq!(
+        saved.saved_bytes(),
+        last_done,
+        "every byte received is saved"
+    );
     assert_eq!(served, last_done, "and nothing served was dropped");
     let report = rt
-        .block_on(fx.downloader().part_size(16 * MIB).concurrency(2).download(KEY, &fx.dest))
+        .block_on(
+            fx.downloader()
+                .part_size(16 * MIB)
+                .concurrency(2)
+                .download(KEY, &fx.dest),
+        )
         .unwrap();
     assert_eq!(fx.dest_bytes(), fx.content);
     assert_eq!(report.fetched_bytes + report.reused_bytes, 20 << 20);
@@ -138,7 +158,11 @@ fn a_saved_beginning_damaged_on_disk_is_fetched_again_and_the_file_is_exact() {
     fx.take_events();
     let report = rt.block_on(dl().download(KEY, &fx.dest)).unwrap();
     assert_eq!(fx.dest_bytes(), fx.content);
-    assert_eq!(report.fetched_bytes, 12 << 20, "the part is fetched from its first byte");
+    assert_eq!(
+        report.fetched_bytes,
+        12 << 20,
+        "the part is fetched from its first byte"
+    );
     assert_eq!(ranges_since(&fx, from)[0].start, 0);
     assert!(fx.take_events().iter().any(|e| matches!(
         e,
@@ -178,8 +202,7 @@ fn background_commits_on_a_multi_thread_runtime_bound_the_loss_at_every_crash() 
         let second = dl();
         let report = rt
             .block_on(async {
-                tokio::time::timeout(Duration::from_secs(60), second.download(KEY, &fx.dest))
-                    .await
+                tokio::time::timeout(Duration::from_secs(60), second.download(KEY, &fx.dest)).await
             })
             .expect("the resume did not finish within 60 s")
             .unwrap();

@@ -504,7 +504,9 @@ impl StreamState {
             return match self.read(n).await {
                 Ok(bytes) => {
                     self.sent += n as u64;
-                    self.plan.sent_counter.fetch_add(n as u64, Ordering::Relaxed);
+                    self.plan
+                        .sent_counter
+                        .fetch_add(n as u64, Ordering::Relaxed);
                     if self.sent == self.plan.send && self.plan.cut.is_some() {
                         // Taken before hyper gets the last bytes: the next completed flush
                         // includes them.

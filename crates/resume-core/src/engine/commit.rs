@@ -160,7 +160,8 @@ impl Committer {
         let Some(shared) = &self.shared else {
             return record();
         };
-        lock(&shared.state).pending.remove(&index);
+        // A beginning of this part still pending stays there: the commit that takes it skips
+        // it (the part is done), and still completes the ticket its worker may wait for.
         let mut gate = lock(&shared.gate);
         if let Some(d) = gate.done.get_mut(index as usize) {
             *d = true;
@@ -344,6 +345,87 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use checkpoint::{
+        Checkpoint, CheckpointStore as _, MemoryCheckpointStore, ObjectFingerprint,
+        PARTIAL_BLAKE3_LEN, PartLayout, RangeSpec,
+    };
+
+    fn partial(received: u64) -> PartialPart {
+        PartialPart {
+            received,
+            blake3: [1; PARTIAL_BLAKE3_LEN],
+            crc64: received,
+        }
+    }
+
+    /// A part recorded done while its beginning is still pending: the commit that takes the
+    /// beginning skips it, and still completes the ticket its worker waits for (a lost ticket
+    /// once hung a download after a kill).
+    #[test]
+    fn a_part_done_while_its_beginning_is_pending_still_completes_the_ticket() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let temp = dir.path().join("t.rgpart");
+        std::fs::write(&temp, [0u8; 64]).unwrap();
+        let store = MemoryCheckpointStore::new();
+        let cp = Checkpoint::new(
+            CheckpointId {
+                source: "s".into(),
+                key: "k".into(),
+                version_id: None,
+                range: RangeSpec::Full,
+                destination: "/d".into(),
+            },
+            ObjectFingerprint {
+                size: 64,
+                etag: None,
+                last_modified: None,
+                version_id: None,
+                checksums: Vec::new(),
+            },
+            PartLayout::new(0, 64, 8).unwrap(),
+        );
+        store.save(&cp).unwrap();
+        let halt = CancellationToken::new();
+        rt.block_on(async {
+            for round in 0..200u64 {
+                let c = Committer::new(
+                    Arc::new(store.clone()),
+                    cp.id.clone(),
+                    temp.clone(),
+                    Some(Duration::from_secs(1)),
+                    8,
+                );
+                assert!(c.shared.as_ref().unwrap().background);
+                let part = round % 8;
+                let ticket = c.submit(part, partial(1 + round % 7)).unwrap();
+                c.done(part, || {
+                    let digest = checkpoint::PartDigest {
+                        blake3: [2; 32],
+                        crc64: round,
+                    };
+                    store.record(&cp.id, part, digest)?;
+                    store.flush(&cp.id)?;
+                    Ok(())
+                })
+                .unwrap();
+                tokio::time::timeout(Duration::from_secs(20), c.wait(ticket, &halt))
+                    .await
+                    .unwrap_or_else(|_| panic!("round {round}: ticket {ticket} never completed"))
+                    .unwrap();
+                c.drain().await.unwrap();
+            }
+        });
+        // Every beginning was of a part done meanwhile: whichever landed first, the done
+        // record is last.
+        let loaded = store.load(&cp.id).unwrap().unwrap().checkpoint;
+        assert!(loaded.partial.is_empty(), "{:?}", loaded.partial);
+        assert_eq!(loaded.done.len(), 8);
+    }
 
     #[test]
     fn a_ticker_submits_once_per_step_of_bytes_received() {
