@@ -535,12 +535,13 @@ fn sigint_and_sigterm_exit_130_and_the_resume_never_requests_a_part_reported_don
                 .unwrap_or_else(|| panic!("run {run} ended before `started`"));
             let done_bytes: u64 = done.values().map(|r| r.end - r.start).sum();
             // Every part reported done is reused, and so is every byte of the parts that were
-            // in flight (the interrupted run's last progress, said after its workers stopped).
+            // in flight: at least the interrupted run's last progress (said once more after its
+            // workers stopped; a signal during the final checks, with every part done, leaves
+            // an earlier, lower one).
             let reused = num(&started, "reused_bytes");
-            assert_eq!(
-                reused,
-                last_done.unwrap_or(done_bytes),
-                "run {run}: every byte received before must be reused"
+            assert!(
+                reused >= last_done.unwrap_or(done_bytes),
+                "run {run}: reused {reused}, the interrupted run had received {last_done:?}"
             );
             assert!(
                 reused >= done_bytes,
@@ -654,10 +655,13 @@ const SUB_THROTTLE: u64 = 16 << 20;
 const DESIGN_LOSS_PER_JOB: u64 = 2 * resume_core::PROGRESS_STEP;
 /// What the transport holds per connection at the moment of a kill or an interruption: bytes
 /// the emulator handed to its connection (counted as sent in its log) that the worker had not
-/// yet taken: hyper's buffers on both sides and the two sockets' queues. The emulator sends
-/// 64 KiB frames, paced by its throttle, and the client keeps up with 16 MiB/s, so this is a
-/// few frames; 1 MiB leaves room for a client descheduled for ~60 ms on a loaded machine.
-const TRANSPORT_SLACK_PER_JOB: u64 = 1 << 20;
+/// yet taken: hyper's buffers on both sides and the two sockets' queues. Not the design's: the
+/// runs' own progress checks the design's 1 MiB without it. The emulator sends 64 KiB frames
+/// paced by its throttle and a client that keeps up leaves a few frames in flight (1.7 MB
+/// over 3 connections measured on a quiet machine), but a client descheduled on 2 loaded
+/// cores lets them queue in the socket buffers (over 1 MiB per connection seen with the other
+/// crash tests running): 4 MiB, a quarter second at the throttled rate.
+const TRANSPORT_SLACK_PER_JOB: u64 = 4 << 20;
 
 fn sub_server(max_runs: usize) -> (Server, Vec<u8>) {
     let root = tempfile::tempdir().expect("emulator storage");
@@ -908,9 +912,10 @@ fn sigint_and_sigterm_with_64_mib_parts_keep_every_byte_received() {
         let reused = num(&started, "reused_bytes");
         if let Some(prev) = runs.last() {
             // Every byte the interrupted run received is saved: its last word on progress
-            // (after its workers stopped) is what this run reuses.
-            assert_eq!(
-                reused, prev.last_done,
+            // (said once more after its workers stopped) is what this run reuses, at least (a
+            // signal during the final checks, every part done, leaves an earlier one).
+            assert!(
+                reused >= prev.last_done,
                 "run {run}: reused {reused}, the interrupted run had received {}",
                 prev.last_done
             );
