@@ -346,8 +346,8 @@ impl Shared {
 mod tests {
     use super::*;
     use checkpoint::{
-        Checkpoint, CheckpointStore as _, MemoryCheckpointStore, ObjectFingerprint,
-        PARTIAL_BLAKE3_LEN, PartLayout, RangeSpec,
+        Checkpoint, MemoryCheckpointStore, ObjectFingerprint, PARTIAL_BLAKE3_LEN, PartLayout,
+        RangeSpec,
     };
 
     fn partial(received: u64) -> PartialPart {
