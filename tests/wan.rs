@@ -259,3 +259,91 @@ fn kill_9_during_a_blackhole_then_the_same_command_resumes_byte_identical() {
         num(started, "parts_reused")
     );
 }
+
+#[test]
+fn a_20s_blackhole_mid_download_fires_the_idle_timeout_and_retries_resume_at_the_byte() {
+    let s = scene(
+        LabConfig::new()
+            .rtt(Duration::from_millis(50))
+            .rate_bits(40_000_000),
+        16 * MIB,
+        1506,
+    );
+    // The defaults (--jobs auto, --part-size auto) but a 5 s idle timeout, below the outage.
+    let mut run = s.get().args(["--timeout", "5s"]).spawn();
+    wait_progress(&mut run, 4 * MIB as u64);
+    let blackhole = Duration::from_secs(20);
+    s.lab.blackhole_for(blackhole);
+    let still_running = !run.exited();
+    let out = run.finish();
+    out.expect_ok();
+    s.assert_identical("download across a 20 s blackhole");
+    assert!(still_running, "the download ended during the blackhole");
+    let retries = events_named(&out.events, "retry");
+    assert!(
+        retries.iter().any(|r| r["cause"]
+            .as_str()
+            .is_some_and(|c| c.contains("idle timeout"))),
+        "the idle timeout never fired during the blackhole: {retries:?}"
+    );
+    assert!(
+        retries_resumed_mid_part(&out.events) > 0,
+        "no retry resumed inside its part: {retries:?}"
+    );
+    let c = out.completed();
+    assert_eq!(
+        num(c, "fetched_bytes"),
+        s.content.len() as u64,
+        "bytes received before the blackhole were kept, none fetched twice"
+    );
+    eprintln!(
+        "{}: {} ms with a {blackhole:?} blackhole and a 5 s idle timeout, {} retries",
+        s.lab.config().describe(),
+        num(c, "elapsed_ms"),
+        retries.len()
+    );
+}
+
+#[test]
+fn jobs_auto_over_a_50ms_link_with_per_connection_caps_adds_connections() {
+    // Each connection is capped at 4 Mbit/s (htb), the link at 200 Mbit/s: every connection
+    // added raises the aggregate rate, as on a long fat or lossy link where one TCP flow gets
+    // a fraction of the link.
+    let s = scene(
+        LabConfig::new()
+            .rtt(Duration::from_millis(50))
+            .rate_bits(200_000_000)
+            .per_connection_bits(4_000_000, 64),
+        32 * MIB,
+        1507,
+    );
+    // --jobs auto is the default; 1 MiB parts so that parts are left to claim when it grows.
+    let out = s.get().args(["--part-size", "1MiB"]).run();
+    out.expect_ok();
+    s.assert_identical("download with --jobs auto");
+    let c = out.completed();
+    let jobs = &c["jobs"];
+    assert_eq!(jobs["auto"], true, "{c}");
+    let grew: Vec<&&Value> = events_named(&out.events, "jobs")
+        .iter()
+        .filter(|e| e["reason"] == "rate_grew")
+        .collect();
+    assert!(
+        num(jobs, "peak") > num(jobs, "start"),
+        "--jobs auto never added a connection: {c}; jobs events: {:?}",
+        events_named(&out.events, "jobs")
+    );
+    assert!(!grew.is_empty(), "no rate_grew event: {c}");
+    for g in &grew {
+        assert!(
+            num(g, "to") > num(g, "from") && num(g, "rate_after") > 0,
+            "a growth step that does not grow: {g}"
+        );
+    }
+    eprintln!(
+        "{}: {} ms, jobs {jobs}, events {:?}",
+        s.lab.config().describe(),
+        num(c, "elapsed_ms"),
+        events_named(&out.events, "jobs")
+    );
+}

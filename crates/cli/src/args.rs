@@ -262,14 +262,19 @@ pub struct HttpArgs {
 /// How bytes are moved: shared by downloads and `demo`.
 #[derive(Debug, Args)]
 pub struct TransferOpts {
-    /// Bytes per part, e.g. 8MiB, 512K, 100000. K, M, G, T (and KiB, MiB, GiB, TiB) are
-    /// binary: 1K = 1024 bytes; KB, MB, GB, TB are decimal: 1KB = 1000 bytes.
-    #[arg(long, default_value = "8MiB", value_parser = parse_size, allow_hyphen_values = true)]
-    pub part_size: u64,
+    /// Bytes per part, e.g. 8MiB, 512K, 100000, or `auto` (the default): about four parts
+    /// per connection the download may use, in whole MiB from 2 MiB to 64 MiB (2 MiB for
+    /// 256 MiB, 8 MiB for 1 GiB). K, M, G, T (and KiB, MiB, GiB, TiB) are binary: 1K = 1024
+    /// bytes; KB, MB, GB, TB are decimal: 1KB = 1000 bytes.
+    #[arg(long, default_value = "auto", value_parser = parse_part_size, allow_hyphen_values = true)]
+    pub part_size: Auto<u64>,
 
-    /// Parts downloaded in parallel.
-    #[arg(short = 'j', long, default_value = "8", value_parser = parse_count::<usize>, allow_hyphen_values = true)]
-    pub jobs: usize,
+    /// Parts downloaded in parallel: a number, or `auto` (the default) — start with 8
+    /// connections, double them while the download gets faster, up to 32, and halve them when
+    /// the server throttles (503 SlowDown, 429, refused connections). For `-r`, the
+    /// connections of the whole job (auto: 8).
+    #[arg(short = 'j', long, default_value = "auto", value_parser = parse_jobs, allow_hyphen_values = true)]
+    pub jobs: Auto<usize>,
 
     /// Cap the total download rate in bytes per second, e.g. 50MiB (units as for
     /// --part-size); 0 means no limit.
@@ -342,6 +347,41 @@ fn parse_range_arg(s: &str) -> Result<RangeSpec, String> {
 }
 
 /// A whole number of at least 0 (the minimum is checked with the other settings).
+/// A setting the tool may choose (`auto`) or the user fixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auto<T> {
+    Auto,
+    Fixed(T),
+}
+
+impl<T: Copy> Auto<T> {
+    /// The fixed value, or `default` for `auto`.
+    pub fn or(self, default: T) -> T {
+        match self {
+            Auto::Auto => default,
+            Auto::Fixed(v) => v,
+        }
+    }
+}
+
+fn parse_jobs(s: &str) -> Result<Auto<usize>, String> {
+    if s.trim().eq_ignore_ascii_case("auto") {
+        return Ok(Auto::Auto);
+    }
+    parse_count(s)
+        .map(Auto::Fixed)
+        .map_err(|e| format!("{e}, or auto"))
+}
+
+fn parse_part_size(s: &str) -> Result<Auto<u64>, String> {
+    if s.trim().eq_ignore_ascii_case("auto") {
+        return Ok(Auto::Auto);
+    }
+    parse_size(s)
+        .map(Auto::Fixed)
+        .map_err(|e| format!("{e}, or auto"))
+}
+
 fn parse_count<T: std::str::FromStr>(s: &str) -> Result<T, String> {
     let t = s.trim();
     if t.starts_with('-') {

@@ -241,8 +241,10 @@ pub async fn run(
         .url_names(urls)
         .identity_note(note.unwrap_or_default())
         .downloader(template)
-        .part_size(opts.transfer.part_size)
-        .jobs(opts.transfer.jobs)
+        // `auto`: objects up to 8 MiB are one GET, the job has 8 connections; larger objects
+        // get an automatic part size (the template's), each within the job's connections.
+        .part_size(opts.transfer.part_size.or(resume_core::DEFAULT_PART_SIZE))
+        .jobs(opts.transfer.jobs.or(resume_core::DEFAULT_CONCURRENCY))
         .rate_limit(opts.transfer.limit_rate)
         .skip_rule(skip_rule(b))
         .fail_fast(b.fail_fast)

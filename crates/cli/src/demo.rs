@@ -491,12 +491,15 @@ fn batch_story(
     );
     let lister: Arc<dyn resume_core::Lister> = Arc::new(bucket.lister().with_page_size(100));
     let source: Arc<dyn resume_core::RangeSource> = Arc::new(bucket.clone());
-    let part_size = transfer.part_size.min(256 << 10);
+    let part_size = transfer
+        .part_size
+        .or(resume_core::DEFAULT_PART_SIZE)
+        .min(256 << 10);
     let job = |events: Option<Arc<Notify>>| {
         let done = Arc::new(AtomicU64::new(0));
         let mut job = resume_batch::Job::new(lister.clone(), source.clone(), BATCH_PREFIX, dir)
             .part_size(part_size)
-            .jobs(transfer.jobs)
+            .jobs(transfer.jobs.or(resume_core::DEFAULT_CONCURRENCY))
             .rate_limit(transfer.limit_rate);
         if let Some(notify) = events {
             job = job.on_event(move |e| {

@@ -17,10 +17,10 @@ use std::sync::Arc;
 
 use clap::Parser;
 use resume_core::{
-    CancellationToken, CheckpointChoice, Downloader, ErrorKind, OnChange, RetryPolicy,
+    AutoJobs, CancellationToken, CheckpointChoice, Downloader, ErrorKind, OnChange, RetryPolicy,
 };
 
-use args::{Cli, Command, DownloadOpts, OnChangeArg, OutputOpts, TransferOpts};
+use args::{Auto, Cli, Command, DownloadOpts, OnChangeArg, OutputOpts, TransferOpts};
 use output::{Mode, Output};
 
 fn main() -> ExitCode {
@@ -135,11 +135,11 @@ fn log_filter(verbose: u8) -> String {
 
 /// Checks what clap cannot; returns a usage message.
 pub(crate) fn validate(opts: &TransferOpts) -> Result<(), String> {
-    if opts.part_size == 0 {
-        return Err("--part-size must be at least 1 byte (e.g. 8MiB)".into());
+    if opts.part_size == Auto::Fixed(0) {
+        return Err("--part-size must be at least 1 byte (e.g. 8MiB), or auto".into());
     }
-    if opts.jobs == 0 {
-        return Err("--jobs must be at least 1".into());
+    if opts.jobs == Auto::Fixed(0) {
+        return Err("--jobs must be at least 1, or auto".into());
     }
     if opts.retries == 0 {
         return Err("--retries must be at least 1 (1 = no retry)".into());
@@ -154,19 +154,25 @@ pub(crate) fn downloader(
     cancel: CancellationToken,
     on_event: impl Fn(&resume_core::Event) + Send + Sync + 'static,
 ) -> Downloader {
-    Downloader::from_arc(source)
-        .part_size(opts.part_size)
-        .concurrency(opts.jobs)
-        .retry(RetryPolicy {
-            max_attempts: opts.retries,
-            ..RetryPolicy::default()
-        })
-        .idle_timeout(opts.timeout)
-        .lowest_speed(opts.lowest_speed())
-        // 0 means no limit, as in curl, wget, aria2c and rclone.
-        .rate_limit(opts.limit_rate.filter(|&r| r > 0))
-        .cancel_token(cancel)
-        .on_progress(on_event)
+    let dl = Downloader::from_arc(source);
+    let dl = match opts.part_size {
+        Auto::Auto => dl.auto_part_size(true),
+        Auto::Fixed(n) => dl.part_size(n),
+    };
+    let dl = match opts.jobs {
+        Auto::Auto => dl.auto_jobs(Some(AutoJobs::default())),
+        Auto::Fixed(n) => dl.concurrency(n),
+    };
+    dl.retry(RetryPolicy {
+        max_attempts: opts.retries,
+        ..RetryPolicy::default()
+    })
+    .idle_timeout(opts.timeout)
+    .lowest_speed(opts.lowest_speed())
+    // 0 means no limit, as in curl, wget, aria2c and rclone.
+    .rate_limit(opts.limit_rate.filter(|&r| r > 0))
+    .cancel_token(cancel)
+    .on_progress(on_event)
 }
 
 /// The rest of the command line's settings: what to download and where progress is kept.

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use resume_core::{Event, PartSizeReason, Report, Verification};
+use resume_core::{Event, JobsReason, PartSizeReason, Report, Verification};
 use serde_json::{Value, json};
 
 use crate::size::format_bytes;
@@ -415,7 +415,34 @@ pub fn event_json(event: &Event) -> Value {
             "verification": r.verification.to_string(),
             "verified_by": verified_by(&r.verification),
             "warnings": r.warnings,
+            "jobs": {"auto": r.jobs.auto, "start": r.jobs.start, "peak": r.jobs.peak,
+                "last": r.jobs.last},
+            "first_byte_ms": r.first_byte.map(|f| json!({"requests": f.requests,
+                "min": f.min.as_millis() as u64, "mean": f.mean.as_millis() as u64,
+                "max": f.max.as_millis() as u64})),
             "elapsed_ms": r.elapsed.as_millis() as u64}),
+        Event::JobsChanged { from, to, reason } => {
+            let mut v = json!({"event": "jobs", "from": from, "to": to});
+            match reason {
+                JobsReason::RateGrew { before, after } => {
+                    v["reason"] = json!("rate_grew");
+                    v["rate_before"] = json!(before);
+                    v["rate_after"] = json!(after);
+                }
+                JobsReason::RateFlat { before, after } => {
+                    v["reason"] = json!("rate_flat");
+                    v["rate_before"] = json!(before);
+                    v["rate_after"] = json!(after);
+                }
+                JobsReason::Cap { after } => {
+                    v["reason"] = json!("cap");
+                    v["rate_after"] = json!(after);
+                }
+                JobsReason::Throttled => v["reason"] = json!("throttled"),
+                _ => v["reason"] = json!("other"),
+            }
+            v
+        }
         Event::Warning { message } => json!({"event": "warning", "message": message}),
         Event::Failed { error } => json!({"event": "failed", "error": error}),
         _ => json!({"event": "other", "debug": format!("{event:?}")}),

@@ -24,6 +24,12 @@
 //! }
 //! ```
 //!
+//! `"above_concurrent": N` matches a request only while more than N requests are in flight
+//! (itself included; a request is in flight until its answer's body is sent or abandoned):
+//! `{ "match": { "method": "GET", "above_concurrent": 4 }, "fault": { "kind": "error",
+//! "status": 503, "code": "SlowDown" } }` is a server that throttles above 4 concurrent
+//! requests ([`FaultRule::slow_down_above`]).
+//!
 //! Fault kinds: `reset_before_response`, `reset_after_bytes {bytes}`,
 //! `reset_at_offset {offset}`, `short_body {bytes}`, `error {status, code, message?}`,
 //! `delay_first_byte {millis}`, `throttle {bytes_per_second}`, `ignore_range`,
@@ -129,6 +135,20 @@ impl FaultRule {
         self
     }
 
+    /// Only while more than `n` requests are in flight, this one included.
+    pub fn above_concurrent(mut self, n: u64) -> Self {
+        self.matcher.above_concurrent = Some(n);
+        self
+    }
+
+    /// A server that throttles: 503 `SlowDown` to every GET that arrives while more than `n`
+    /// requests are in flight (itself included).
+    pub fn slow_down_above(n: u64) -> Self {
+        Self::always(Fault::slow_down())
+            .method("GET")
+            .above_concurrent(n)
+    }
+
     /// Only the `n`th request (1-based) that matches the other criteria.
     pub fn nth(mut self, n: u64) -> Self {
         self.matcher.nth = Some(n);
@@ -167,6 +187,9 @@ pub struct Match {
     /// The `n`th request (1-based) that meets the criteria above.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nth: Option<u64>,
+    /// Only while more than this many requests are in flight, this one included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub above_concurrent: Option<u64>,
 }
 
 /// What happens to a request.
@@ -265,6 +288,8 @@ pub(crate) use resume_core::SplitMix64;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RequestFacts<'a> {
     pub number: u64,
+    /// Requests in flight, this one included.
+    pub concurrent: u64,
     pub method: &'a str,
     pub bucket: Option<&'a str>,
     pub key: Option<&'a str>,
@@ -339,7 +364,8 @@ impl Faults {
                     .as_deref()
                     .is_none_or(|x| x.eq_ignore_ascii_case(req.method))
                 && m.bucket.as_deref().is_none_or(|b| Some(b) == req.bucket)
-                && m.key.as_deref().is_none_or(|k| Some(k) == req.key);
+                && m.key.as_deref().is_none_or(|k| Some(k) == req.key)
+                && m.above_concurrent.is_none_or(|n| req.concurrent > n);
             if !basic {
                 continue;
             }
@@ -395,10 +421,31 @@ mod tests {
     fn facts(number: u64, method: &'static str, key: &'static str) -> RequestFacts<'static> {
         RequestFacts {
             number,
+            concurrent: 1,
             method,
             bucket: Some("b"),
             key: Some(key),
         }
+    }
+
+    #[test]
+    fn slow_down_fires_only_above_the_concurrency() {
+        let plan = FaultPlan::new(3).rule(FaultRule::slow_down_above(2));
+        let json = plan.to_json();
+        assert!(json.contains("\"above_concurrent\": 2"), "{json}");
+        assert_eq!(FaultPlan::from_json(&json).unwrap(), plan);
+        let faults = Faults::new(plan);
+        let at = |concurrent, method| {
+            faults.decide(RequestFacts {
+                concurrent,
+                ..facts(1, method, "k")
+            })
+        };
+        assert!(at(1, "GET").is_empty());
+        assert!(at(2, "GET").is_empty());
+        assert_eq!(at(3, "GET"), vec![(0, Fault::slow_down())]);
+        assert_eq!(at(9, "GET"), vec![(0, Fault::slow_down())]);
+        assert!(at(9, "HEAD").is_empty(), "only GETs are throttled");
     }
 
     #[test]

@@ -113,6 +113,7 @@ impl Emulator {
                 .map(|d| d.to_ascii_lowercase())
                 .collect(),
             requests: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
             instance,
             log: Mutex::new(Vec::new()),
             body_sent: Mutex::new(Default::default()),

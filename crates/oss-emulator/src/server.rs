@@ -84,6 +84,9 @@ pub struct RequestRecord {
     /// Bytes of the response body handed to the connection so far (when the log was read):
     /// what a client could have received of a GET, also one it stopped reading.
     pub body_bytes: u64,
+    /// Requests in flight when this one arrived, itself included (a request is in flight
+    /// until its answer's body is sent or abandoned).
+    pub concurrent: u64,
 }
 
 /// State shared by every connection.
@@ -95,6 +98,8 @@ pub(crate) struct Shared {
     pub anonymous_read: bool,
     pub service_domains: Vec<String>,
     pub requests: AtomicU64,
+    /// Requests received and not yet fully answered (their bodies sent or abandoned).
+    pub in_flight: AtomicU64,
     pub instance: u32,
     pub log: Mutex<Vec<RequestRecord>>,
     /// Body bytes sent per request number (GET bodies only), for `RequestRecord::body_bytes`.
@@ -382,12 +387,62 @@ enum CutKind {
     Close,
 }
 
+/// One request counted in [`Shared::in_flight`] until dropped.
+struct InFlight {
+    shared: Arc<Shared>,
+    /// In flight when it arrived, itself included.
+    concurrent: u64,
+}
+
+impl InFlight {
+    fn enter(shared: &Arc<Shared>) -> Self {
+        let concurrent = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        Self {
+            shared: shared.clone(),
+            concurrent,
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A response body that keeps its request in flight until the body is dropped.
+struct InFlightBody {
+    inner: ResBody,
+    _guard: InFlight,
+}
+
+impl Body for InFlightBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 async fn handle(
     req: Request<Incoming>,
     shared: Arc<Shared>,
     conn: Arc<ConnCtx>,
 ) -> Result<Response<ResBody>, Aborted> {
     let number = shared.requests.fetch_add(1, Ordering::SeqCst) + 1;
+    let in_flight = InFlight::enter(&shared);
     let request_id = format!("{:08X}{:016X}", shared.instance, number);
     let (parts, body) = req.into_parts();
     let host = parts
@@ -442,13 +497,20 @@ async fn handle(
         access_key_id: None,
         faults: Vec::new(),
         body_bytes: 0,
+        concurrent: in_flight.concurrent,
     };
     let result = respond(&mut r, &shared, &conn, &mut record).await;
     match result {
         Ok(resp) => {
             record.status = Some(resp.status().as_u16());
             shared.record(record);
-            Ok(resp)
+            // In flight until hyper drops the body: sent to the end, or the connection gone.
+            Ok(resp.map(|inner| {
+                UnsyncBoxBody::new(InFlightBody {
+                    inner,
+                    _guard: in_flight,
+                })
+            }))
         }
         Err(Aborted) => {
             conn.reset.store(true, Ordering::SeqCst);
@@ -493,6 +555,7 @@ async fn respond(
     // 2. Faults.
     let fired = shared.faults.decide(RequestFacts {
         number: r.number,
+        concurrent: record.concurrent,
         method: r.method.as_str(),
         bucket: r.target.bucket.as_deref(),
         key: r.target.key.as_deref(),

@@ -17,6 +17,7 @@ use crate::local_state::{self, SavedProgress};
 use crate::part_file::{PART_SUFFIX, with_suffix};
 use crate::retry::{LowestSpeed, RetryPolicy};
 use crate::source::{ObjectMeta, RangeSource};
+use crate::tune::AutoJobs;
 
 /// What to do when the object changes while it is being downloaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -103,6 +104,10 @@ pub struct Downloader {
     pub(crate) shared_rate: Option<crate::rate::RateLimit>,
     /// Give DEST the object's last-modified time (see [`Downloader::keep_modified_time`]).
     pub(crate) keep_modified_time: bool,
+    /// `--jobs auto` (see [`Downloader::auto_jobs`]).
+    pub(crate) auto_jobs: Option<AutoJobs>,
+    /// `--part-size auto` (see [`Downloader::auto_part_size`]).
+    pub(crate) auto_part_size: bool,
 }
 
 impl fmt::Debug for Downloader {
@@ -131,6 +136,8 @@ impl fmt::Debug for Downloader {
             .field("connections", &self.connections)
             .field("shared_rate", &self.shared_rate)
             .field("keep_modified_time", &self.keep_modified_time)
+            .field("auto_jobs", &self.auto_jobs)
+            .field("auto_part_size", &self.auto_part_size)
             .finish_non_exhaustive()
     }
 }
@@ -182,6 +189,8 @@ impl Downloader {
             connections: None,
             shared_rate: None,
             keep_modified_time: false,
+            auto_jobs: None,
+            auto_part_size: false,
         }
     }
 
@@ -211,9 +220,29 @@ impl Downloader {
         self
     }
 
-    /// Parts fetched at once (≥ 1).
+    /// Parts fetched at once (≥ 1), unless [`auto_jobs`](Self::auto_jobs) chooses.
     pub fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = n;
+        self
+    }
+
+    /// `Some`: the number of connections is chosen while the download runs (`--jobs auto`,
+    /// see [`crate::tune`]): from `start`, doubled while the aggregate rate still grows, up to
+    /// `max` (and the [`connection_limit`](Self::connection_limit), if any), halved when the
+    /// server throttles; each change is reported with [`Event::JobsChanged`] and the outcome
+    /// in [`Report::jobs`](crate::Report::jobs). [`concurrency`](Self::concurrency) is then
+    /// not used. `None` (the default): [`concurrency`](Self::concurrency) connections.
+    pub fn auto_jobs(mut self, auto: Option<AutoJobs>) -> Self {
+        self.auto_jobs = auto;
+        self
+    }
+
+    /// With `true`, the part size is chosen for the download's length and connections
+    /// ([`auto_part_size`](crate::auto_part_size); `--part-size auto`) instead of
+    /// [`part_size`](Self::part_size). The bound on parts and the reuse of saved layouts apply
+    /// as to any part size.
+    pub fn auto_part_size(mut self, yes: bool) -> Self {
+        self.auto_part_size = yes;
         self
     }
 
@@ -453,6 +482,13 @@ impl Downloader {
         if self.max_parts == 0 {
             return Err(Error::Config(
                 "max parts is 0; allow at least 1 part (default 100 000)".into(),
+            ));
+        }
+        if let Some(a) = &self.auto_jobs
+            && (a.start == 0 || a.max == 0)
+        {
+            return Err(Error::Config(
+                "automatic jobs with 0 connections; start with and allow at least 1".into(),
             ));
         }
         if self.concurrency == 0 {

@@ -3,6 +3,7 @@
 
 mod commit;
 mod fetch;
+mod tuning;
 mod verify;
 
 use std::collections::BTreeMap;
@@ -27,11 +28,12 @@ use crate::event::{Event, PartSizeReason, Report};
 use crate::integrity::{Computed, CrcCombiner, CrcHasher, CrcSet, PartCrcs, Plan};
 use crate::local_state::{Disk, Found, inspect, is_checkpoint_file};
 use crate::part_file::{PART_SUFFIX, PartFile, identity_at, with_suffix};
-use crate::plan::{bounded_part_size, format_range, plan, resolve_range};
+use crate::plan::{auto_part_size, bounded_part_size, format_range, plan, resolve_range};
 use crate::rate::RateLimiter;
 use crate::retry::JitterRng;
 use crate::source::{ObjectMeta, ReadConditions, SourceError};
 use commit::{Committer, Ticker};
+use tuning::Tuning;
 use verify::{combined_crcs, crc64_verified};
 
 pub use commit::PROGRESS_STEP;
@@ -105,6 +107,7 @@ pub(crate) async fn run(
             counters: Counters::default(),
             warnings: &warnings,
             single_stream,
+            tuning: Tuning::new(dl),
         };
         match attempt.run(restarts, started).await {
             Err(Failure::NoRanges) if !single_stream => {
@@ -276,6 +279,8 @@ struct Attempt<'a> {
     warnings: &'a Warnings,
     /// The source ignores ranges: the whole object (or range) is one part.
     single_stream: bool,
+    /// How many workers claim parts (`--jobs auto`), and the requests' latency.
+    tuning: Tuning,
 }
 
 /// State shared by the workers of one attempt.
@@ -573,6 +578,8 @@ impl<'a> Attempt<'a> {
             verification,
             warnings: self.warnings.all(),
             elapsed: started.elapsed(),
+            jobs: self.tuning.used(),
+            first_byte: self.tuning.first_byte(),
         };
         self.emit_progress(&transfer, true);
         dl.emit(&Event::Completed(Arc::new(report.clone())));
@@ -649,7 +656,13 @@ impl<'a> Attempt<'a> {
                 .ok_or_else(|| Error::Config("part size is 0 bytes".into()))?;
             return Ok(layout);
         }
-        let wanted = bounded_part_size(range.end - range.start, dl.part_size, dl.max_parts);
+        let len = range.end - range.start;
+        let asked = if dl.auto_part_size {
+            auto_part_size(len, self.tuning.workers(usize::MAX))
+        } else {
+            dl.part_size
+        };
+        let wanted = bounded_part_size(len, asked, dl.max_parts);
         // Parts aligned to a composite checksum's upload parts, when it has one (at most 4x
         // smaller than `wanted`, so at most 4 x max_parts parts).
         let mut fitted = checks.clone();
@@ -687,19 +700,19 @@ impl<'a> Attempt<'a> {
             }
         };
         let differs = match reason {
-            PartSizeReason::MaxParts { .. } => wanted != dl.part_size,
+            PartSizeReason::MaxParts { .. } => wanted != asked,
             _ => true,
         };
         if differs && self.announced.swap(layout.part_size, Ordering::Relaxed) != layout.part_size {
             tracing::info!(
                 key = self.key,
-                requested = dl.part_size,
+                requested = asked,
                 used = layout.part_size,
                 ?reason,
                 "part size changed"
             );
             dl.emit(&Event::PartSizeChanged {
-                requested: dl.part_size,
+                requested: asked,
                 used: layout.part_size,
                 parts: layout.part_count,
                 reason,
@@ -942,6 +955,8 @@ impl<'a> Attempt<'a> {
             verification,
             warnings: self.warnings.all(),
             elapsed: started.elapsed(),
+            jobs: self.tuning.used(),
+            first_byte: self.tuning.first_byte(),
         };
         dl.emit(&Event::Progress {
             done_bytes: layout.len,
@@ -957,18 +972,25 @@ impl<'a> Attempt<'a> {
     /// stops every request at once, exactly like a crash, with nothing left running.
     async fn run_workers(&self, t: &Transfer<'_>, queue: &[u64]) -> Result<(), Failure> {
         let next = AtomicUsize::new(0);
-        let n = self.dl.concurrency.min(queue.len());
+        self.tuning.begin();
+        let n = self.tuning.workers(queue.len());
         let mut workers: FuturesUnordered<_> =
-            (0..n).map(|_| self.worker(t, queue, &next)).collect();
+            (0..n).map(|i| self.worker(t, queue, &next, i)).collect();
         let mut first: Option<Failure> = None;
-        while let Some(result) = workers.next().await {
-            if let Err(f) = result {
-                if first.is_none() || matches!(first, Some(Failure::Stopped)) {
-                    first = Some(f);
+        let workers_ended = CancellationToken::new();
+        let collect = async {
+            while let Some(result) = workers.next().await {
+                if let Err(f) = result {
+                    if first.is_none() || matches!(first, Some(Failure::Stopped)) {
+                        first = Some(f);
+                    }
+                    self.halt.cancel();
                 }
-                self.halt.cancel();
             }
-        }
+            workers_ended.cancel();
+        };
+        let drive = self.tuning.drive(self, &next, queue.len(), &workers_ended);
+        futures::future::join(collect, drive).await;
         drop(workers);
         // Every beginning the workers submitted (also when they stopped) is recorded now.
         if let Err(f) = t.committer.drain().await
@@ -1006,13 +1028,17 @@ impl<'a> Attempt<'a> {
         t: &Transfer<'_>,
         queue: &[u64],
         next: &AtomicUsize,
+        index: usize,
     ) -> Result<(), Failure> {
-        let mut buf = Vec::with_capacity(self.dl.buffer_size);
+        // Allocated once the worker is let in: `--jobs auto` runs workers it may never open.
+        let mut buf = Vec::new();
         let mut ticker = Ticker::new();
         loop {
             if self.halt.is_cancelled() {
                 return Err(Failure::Stopped);
             }
+            self.tuning.admit(index, &self.halt).await?;
+            buf.reserve(self.dl.buffer_size);
             // A permit of the shared connection limit, if any, before claiming a part: a
             // worker waiting for one holds no part another worker could fetch.
             let permit = match &self.dl.connections {
@@ -1026,7 +1052,9 @@ impl<'a> Attempt<'a> {
             let Some(&part) = queue.get(next.fetch_add(1, Ordering::Relaxed)) else {
                 return Ok(());
             };
+            self.tuning.claimed(part);
             let (digest, crcs) = self.fetch_part(t, part, &mut buf, &mut ticker).await?;
+            self.tuning.released(part);
             drop(permit);
             self.part_done(t, part, digest, crcs)?;
         }

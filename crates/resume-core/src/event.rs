@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::integrity::Verification;
 use crate::source::ObjectMeta;
+use crate::tune::JobsReason;
 
 /// Progress and diagnostics, in the order they happen. Delivered synchronously from the
 /// download's own task: keep handlers quick (update a bar, send on a channel).
@@ -54,6 +55,13 @@ pub enum Event {
     },
     /// The object changed; the download starts over against its new version.
     Restarted { reason: String, restart: u32 },
+    /// `--jobs auto` ([`Downloader::auto_jobs`](crate::Downloader::auto_jobs)) changed the
+    /// number of connections, or stopped changing it (`from == to`).
+    JobsChanged {
+        from: usize,
+        to: usize,
+        reason: JobsReason,
+    },
     /// Something a person should know about this download, said once (also kept in
     /// [`Report::warnings`]): e.g. a server that ignores ranges, or one that sends no
     /// validator to pin the object by.
@@ -107,4 +115,35 @@ pub struct Report {
     /// Every [`Event::Warning`] of the download, in order.
     pub warnings: Vec<String>,
     pub elapsed: Duration,
+    /// How many connections the download used.
+    pub jobs: JobsUsed,
+    /// Time to the first byte of the part requests (to the response's headers), when any
+    /// was sent.
+    pub first_byte: Option<FirstByte>,
+}
+
+/// How many connections a download used: fixed (`--jobs N`) or chosen while it ran
+/// (`--jobs auto`, see [`Event::JobsChanged`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct JobsUsed {
+    /// Chosen while it ran.
+    pub auto: bool,
+    /// Connections at the start.
+    pub start: usize,
+    /// The most connections used at once.
+    pub peak: usize,
+    /// Connections at the end.
+    pub last: usize,
+}
+
+/// Time from sending a part request to its response, over every part request of a download:
+/// what each part pays once, before its bytes flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FirstByte {
+    pub requests: u64,
+    pub min: Duration,
+    pub mean: Duration,
+    pub max: Duration,
 }

@@ -28,6 +28,7 @@ pub mod request_log;
 mod retry;
 mod rng;
 mod source;
+pub mod tune;
 
 pub use checkpoint::{self, RangeSpec};
 pub use digest::{crc64, crc64_combine};
@@ -37,13 +38,16 @@ pub use downloader::{
 };
 pub use engine::PROGRESS_STEP;
 pub use error::{Error, ErrorKind};
-pub use event::{Event, PartSizeReason, Report};
+pub use event::{Event, FirstByte, JobsUsed, PartSizeReason, Report};
 pub use integrity::{Algorithm, Checksum, Origin, Scope, Verification};
 pub use limit::ConnectionLimit;
 pub use list::{ListPage, ListedObject, Lister, ListerExt};
 pub use local_state::SavedProgress;
 pub use part_file::{PART_SUFFIX, with_suffix};
-pub use plan::{RangeProblem, bounded_part_size, format_range, parse_range, plan, resolve_range};
+pub use plan::{
+    AUTO_PART_MAX, AUTO_PART_MIN, RangeProblem, auto_part_size, bounded_part_size, format_range,
+    parse_range, plan, resolve_range,
+};
 pub use rate::RateLimit;
 pub use retry::{LowestSpeed, RetryPolicy};
 pub use rng::{SplitMix64, mix64};
@@ -51,3 +55,4 @@ pub use source::{
     ByteStream, ObjectMeta, RangeRead, RangeSource, ReadConditions, SourceError, SourceErrorKind,
 };
 pub use tokio_util::sync::CancellationToken;
+pub use tune::{AutoJobs, JobsReason};

@@ -108,6 +108,35 @@ pub fn bounded_part_size(len: u64, part_size: u64, max_parts: u64) -> u64 {
     part_size.max(len.div_ceil(max_parts.max(1)))
 }
 
+/// The smallest part `--part-size auto` chooses: at the slowest rate worth tuning for (1 MB/s
+/// per connection) a part still takes 2 s, dozens of round trips of a WAN.
+pub const AUTO_PART_MIN: u64 = 2 << 20;
+/// The largest part `--part-size auto` chooses: what one connection re-fetches at most after
+/// a crash without progress below the part, and what the last connection alone fetches at
+/// the end of a download.
+pub const AUTO_PART_MAX: u64 = 64 << 20;
+/// Parts per connection `--part-size auto` aims for at the most connections the download may
+/// use, so that the end of the download (the last parts) is shared by several connections.
+pub const AUTO_PARTS_PER_CONNECTION: u64 = 4;
+
+/// The part size of `--part-size auto` for `len` bytes fetched by up to `max_jobs`
+/// connections: `len` cut into [`AUTO_PARTS_PER_CONNECTION`] parts per connection, in whole
+/// MiB, within [`AUTO_PART_MIN`]..=[`AUTO_PART_MAX`].
+///
+/// Large enough that a part's transfer dwarfs the round trip that starts it (the part request
+/// is the only per-part wait: connections are kept open between parts), small enough that the
+/// tail of the download is shared across connections and a crash loses little. The result
+/// goes through [`bounded_part_size`] like any other, and a download resuming saved progress
+/// keeps the saved layout whatever this says.
+pub fn auto_part_size(len: u64, max_jobs: usize) -> u64 {
+    let parts = AUTO_PARTS_PER_CONNECTION.saturating_mul(max_jobs.max(1) as u64);
+    let mib = 1u64 << 20;
+    len.div_ceil(parts)
+        .div_ceil(mib)
+        .saturating_mul(mib)
+        .clamp(AUTO_PART_MIN, AUTO_PART_MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +190,23 @@ mod tests {
         assert_eq!(bounded_part_size(len, 8 << 20, 100_000), 8 << 20);
         assert_eq!(bounded_part_size(0, 8, 100_000), 8);
         assert_eq!(bounded_part_size(10, 1, 0), 10);
+    }
+
+    #[test]
+    fn auto_part_size_shares_the_tail_within_its_bounds() {
+        const MIB: u64 = 1 << 20;
+        // 256 MiB over up to 32 connections: 128 parts of 2 MiB (4 per connection).
+        assert_eq!(auto_part_size(256 * MIB, 32), 2 * MIB);
+        // 1 GiB: 8 MiB parts, today's fixed default.
+        assert_eq!(auto_part_size(1024 * MIB, 32), 8 * MIB);
+        // Small objects: never below the minimum; huge ones: never above the maximum.
+        assert_eq!(auto_part_size(10 * MIB, 32), AUTO_PART_MIN);
+        assert_eq!(auto_part_size(0, 32), AUTO_PART_MIN);
+        assert_eq!(auto_part_size(1 << 40, 32), AUTO_PART_MAX);
+        // Fewer connections, larger parts; whole MiB.
+        assert_eq!(auto_part_size(100 * MIB, 1), 25 * MIB);
+        assert_eq!(auto_part_size(100 * MIB + 1, 1) % MIB, 0);
+        assert_eq!(auto_part_size(u64::MAX, 0), AUTO_PART_MAX);
     }
 
     #[test]
@@ -262,6 +308,23 @@ mod tests {
             prop_assert!(parts <= max_parts, "{} parts", parts);
             if size > part_size {
                 prop_assert!(len.div_ceil(size - 1) > max_parts);
+            }
+        }
+
+        /// Auto sizes keep within their bounds, in whole MiB, and never cut more parts than
+        /// aimed for.
+        #[test]
+        fn auto_part_size_bounds(len in 0u64..u64::MAX / 2, jobs in 0usize..1000) {
+            let size = auto_part_size(len, jobs);
+            prop_assert!((AUTO_PART_MIN..=AUTO_PART_MAX).contains(&size));
+            prop_assert_eq!(size % (1 << 20), 0);
+            let parts = plan(0..len, size).unwrap().part_count;
+            if size < AUTO_PART_MAX {
+                // Not raised to the maximum: at most the parts aimed for (never more).
+                prop_assert!(
+                    parts <= (AUTO_PARTS_PER_CONNECTION * jobs.max(1) as u64).max(1),
+                    "{} parts of {}", parts, size
+                );
             }
         }
 

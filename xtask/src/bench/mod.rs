@@ -289,7 +289,11 @@ mod tests {
         for s in SCENARIOS {
             for n in s.needs {
                 assert!(ids.contains(n), "scenario {} needs unknown {n}", s.id);
-                assert!(*n < s.id, "scenario {} needs {n}, which runs after it", s.id);
+                assert!(
+                    *n < s.id,
+                    "scenario {} needs {n}, which runs after it",
+                    s.id
+                );
             }
         }
         assert_eq!(

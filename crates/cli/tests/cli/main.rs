@@ -22,6 +22,7 @@ mod resume;
 mod s3_checksums;
 mod stub;
 mod success;
+mod tuning;
 mod verbose;
 mod web_servers;
 mod wild_sources;

@@ -168,6 +168,7 @@ impl Attempt<'_> {
         resume_at: u64,
         cause: &SourceError,
     ) -> Result<(), Failure> {
+        self.tuning.failed(self.dl, part, cause);
         let delay = self.dl.retry.backoff(failures, &mut lock(self.rng));
         self.counters.retries.fetch_add(1, Ordering::Relaxed);
         let part_shown = part.map_or_else(|| "metadata".to_owned(), |p| format!("part {p}"));
@@ -209,13 +210,17 @@ impl Attempt<'_> {
     ) -> Result<(), AttemptError> {
         let dl = self.dl;
         let idle = dl.idle_timeout;
+        let asked = Instant::now();
         let response = tokio::select! {
             biased;
             _ = self.halt.cancelled() => return Err(Failure::Stopped.into()),
             r = tokio::time::timeout(idle, dl.source.read_range(self.key, want.clone(), &t.conditions)) => r,
         };
         let read = match response {
-            Ok(Ok(read)) => read,
+            Ok(Ok(read)) => {
+                self.tuning.responded(asked.elapsed());
+                read
+            }
             Ok(Err(e)) => return Err(AttemptError::Source(e)),
             Err(_) => {
                 return Err(AttemptError::Source(SourceError::transient(format!(

@@ -1,0 +1,476 @@
+//! `--jobs auto`: how many connections a download uses, chosen while it runs.
+//!
+//! [`JobsTuner`] is a pure state machine: the engine feeds it the time since the transfer
+//! began, the bytes done so far and the throttling answers the server gave, and it answers
+//! with the number of connections to use ([`JobsTuner::target`]). It reads no clock and
+//! spawns nothing, so every decision is reproduced exactly by a unit test.
+//!
+//! The policy:
+//! - **Start moderate** ([`AutoJobs::start`] connections) and measure the aggregate rate
+//!   over [`AutoJobs::window`], after [`AutoJobs::settle`] for new connections to leave slow
+//!   start.
+//! - **Add connections while the rate still grows**: double them (up to the cap) as long as
+//!   each step raised the rate by at least [`AutoJobs::min_gain`]; at the first step that did
+//!   not, or at the cap, hold. The cap is [`AutoJobs::max`], lowered to a shared
+//!   [`ConnectionLimit`](crate::ConnectionLimit) when the download has one.
+//! - **Back off on throttling** (503 SlowDown, 429, a refused connection): halve the
+//!   connections (at least [`AutoJobs::min`]) and never grow past that again. Throttling
+//!   answers to requests of parts claimed before the last cut are ignored: they were sent at
+//!   the old level and say nothing about the new one, so one burst of 503s cuts once.
+
+use std::time::Duration;
+
+use crate::source::SourceError;
+
+/// Settings of `--jobs auto` ([`Downloader::auto_jobs`](crate::Downloader::auto_jobs)).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct AutoJobs {
+    /// Connections at the start.
+    pub start: usize,
+    /// Connections never exceeded (nor the download's shared connection limit).
+    pub max: usize,
+    /// Connections never gone below when backing off.
+    pub min: usize,
+    /// After a change, how long new connections get before the rate is measured.
+    pub settle: Duration,
+    /// How long the rate is measured at each level.
+    pub window: Duration,
+    /// A step up is kept growing only if it raised the rate by at least this fraction.
+    pub min_gain: f64,
+}
+
+/// Connections a download starts with under `--jobs auto` (today's fixed default).
+pub const AUTO_JOBS_START: usize = 8;
+/// The most connections `--jobs auto` opens for one download.
+pub const AUTO_JOBS_MAX: usize = 32;
+
+impl Default for AutoJobs {
+    fn default() -> Self {
+        Self {
+            start: AUTO_JOBS_START,
+            max: AUTO_JOBS_MAX,
+            min: 1,
+            settle: Duration::from_millis(750),
+            window: Duration::from_millis(1500),
+            min_gain: 0.10,
+        }
+    }
+}
+
+impl AutoJobs {
+    /// These settings with the cap lowered to `cap` (a shared connection limit, or the parts
+    /// left), keeping `min ≤ start ≤ max`.
+    pub fn capped(mut self, cap: usize) -> Self {
+        self.max = self.max.min(cap).max(1);
+        self.min = self.min.clamp(1, self.max);
+        self.start = self.start.clamp(self.min, self.max);
+        self
+    }
+}
+
+/// Why the number of connections changed (or stopped changing).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum JobsReason {
+    /// The rate at the last level grew enough over the one before: more connections.
+    RateGrew {
+        /// Bytes per second at the level before, if measured.
+        before: Option<u64>,
+        /// Bytes per second at the level just measured.
+        after: u64,
+    },
+    /// The last step did not raise the rate enough: this level is kept.
+    RateFlat { before: u64, after: u64 },
+    /// The cap is reached (while the rate still grew): this level is kept.
+    Cap { after: u64 },
+    /// The server throttled (503 SlowDown, 429, refused connections): fewer connections,
+    /// and never more than that again.
+    Throttled,
+}
+
+/// A decision of the tuner: from `from` connections to `to` (equal when it stops growing).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct JobsChange {
+    pub from: usize,
+    pub to: usize,
+    pub reason: JobsReason,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Measuring the current level, ready to add connections.
+    Probing,
+    /// Holding the current level (the rate stopped growing, the cap, or throttling).
+    Holding,
+}
+
+/// The controller of `--jobs auto`: see the module documentation.
+#[derive(Debug, Clone)]
+pub struct JobsTuner {
+    cfg: AutoJobs,
+    target: usize,
+    peak: usize,
+    phase: Phase,
+    /// Never grow past this (lowered by throttling).
+    ceiling: usize,
+    /// When the current level began.
+    since: Duration,
+    /// Start of the measurement at the current level: (time, bytes done).
+    mark: Option<(Duration, u64)>,
+    /// Rate measured at the previous level, bytes per second.
+    last_rate: Option<f64>,
+    /// Cuts so far; a claim made at an older epoch says nothing about the current level.
+    epoch: u32,
+}
+
+impl JobsTuner {
+    /// A tuner at `cfg.start` connections, its clock at zero.
+    pub fn new(cfg: AutoJobs) -> Self {
+        let cfg = cfg.capped(cfg.max);
+        Self {
+            cfg,
+            target: cfg.start,
+            peak: cfg.start,
+            phase: Phase::Probing,
+            ceiling: cfg.max,
+            since: Duration::ZERO,
+            mark: None,
+            last_rate: None,
+            epoch: 0,
+        }
+    }
+
+    /// Connections to use now.
+    pub fn target(&self) -> usize {
+        self.target
+    }
+
+    /// The most connections used so far.
+    pub fn peak(&self) -> usize {
+        self.peak
+    }
+
+    /// The most connections it may ever ask for.
+    pub fn cap(&self) -> usize {
+        self.cfg.max
+    }
+
+    /// The connections it started with.
+    pub fn start(&self) -> usize {
+        self.cfg.start
+    }
+
+    /// Throttling cuts so far: tag each claimed part with it, and pass it back with a
+    /// throttling answer to that part's requests ([`JobsTuner::on_throttled`]).
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// Whether it may still add connections.
+    pub fn probing(&self) -> bool {
+        self.phase == Phase::Probing
+    }
+
+    /// `done` bytes of the download are done at `now` (both only ever grow). Returns a
+    /// decision when the level changes or stops changing.
+    pub fn on_progress(&mut self, now: Duration, done: u64) -> Option<JobsChange> {
+        if self.phase != Phase::Probing || now < self.since + self.cfg.settle {
+            return None;
+        }
+        let Some((t0, b0)) = self.mark else {
+            self.mark = Some((now, done));
+            return None;
+        };
+        let span = now.saturating_sub(t0);
+        if span < self.cfg.window || span.is_zero() {
+            return None;
+        }
+        let rate = done.saturating_sub(b0) as f64 / span.as_secs_f64();
+        let from = self.target;
+        let grew = match self.last_rate {
+            None => true,
+            Some(before) => rate >= before * (1.0 + self.cfg.min_gain),
+        };
+        let before = self.last_rate.map(|r| r as u64);
+        let after = rate as u64;
+        if !grew {
+            self.phase = Phase::Holding;
+            return Some(JobsChange {
+                from,
+                to: from,
+                reason: JobsReason::RateFlat {
+                    before: before.unwrap_or(0),
+                    after,
+                },
+            });
+        }
+        let to = from.saturating_mul(2).min(self.ceiling);
+        if to <= from {
+            self.phase = Phase::Holding;
+            return Some(JobsChange {
+                from,
+                to: from,
+                reason: JobsReason::Cap { after },
+            });
+        }
+        self.last_rate = Some(rate);
+        self.set(now, to);
+        Some(JobsChange {
+            from,
+            to,
+            reason: JobsReason::RateGrew { before, after },
+        })
+    }
+
+    /// The server throttled a request of a part claimed at `claimed_epoch`
+    /// ([`JobsTuner::epoch`] then). Halves the connections, once per epoch.
+    pub fn on_throttled(&mut self, now: Duration, claimed_epoch: u32) -> Option<JobsChange> {
+        if claimed_epoch < self.epoch {
+            return None;
+        }
+        let from = self.target;
+        let to = (from / 2).max(self.cfg.min);
+        self.phase = Phase::Holding;
+        self.ceiling = to;
+        if to == from {
+            return None;
+        }
+        self.epoch += 1;
+        self.set(now, to);
+        Some(JobsChange {
+            from,
+            to,
+            reason: JobsReason::Throttled,
+        })
+    }
+
+    fn set(&mut self, now: Duration, to: usize) {
+        self.target = to;
+        self.peak = self.peak.max(to);
+        self.since = now;
+        self.mark = None;
+    }
+}
+
+/// Whether a failed request is the server asking for fewer requests: 503 (OSS and S3 say
+/// `SlowDown`), 429, a throttling error code, or a refused connection.
+pub fn is_throttling(e: &SourceError) -> bool {
+    const CODES: [&str; 6] = [
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "TooManyRequests",
+        "RequestLimitExceeded",
+        "ServerBusy",
+    ];
+    if matches!(e.status, Some(429 | 503)) {
+        return true;
+    }
+    if e.code.as_deref().is_some_and(|c| CODES.contains(&c)) {
+        return true;
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = e
+        .source
+        .as_deref()
+        .map(|s| s as &(dyn std::error::Error + 'static));
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::SourceErrorKind;
+    use proptest::prelude::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn cfg() -> AutoJobs {
+        AutoJobs {
+            start: 4,
+            max: 32,
+            min: 1,
+            settle: Duration::from_secs(1),
+            window: Duration::from_secs(2),
+            min_gain: 0.10,
+        }
+    }
+
+    /// Drives `t` with a link whose rate is `rate(connections)` bytes per second, in steps of
+    /// 100 ms, for `secs` seconds; returns the decisions.
+    fn drive(t: &mut JobsTuner, secs: u64, rate: impl Fn(usize) -> f64) -> Vec<JobsChange> {
+        let mut done = 0f64;
+        let mut out = Vec::new();
+        for step in 1..=secs * 10 {
+            done += rate(t.target()) / 10.0;
+            if let Some(c) = t.on_progress(100 * MS * step as u32, done as u64) {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn grows_while_each_connection_adds_rate_and_stops_at_the_cap() {
+        // Each connection is capped at 1 MB/s (a per-connection limit), the link at 100 MB/s.
+        let mut t = JobsTuner::new(cfg());
+        let changes = drive(&mut t, 30, |n| (n as f64 * 1e6).min(100e6));
+        let levels: Vec<(usize, usize)> = changes.iter().map(|c| (c.from, c.to)).collect();
+        assert_eq!(levels, [(4, 8), (8, 16), (16, 32), (32, 32)]);
+        assert!(matches!(changes[3].reason, JobsReason::Cap { .. }));
+        assert_eq!((t.target(), t.peak(), t.start()), (32, 32, 4));
+        assert!(!t.probing());
+    }
+
+    #[test]
+    fn stops_at_the_first_step_that_does_not_raise_the_rate() {
+        // A 10 MB/s bottleneck that 4 connections already fill at 3 MB/s each... 12 > 10.
+        let mut t = JobsTuner::new(cfg());
+        let changes = drive(&mut t, 30, |n| (n as f64 * 3e6).min(10e6));
+        let levels: Vec<(usize, usize)> = changes.iter().map(|c| (c.from, c.to)).collect();
+        assert_eq!(levels, [(4, 8), (8, 8)]);
+        assert_eq!(
+            changes[1].reason,
+            JobsReason::RateFlat {
+                before: 10_000_000,
+                after: 10_000_000
+            }
+        );
+        assert_eq!(t.target(), 8);
+    }
+
+    #[test]
+    fn nothing_is_decided_before_settling_and_a_full_window() {
+        let mut t = JobsTuner::new(cfg());
+        // Settling: no mark yet.
+        assert_eq!(t.on_progress(999 * MS, 1_000), None);
+        // The mark, then less than a window.
+        assert_eq!(t.on_progress(1_000 * MS, 1_000), None);
+        assert_eq!(t.on_progress(2_999 * MS, 5_000_000), None);
+        let c = t.on_progress(3_000 * MS, 2_001_000).unwrap();
+        assert_eq!(
+            c,
+            JobsChange {
+                from: 4,
+                to: 8,
+                reason: JobsReason::RateGrew {
+                    before: None,
+                    after: 1_000_000
+                }
+            }
+        );
+        // The new level settles again from the change.
+        assert_eq!(t.on_progress(3_500 * MS, 3_000_000), None);
+    }
+
+    #[test]
+    fn throttling_halves_once_per_burst_and_caps_growth() {
+        let mut t = JobsTuner::new(cfg());
+        let _ = drive(&mut t, 4, |n| n as f64 * 1e6); // 4 → 8
+        assert_eq!(t.target(), 8);
+        let e = t.epoch();
+        let c = t.on_throttled(5_000 * MS, e).unwrap();
+        assert_eq!((c.from, c.to, c.reason), (8, 4, JobsReason::Throttled));
+        // More 503s to requests of parts claimed before the cut: ignored.
+        for _ in 0..10 {
+            assert_eq!(t.on_throttled(5_001 * MS, e), None);
+        }
+        assert_eq!(t.target(), 4);
+        // A 503 to a part claimed after the cut cuts again.
+        let c = t.on_throttled(6_000 * MS, t.epoch()).unwrap();
+        assert_eq!((c.from, c.to), (4, 2));
+        // And it never grows again, however fast the link.
+        let changes = drive(&mut t, 30, |n| n as f64 * 1e9);
+        assert!(changes.is_empty(), "{changes:?}");
+        assert_eq!((t.target(), t.peak()), (2, 8));
+        // Down to the minimum, not below.
+        let _ = t.on_throttled(7_000 * MS, t.epoch());
+        assert_eq!(t.target(), 1);
+        assert_eq!(t.on_throttled(8_000 * MS, t.epoch()), None);
+        assert_eq!(t.target(), 1);
+    }
+
+    #[test]
+    fn a_shared_limit_lowers_the_cap_and_the_start() {
+        let c = AutoJobs::default().capped(3);
+        assert_eq!((c.start, c.max, c.min), (3, 3, 1));
+        let c = AutoJobs::default().capped(0);
+        assert_eq!((c.start, c.max), (1, 1));
+        let mut t = JobsTuner::new(cfg().capped(6));
+        let changes = drive(&mut t, 30, |n| n as f64 * 1e6);
+        let levels: Vec<(usize, usize)> = changes.iter().map(|c| (c.from, c.to)).collect();
+        assert_eq!(levels, [(4, 6), (6, 6)]);
+    }
+
+    #[test]
+    fn throttling_answers_are_recognised() {
+        let e = |status: Option<u16>, code: Option<&str>| {
+            let mut e = SourceError::new(SourceErrorKind::Transient, "x");
+            e.status = status;
+            e.code = code.map(str::to_owned);
+            e
+        };
+        assert!(is_throttling(&e(Some(503), Some("SlowDown"))));
+        assert!(is_throttling(&e(Some(429), None)));
+        assert!(is_throttling(&e(None, Some("RequestLimitExceeded"))));
+        assert!(!is_throttling(&e(Some(500), Some("InternalError"))));
+        assert!(!is_throttling(&e(None, None)));
+        let refused = SourceError::transient("connect")
+            .with_source(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(is_throttling(&refused));
+        let reset = SourceError::transient("reset")
+            .with_source(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(!is_throttling(&reset));
+    }
+
+    proptest! {
+        /// Whatever the link and the throttling, the target stays within [min, cap], never
+        /// grows after a throttling cut, and only changes by doubling or halving.
+        #[test]
+        fn target_stays_within_bounds(
+            start in 1usize..40,
+            max in 1usize..64,
+            steps in proptest::collection::vec((0u64..400, 0u64..50_000_000, any::<bool>()), 1..300),
+        ) {
+            let cfg = AutoJobs { start, max, ..cfg() };
+            let mut t = JobsTuner::new(cfg);
+            let cap = max.max(1);
+            let (mut now, mut done) = (Duration::ZERO, 0u64);
+            let mut throttled_at: Option<usize> = None;
+            for (dt, bytes, throttle) in steps {
+                now += Duration::from_millis(dt);
+                done += bytes;
+                let before = t.target();
+                let c = if throttle {
+                    t.on_throttled(now, t.epoch())
+                } else {
+                    t.on_progress(now, done)
+                };
+                let after = t.target();
+                prop_assert!((1..=cap).contains(&after), "{after} outside 1..={cap}");
+                if let Some(c) = c {
+                    prop_assert_eq!((c.from, c.to), (before, after));
+                    prop_assert!(
+                        after == before || after == (before * 2).min(cap) || after == (before / 2).max(1),
+                        "{} → {}", before, after
+                    );
+                }
+                if throttle {
+                    throttled_at = Some(throttled_at.map_or(after, |m: usize| m.min(after)));
+                }
+                if let Some(m) = throttled_at {
+                    prop_assert!(after <= m, "grew to {} after a cut to {}", after, m);
+                }
+                prop_assert!(t.peak() >= after);
+            }
+        }
+    }
+}
