@@ -324,8 +324,8 @@ fn jobs_auto_over_a_50ms_link_with_per_connection_caps_adds_connections() {
     let c = out.completed();
     let jobs = &c["jobs"];
     assert_eq!(jobs["auto"], true, "{c}");
-    let grew: Vec<&&Value> = events_named(&out.events, "jobs")
-        .iter()
+    let grew: Vec<&Value> = events_named(&out.events, "jobs")
+        .into_iter()
         .filter(|e| e["reason"] == "rate_grew")
         .collect();
     assert!(
