@@ -53,6 +53,7 @@ mod peers;
 mod report;
 mod runner;
 mod setup;
+mod wan;
 
 use report::*;
 use runner::*;
@@ -77,6 +78,9 @@ scenarios![
     scenario_memory,
     scenario_resume,
     scenario_cpu,
+    scenario_wan_links,
+    scenario_wan_throttle,
+    scenario_wan_kill,
 ];
 
 /// One benchmark scenario, as registered in [`SCENARIOS`].
@@ -88,6 +92,8 @@ struct Scenario {
     name: &'static str,
     /// Runs when no `--only` names it (including in `--quick`, which CI runs).
     default: bool,
+    /// Needs the WAN lab (root, network namespaces; `--wan` selects these).
+    lab: bool,
     /// Scenarios whose results it reads (they run first).
     needs: &'static [u32],
     /// The "Conditions" line when it measures nothing itself.
@@ -109,6 +115,7 @@ usage: cargo xtask bench [--quick] [--runs N] [--only 1,3,...] [--profile P] [--
   --profile P cargo profile of resume-get and oss-emulator (default release; CI's quick run
               uses dev, which its test step has already built)
   --only L    run only these scenarios (a scenario another one reads from runs too)
+  --wan       run only the WAN lab's scenarios (root; 256 MiB, or 64 MiB with --quick)
   --out FILE  where to write the report (default: BENCHMARKS.md, or
               target/bench/BENCHMARKS.quick.md with --quick)
 
@@ -177,6 +184,9 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
                         format!("--only takes scenario numbers (see below)\n\n{}", usage())
                     })?;
             }
+            "--wan" => {
+                o.only = SCENARIOS.iter().filter(|s| s.lab).map(|s| s.id).collect();
+            }
             "--profile" => o.profile = value("--profile")?,
             "--out" => o.out = Some(PathBuf::from(value("--out")?)),
             "-h" | "--help" => return Err(usage()),
@@ -216,7 +226,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let python = std::panic::catch_unwind(|| python_with(&[OSS2, OSS_V2])).map_err(|_| {
         "cannot set up the Python venv with the OSS SDKs (see the message above)".to_string()
     })?;
-    build(&root, &opts.profile)?;
+    let lab = opts
+        .only
+        .iter()
+        .any(|&id| scenario(id).is_some_and(|s| s.lab));
+    build(&root, &opts.profile, lab)?;
     let setup_started = Instant::now();
     let bench = Bench::new(&root, &opts, size, python)?;
     eprintln!(
@@ -278,7 +292,7 @@ mod tests {
         assert_eq!(o.runs, 3);
         assert_eq!(o.only, [1, 4, 7].into_iter().collect());
         assert!(parse_opts(&args(["--runs", "0"])).is_err());
-        assert!(parse_opts(&args(["--only", "8"])).is_err());
+        assert!(parse_opts(&args(["--only", "11"])).is_err());
         assert_eq!(parse_opts(&[]).unwrap().runs, 5);
     }
 
@@ -300,6 +314,14 @@ mod tests {
             parse_opts(&[]).unwrap().only,
             (1..=7).collect(),
             "the default run (and CI's --quick) is scenarios 1-7"
+        );
+        assert!(
+            SCENARIOS.iter().all(|s| !(s.lab && s.default)),
+            "a lab scenario needs root and minutes: never in the default run"
+        );
+        assert_eq!(
+            parse_opts(&args(["--wan"])).unwrap().only,
+            [8, 9, 10].into_iter().collect()
         );
         assert!(usage().contains("raw throughput"));
     }

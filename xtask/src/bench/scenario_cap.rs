@@ -6,6 +6,7 @@ pub(super) const SCENARIO: Scenario = Scenario {
     id: 2,
     name: "per-connection cap (nginx limit_rate)",
     default: true,
+    lab: false,
     needs: &[],
     conditions: None,
     run: Bench::per_connection_cap,

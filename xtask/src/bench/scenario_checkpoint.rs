@@ -6,6 +6,7 @@ pub(super) const SCENARIO: Scenario = Scenario {
     id: 4,
     name: "checkpoint cost with many parts",
     default: true,
+    lab: false,
     needs: &[],
     conditions: None,
     run: Bench::checkpoint_scaling,

@@ -6,6 +6,7 @@ pub(super) const SCENARIO: Scenario = Scenario {
     id: 7,
     name: "CPU per GiB (from scenario 1's runs)",
     default: true,
+    lab: false,
     needs: &[1],
     conditions: Some("computed from scenario 1's runs (see its conditions)"),
     run: Bench::cpu,

@@ -6,6 +6,7 @@ pub(super) const SCENARIO: Scenario = Scenario {
     id: 5,
     name: "memory",
     default: true,
+    lab: false,
     needs: &[],
     conditions: None,
     run: Bench::memory,

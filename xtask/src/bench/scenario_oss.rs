@@ -6,6 +6,7 @@ pub(super) const SCENARIO: Scenario = Scenario {
     id: 3,
     name: "OSS protocol vs the Python SDKs (oss-emulator)",
     default: true,
+    lab: false,
     needs: &[],
     conditions: None,
     run: Bench::oss_protocol,

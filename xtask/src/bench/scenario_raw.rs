@@ -6,6 +6,7 @@ pub(super) const SCENARIO: Scenario = Scenario {
     id: 1,
     name: "raw throughput (nginx, loopback)",
     default: true,
+    lab: false,
     needs: &[],
     conditions: None,
     run: Bench::raw_throughput,
@@ -106,15 +107,15 @@ impl Bench {
             id: 1,
             title: "Raw throughput".into(),
             setup: format!(
-                "A {} object from nginx (sendfile, loopback) into a fresh file in `$W/out` ({} \
-                 jobs × {} parts for resume-get, its defaults; CRC-64 and BLAKE3 of every byte, \
+                "A {} object from nginx (sendfile, loopback) into a fresh file in `$W/out` \
+                 (resume-get with its defaults: `--jobs auto` from 8 connections, `--part-size \
+                 auto`, {} parts here; CRC-64 and BLAKE3 of every byte, \
                  fsync before the rename, as always). The floors only receive the bytes (`curl \
                  -o /dev/null`), copy the file (`cp`), or copy it with resume-get's durability \
                  (`cp, then sync FILE`: no network, no hashing); `curl -o, then sync FILE` is \
                  curl with the same durability as resume-get (a reference, not a target).",
                 bytes(self.size),
-                8,
-                bytes(8 * MIB)
+                bytes((self.size / 128).div_ceil(MIB).clamp(2, 64) * MIB)
             ),
             table: table(&rows, self.size, &[1, 2, 3, 5, 6]),
             commands: commands(&rows),

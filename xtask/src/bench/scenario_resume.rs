@@ -6,6 +6,7 @@ pub(super) const SCENARIO: Scenario = Scenario {
     id: 6,
     name: "kill -9 at 50 %, then resume",
     default: true,
+    lab: false,
     needs: &[],
     conditions: None,
     run: Bench::resume_cost,

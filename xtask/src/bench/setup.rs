@@ -49,12 +49,24 @@ pub(super) fn ensure_peers() -> Result<(), String> {
     Ok(())
 }
 
-pub(super) fn build(root: &Path, profile: &str) -> Result<(), String> {
+/// Builds resume-get and the emulator, and with `lab` the WAN lab's delay daemon.
+pub(super) fn build(root: &Path, profile: &str, lab: bool) -> Result<(), String> {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(root)
         .args(["build", "--profile", profile])
         .args(["-p", "resume-cli", "-p", "oss-emulator"]);
-    run_ok(&format!("cargo build --profile {profile}"), c)
+    run_ok(&format!("cargo build --profile {profile}"), c)?;
+    if lab {
+        let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        c.current_dir(root)
+            .args(["build", "--profile", profile])
+            .args(["-p", "test-support", "--bin", "netlab-delayd"]);
+        run_ok(
+            &format!("cargo build --profile {profile} (netlab-delayd)"),
+            c,
+        )?;
+    }
+    Ok(())
 }
 
 /// Where cargo puts a profile's binaries.
@@ -104,6 +116,7 @@ pub(super) struct Bench {
     pub(super) cap_data: PathBuf,
     pub(super) cap_size: u64,
     pub(super) resume_get: PathBuf,
+    pub(super) emulator: PathBuf,
     pub(super) python: PathBuf,
     pub(super) peer_script: PathBuf,
     pub(super) nginx: Nginx,
@@ -167,6 +180,7 @@ impl Bench {
             cap_data,
             cap_size,
             resume_get,
+            emulator,
             python,
             peer_script,
             nginx,
@@ -236,6 +250,50 @@ impl Nginx {
     }
 }
 
+/// Loads `objects` (key, source file) into an emulator root, through the emulator's own PUT
+/// (so it computes the MD5 ETag and the CRC-64 as it would for any upload), with signature
+/// checks off for the upload only.
+pub(super) fn load_objects(
+    bin: &Path,
+    root: &Path,
+    objects: &[(&str, &Path)],
+) -> Result<(), String> {
+    let (_guard, addr) = ChildGuard::spawn_reading_first_line(
+        Command::new(bin).arg("--root").arg(root).args([
+            "--bucket",
+            OSS_BUCKET,
+            "--no-verify",
+            "--log-level",
+            "warn",
+        ]),
+        "oss-emulator (upload)",
+        Duration::from_secs(20),
+    );
+    for (key, data) in objects {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "-f",
+                "-o",
+                "/dev/null",
+                "-H",
+                "Authorization: OSS bench:x",
+                "-T",
+            ])
+            .arg(data)
+            .arg(format!("http://{addr}/{OSS_BUCKET}/{key}"))
+            .output()
+            .map_err(|e| format!("curl: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "uploading {key} to the emulator failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The project's `oss-emulator` with V4 signatures checked (region cn-hangzhou), serving the
 /// object from a directory.
 #[derive(Debug)]
@@ -247,41 +305,7 @@ pub(super) struct OssEmulator {
 impl OssEmulator {
     pub(super) fn start(bin: &Path, work: &Path, data: &Path) -> Result<Self, String> {
         let root = work.join("oss");
-        // Load the object through the emulator's own PUT (so it computes the MD5 ETag and the
-        // CRC-64 as it would for any upload), with signature checks off for the upload only.
-        {
-            let (_guard, addr) = ChildGuard::spawn_reading_first_line(
-                Command::new(bin).arg("--root").arg(&root).args([
-                    "--bucket",
-                    OSS_BUCKET,
-                    "--no-verify",
-                    "--log-level",
-                    "warn",
-                ]),
-                "oss-emulator (upload)",
-                Duration::from_secs(20),
-            );
-            let out = Command::new("curl")
-                .args([
-                    "-sS",
-                    "-f",
-                    "-o",
-                    "/dev/null",
-                    "-H",
-                    "Authorization: OSS bench:x",
-                    "-T",
-                ])
-                .arg(data)
-                .arg(format!("http://{addr}/{OSS_BUCKET}/obj.bin"))
-                .output()
-                .map_err(|e| format!("curl: {e}"))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "uploading the object to the emulator failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                ));
-            }
-        }
+        load_objects(bin, &root, &[("obj.bin", data)])?;
         let (guard, addr) = ChildGuard::spawn_reading_first_line(
             Command::new(bin)
                 .arg("--root")

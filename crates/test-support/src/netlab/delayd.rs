@@ -87,8 +87,13 @@ pub(crate) struct Delayd {
 impl Delayd {
     /// Starts the daemon in `router`, then queues every forwarded packet to it (one queue per
     /// direction). Returns once it said `ready`.
-    pub(crate) fn start(router: &Netns, up: Spec, down: Spec, seed: u64) -> Result<Self, String> {
-        let bin = delayd_binary();
+    pub(crate) fn start(
+        router: &Netns,
+        bin: PathBuf,
+        up: Spec,
+        down: Spec,
+        seed: u64,
+    ) -> Result<Self, String> {
         let mut cmd = router.command(&bin);
         cmd.args(["--queue-up", &QUEUE_UP.to_string()])
             .args(["--queue-down", &QUEUE_DOWN.to_string()])

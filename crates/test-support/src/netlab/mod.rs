@@ -57,6 +57,8 @@ pub struct LabConfig {
     per_connection: Option<(u64, u32)>,
     congestion: Congestion,
     seed: u64,
+    /// The `netlab-delayd` to run (default: [`delayd_binary`]).
+    delayd: Option<std::path::PathBuf>,
 }
 
 impl Default for LabConfig {
@@ -78,7 +80,15 @@ impl LabConfig {
             per_connection: None,
             congestion: Congestion::Bbr,
             seed: 1,
+            delayd: None,
         }
+    }
+
+    /// Runs this `netlab-delayd` (e.g. a release build for benchmarks) instead of
+    /// [`delayd_binary`]'s.
+    pub fn delayd(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.delayd = Some(path.into());
+        self
     }
 
     /// Round-trip time added by the router (half each way).
@@ -238,6 +248,7 @@ impl Lab {
         impair::install_shaping(&ns.router, config.shaping())?;
         let delayd = Delayd::start(
             &ns.router,
+            config.delayd.clone().unwrap_or_else(delayd_binary),
             config.spec(Way::Up),
             config.spec(Way::Down),
             config.seed,
