@@ -16,7 +16,9 @@
 //! - **Back off on throttling** (503 SlowDown, 429, a refused connection): halve the
 //!   connections (at least [`AutoJobs::min`]) and never grow past that again. Throttling
 //!   answers to requests of parts claimed before the last cut are ignored: they were sent at
-//!   the old level and say nothing about the new one, so one burst of 503s cuts once.
+//!   the old level and say nothing about the new one, so one burst of 503s cuts once; so are
+//!   answers while more parts are in flight than the target (connections above a lowered
+//!   target finishing their part).
 
 use std::time::Duration;
 
@@ -224,9 +226,17 @@ impl JobsTuner {
     }
 
     /// The server throttled a request of a part claimed at `claimed_epoch`
-    /// ([`JobsTuner::epoch`] then). Halves the connections, once per epoch.
-    pub fn on_throttled(&mut self, now: Duration, claimed_epoch: u32) -> Option<JobsChange> {
-        if claimed_epoch < self.epoch {
+    /// ([`JobsTuner::epoch`] then) while `in_flight` parts were being fetched. Halves the
+    /// connections, once per epoch, and only when the current level is to blame: a throttling
+    /// answer while more parts are in flight than the target (connections above a lowered
+    /// target finishing their part) says nothing about the target itself.
+    pub fn on_throttled(
+        &mut self,
+        now: Duration,
+        claimed_epoch: u32,
+        in_flight: usize,
+    ) -> Option<JobsChange> {
+        if claimed_epoch < self.epoch || in_flight > self.target {
             return None;
         }
         let from = self.target;
@@ -377,24 +387,28 @@ mod tests {
         let _ = drive(&mut t, 4, |n| n as f64 * 1e6); // 4 → 8
         assert_eq!(t.target(), 8);
         let e = t.epoch();
-        let c = t.on_throttled(5_000 * MS, e).unwrap();
+        let c = t.on_throttled(5_000 * MS, e, 8).unwrap();
         assert_eq!((c.from, c.to, c.reason), (8, 4, JobsReason::Throttled));
         // More 503s to requests of parts claimed before the cut: ignored.
         for _ in 0..10 {
-            assert_eq!(t.on_throttled(5_001 * MS, e), None);
+            assert_eq!(t.on_throttled(5_001 * MS, e, 8), None);
         }
         assert_eq!(t.target(), 4);
-        // A 503 to a part claimed after the cut cuts again.
-        let c = t.on_throttled(6_000 * MS, t.epoch()).unwrap();
+        // A 503 to a part claimed after the cut, while connections above the new target
+        // still finish their parts (6 in flight for a target of 4): not the target's fault.
+        assert_eq!(t.on_throttled(5_500 * MS, t.epoch(), 6), None);
+        assert_eq!(t.target(), 4);
+        // Once at most the target is in flight, a 503 cuts again.
+        let c = t.on_throttled(6_000 * MS, t.epoch(), 4).unwrap();
         assert_eq!((c.from, c.to), (4, 2));
         // And it never grows again, however fast the link.
         let changes = drive(&mut t, 30, |n| n as f64 * 1e9);
         assert!(changes.is_empty(), "{changes:?}");
         assert_eq!((t.target(), t.peak()), (2, 8));
         // Down to the minimum, not below.
-        let _ = t.on_throttled(7_000 * MS, t.epoch());
+        let _ = t.on_throttled(7_000 * MS, t.epoch(), 2);
         assert_eq!(t.target(), 1);
-        assert_eq!(t.on_throttled(8_000 * MS, t.epoch()), None);
+        assert_eq!(t.on_throttled(8_000 * MS, t.epoch(), 1), None);
         assert_eq!(t.target(), 1);
     }
 
@@ -438,19 +452,19 @@ mod tests {
         fn target_stays_within_bounds(
             start in 1usize..40,
             max in 1usize..64,
-            steps in proptest::collection::vec((0u64..400, 0u64..50_000_000, any::<bool>()), 1..300),
+            steps in proptest::collection::vec((0u64..400, 0u64..50_000_000, any::<bool>(), 0usize..64), 1..300),
         ) {
             let cfg = AutoJobs { start, max, ..cfg() };
             let mut t = JobsTuner::new(cfg);
             let cap = max.max(1);
             let (mut now, mut done) = (Duration::ZERO, 0u64);
             let mut throttled_at: Option<usize> = None;
-            for (dt, bytes, throttle) in steps {
+            for (dt, bytes, throttle, in_flight) in steps {
                 now += Duration::from_millis(dt);
                 done += bytes;
                 let before = t.target();
                 let c = if throttle {
-                    t.on_throttled(now, t.epoch())
+                    t.on_throttled(now, t.epoch(), in_flight)
                 } else {
                     t.on_progress(now, done)
                 };
@@ -463,8 +477,11 @@ mod tests {
                         "{} → {}", before, after
                     );
                 }
-                if throttle {
+                if throttle && in_flight <= before {
                     throttled_at = Some(throttled_at.map_or(after, |m: usize| m.min(after)));
+                }
+                if throttle && in_flight > before {
+                    prop_assert_eq!(after, before, "cut for connections above the target");
                 }
                 if let Some(m) = throttled_at {
                     prop_assert!(after <= m, "grew to {} after a cut to {}", after, m);

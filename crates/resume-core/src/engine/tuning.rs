@@ -124,10 +124,14 @@ impl Tuning {
             return;
         }
         let now = self.now();
-        let Some(epoch) = lock(&self.claims).get(&part).copied() else {
-            return;
+        let (epoch, in_flight) = {
+            let claims = lock(&self.claims);
+            let Some(&epoch) = claims.get(&part) else {
+                return;
+            };
+            (epoch, claims.len())
         };
-        let change = lock(t).on_throttled(now, epoch);
+        let change = lock(t).on_throttled(now, epoch, in_flight);
         if let Some(c) = change {
             self.apply(dl, c);
         }
