@@ -213,7 +213,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let started = Instant::now();
     let load_before = loadavg();
     let root = workspace_root()?;
-    let size = if opts.quick { 64 * MIB } else { GIB };
+    // Only lab scenarios: they make their own object; the loopback one stays small.
+    let lab_only = opts
+        .only
+        .iter()
+        .all(|&id| scenario(id).is_some_and(|s| s.lab));
+    let size = if opts.quick || lab_only {
+        64 * MIB
+    } else {
+        GIB
+    };
     eprintln!(
         "bench: {} run, {} per object, {} rounds, scenarios {:?}; load before: {load_before}",
         if opts.quick { "quick" } else { "full" },
