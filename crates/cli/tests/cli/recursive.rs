@@ -231,12 +231,38 @@ fn kill_9_at_seeded_moments_then_a_rerun_ends_byte_identical_and_restarts_no_don
             .map(|(k, _)| k)
             .collect();
         assert!(complete.len() as u64 >= after, "seed {seed}");
+        // A kill between a large object's rename and its checkpoint's removal leaves both: the
+        // rerun hands that object to the engine, which recognises its finished file and only
+        // removes the checkpoint. Any other complete object is not even started.
+        let checkpoint_left: BTreeSet<String> = complete
+            .iter()
+            .filter(|k| dest.join(format!("{k}.rgcp")).exists())
+            .cloned()
+            .collect();
         let rerun = run(&mut cmd(), &format!("seed {seed} rerun"));
         rerun.expect_code(0);
-        let again: Vec<_> = started(&rerun).intersection(&complete).cloned().collect();
+        let again: Vec<_> = started(&rerun)
+            .intersection(&complete)
+            .filter(|k| !checkpoint_left.contains(*k))
+            .cloned()
+            .collect();
         assert!(
             again.is_empty(),
             "seed {seed}: done objects started again: {again:?}"
+        );
+        let fetched: Vec<String> = rerun
+            .events()
+            .into_iter()
+            .filter(|e| e["event"] == "object_done" && u(&e["fetched_bytes"]) > 0)
+            .filter_map(|e| {
+                let key = e["key"].as_str()?;
+                Some(key.rsplit_once("/src/").map_or(key, |(_, k)| k).to_owned())
+            })
+            .filter(|k| complete.contains(k))
+            .collect();
+        assert!(
+            fetched.is_empty(),
+            "seed {seed}: bytes of complete objects fetched again: {fetched:?}"
         );
         assert_same_tree(
             &local_tree(&dest),
