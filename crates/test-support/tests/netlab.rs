@@ -143,14 +143,28 @@ fn random_and_bursty_loss_are_measured_close_to_the_configured_rates() {
         let want = loss.mean();
         let stats = lab.delay_stats();
         eprintln!("{loss:?}: {got} of {n} arrived, loss {measured:.4} (mean {want:.4}); {stats:?}");
+        // The model is checked on the daemon's own decisions; what arrived can only be less
+        // (a loaded 2-core machine also drops some of a burst the daemon releases at once: 115 of
+        // 20 000 passed by the daemon and never received, seen in CI).
+        let seen = stats.up.seen;
+        // (A queue the daemon drains too late under load drops a few before it: 24 of 20 000.)
         assert!(
-            (want * 0.7..want * 1.3).contains(&measured),
-            "{loss:?}: measured loss {measured:.4}, configured mean {want:.4}"
+            seen <= u64::from(n) && seen * 100 >= u64::from(n) * 98,
+            "the daemon saw {seen} of {n} datagrams"
         );
-        assert_eq!(
-            u64::from(n - got),
-            stats.up.dropped,
-            "every datagram lost was dropped by the daemon, nothing else"
+        let modelled = stats.up.dropped as f64 / seen as f64;
+        assert!(
+            (want * 0.7..want * 1.3).contains(&modelled),
+            "{loss:?}: the daemon dropped {modelled:.4}, configured mean {want:.4}"
+        );
+        assert!(
+            u64::from(got) <= stats.up.passed && measured >= modelled,
+            "nothing the daemon dropped arrived: {got} arrived, {} passed",
+            stats.up.passed
+        );
+        assert!(
+            measured < want * 2.0,
+            "{loss:?}: measured loss {measured:.4} is far above the configured mean {want:.4}"
         );
     }
 }
