@@ -976,23 +976,8 @@ impl Run<'_> {
             if let (Some(d), Some(l)) = (self.state.done.get(&key_hash(&key)), &local)
                 && d.size == l.size
             {
-                self.bytes += d.size;
-                self.totals.up_to_date += 1;
-                let reason = SkipReason::UpToDate("this job downloaded it already".into());
-                if job.dry_run {
-                    job.emit(&JobEvent::Planned {
-                        key,
-                        size: d.size,
-                        path: Some(path),
-                        action: PlanAction::Skip(reason),
-                    });
-                } else {
-                    job.emit(&JobEvent::Skipped {
-                        key,
-                        path: Some(path),
-                        reason,
-                    });
-                }
+                let size = d.size;
+                self.up_to_date(key, path, size, "this job downloaded it already");
                 return Ok(false);
             }
             let source = job.source.clone();
@@ -1010,6 +995,35 @@ impl Run<'_> {
             return Ok(true);
         }
         self.judge(key, path, meta, local, page, tasks)
+    }
+
+    /// Counts an object whose local file is already what the job would write, and tells so:
+    /// a plan line in a dry run, a skip otherwise.
+    fn up_to_date(
+        &mut self,
+        key: String,
+        path: PathBuf,
+        size: u64,
+        why: impl Into<std::borrow::Cow<'static, str>>,
+    ) {
+        self.bytes += size;
+        self.totals.up_to_date += 1;
+        let reason = SkipReason::UpToDate(why.into());
+        let job = self.job;
+        if job.dry_run {
+            job.emit(&JobEvent::Planned {
+                key,
+                size,
+                path: Some(path),
+                action: PlanAction::Skip(reason),
+            });
+        } else {
+            job.emit(&JobEvent::Skipped {
+                key,
+                path: Some(path),
+                reason,
+            });
+        }
     }
 
     /// The skip rules for an object whose metadata is known and whose local file was looked
@@ -1037,23 +1051,7 @@ impl Run<'_> {
                 .checkpoint_path(&key, &path)
                 .is_some_and(|p| p.exists());
         if let (Decision::Skip(why), false) = (&decision, leftover_checkpoint) {
-            self.bytes += meta.size;
-            self.totals.up_to_date += 1;
-            let reason = SkipReason::UpToDate((*why).into());
-            if job.dry_run {
-                job.emit(&JobEvent::Planned {
-                    key,
-                    size: meta.size,
-                    path: Some(path),
-                    action: PlanAction::Skip(reason),
-                });
-            } else {
-                job.emit(&JobEvent::Skipped {
-                    key,
-                    path: Some(path),
-                    reason,
-                });
-            }
+            self.up_to_date(key, path, meta.size, *why);
             return Ok(false);
         }
         if decision == Decision::CompareChecksums && !leftover_checkpoint {
@@ -1295,23 +1293,7 @@ impl Run<'_> {
                 return Ok(());
             }
             Outcome::Compared(Ok((Compared::Same(why), _)), _) => {
-                self.bytes += f.size;
-                self.totals.up_to_date += 1;
-                let reason = SkipReason::UpToDate(why.into());
-                if job.dry_run {
-                    job.emit(&JobEvent::Planned {
-                        key: f.key,
-                        size: f.size,
-                        path: Some(f.path),
-                        action: PlanAction::Skip(reason),
-                    });
-                } else {
-                    job.emit(&JobEvent::Skipped {
-                        key: f.key,
-                        path: Some(f.path),
-                        reason,
-                    });
-                }
+                self.up_to_date(f.key, f.path, f.size, why);
                 self.settle(f.page)?;
                 return Ok(());
             }
