@@ -7,6 +7,7 @@ mod common;
 
 use std::time::Duration;
 
+use backend_mock::{Fault, FaultPlan};
 use checkpoint::{CheckpointStore, FileCheckpointStore};
 use common::{Fixture, KEY, paused_runtime};
 use resume_core::{CancellationToken, Event, PROGRESS_STEP};
@@ -125,6 +126,55 @@ fn cancellation_inside_large_parts_keeps_every_byte_received() {
     assert_eq!(fx.dest_bytes(), fx.content);
     assert_eq!(report.fetched_bytes + report.reused_bytes, 20 << 20);
     assert_eq!(report.reused_bytes, last_done);
+}
+
+/// A stop that lands after a part's last byte and before its body ends (the server has not
+/// closed the response yet) keeps the part: it is recorded done, not dropped. Found by the crash
+/// suite under load: a SIGINT lost exactly one part that progress had already counted.
+#[test]
+fn cancellation_between_a_parts_last_byte_and_the_end_of_its_body_keeps_the_part() {
+    let fx = Fixture::new(8 << 20, 17);
+    // The first request delivers all of part 0 and then never ends its body.
+    fx.source
+        .set_fault_plan(FaultPlan::new().on_request(0, Fault::Stall(4 * MIB)));
+    let rt = paused_runtime();
+    let token = CancellationToken::new();
+    let dl = || fx.downloader().part_size(4 * MIB).concurrency(1);
+    let trigger = fx.source.crash_trigger_after_bytes(4 * MIB);
+    let err = rt.block_on(async {
+        let t = token.clone();
+        tokio::spawn(async move {
+            trigger.fired().await;
+            t.cancel();
+        });
+        dl().cancel_token(token.clone())
+            .download(KEY, &fx.dest)
+            .await
+            .unwrap_err()
+    });
+    assert!(matches!(err, resume_core::Error::Cancelled { .. }), "{err}");
+    let saved = fx
+        .store
+        .load(&fx.store.ids()[0])
+        .unwrap()
+        .unwrap()
+        .checkpoint;
+    assert_eq!(
+        saved.saved_bytes(),
+        4 * MIB,
+        "part 0 arrived whole and is kept"
+    );
+    assert!(
+        saved.done.contains_key(&0),
+        "recorded done: {:?}",
+        saved.done
+    );
+    fx.source.set_fault_plan(FaultPlan::new());
+    let from = fx.source.log().len();
+    let report = rt.block_on(dl().download(KEY, &fx.dest)).unwrap();
+    assert_eq!(fx.dest_bytes(), fx.content);
+    assert_eq!(report.reused_bytes, 4 * MIB);
+    assert_eq!(ranges_since(&fx, from), vec![4 * MIB..8 * MIB]);
 }
 
 #[test]

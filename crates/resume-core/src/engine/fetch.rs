@@ -29,9 +29,16 @@ impl Attempt<'_> {
     ) -> Result<(PartDigest, PartCrcs), Failure> {
         let range = t.layout.part_range(part);
         let (mut pos, mut hasher) = self.resume_beginning(t, part, &range, buf).await?;
-        let result = self
+        let result = match self
             .fetch_rest(t, part, &range, &mut pos, &mut hasher, buf, ticker)
-            .await;
+            .await
+        {
+            // Stopped after the part's last byte arrived, before its body was seen to end (a
+            // Ctrl-C between the last chunk and the end of the stream): every byte is written
+            // and hashed, so the part is done, not lost — it is neither partial nor pending.
+            Err(Failure::Stopped) if pos == range.end => Ok(hasher.finish()),
+            result => result,
+        };
         if let Err(f) = &result
             && !matches!(f, Failure::Changed(_) | Failure::NoRanges)
             && pos > range.start
