@@ -14,7 +14,7 @@
 //! Up to `2 × jobs` objects are in flight at once, so a connection is not idle while an
 //! object's file is created, synced and renamed.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::error::JobError;
-use crate::journal::{JobState, Journal, Opened, Record, SettledListing, key_hash};
+use crate::journal::{JobState, Journal, KeyHash, Opened, Record, SettledListing, key_hash};
 use crate::path::{Limits, STATE_DIR, Unmappable, fold_case, map_relative, relative_name};
 use crate::select::Selection;
 use crate::skip::{Compared, Decision, LocalFile, SkipRule, compare_checksums, decide};
@@ -154,8 +154,9 @@ pub struct Summary {
     /// Objects the listing named (including the pages an earlier run settled).
     pub listed: u64,
     /// Of those, on pages an earlier run of this job settled (every object done, up to date,
-    /// skipped or excluded): this run continued the listing after them and did not look at
-    /// them again.
+    /// skipped, excluded or failed): this run continued the listing after them and did not
+    /// look at them again, except the failed ones, retried by key (and counted again as done,
+    /// skipped or failed).
     pub earlier: u64,
     /// Of those, not taken by the selection (`--include`/`--exclude`/`--shard`).
     pub excluded: u64,
@@ -547,7 +548,30 @@ impl Job {
             // The failures of an earlier run are the previous run's news, not this one's.
             let _ = std::fs::remove_file(&failures_path);
         }
+        // Objects an earlier run started or saw fail: on the pages this run lists again, the
+        // listing tells whether they still exist (their leftovers are removed if not); failed
+        // objects of settled pages are retried by key.
+        let relisted = |page: u64| resume.as_ref().is_none_or(|r| page > r.page);
+        let mut unseen = HashMap::new();
+        let mut carried = Vec::new();
+        if !self.dry_run {
+            for (h, s) in &state.started {
+                if relisted(s.page) {
+                    unseen.insert(*h, (s.key.clone(), Some(s.checkpointed)));
+                }
+            }
+            for (h, f) in &state.failed {
+                if relisted(f.page) {
+                    unseen.entry(*h).or_insert_with(|| (f.key.clone(), None));
+                } else {
+                    carried.push((f.page, f.key.clone()));
+                }
+            }
+        }
+        carried.sort();
         let mut run = Run {
+            unseen,
+            carried: carried.into(),
             case_insensitive: self
                 .case_insensitive
                 .unwrap_or_else(|| !self.dry_run && case_insensitive(&dest)),
@@ -694,7 +718,12 @@ struct Finished {
 }
 
 enum Outcome {
-    Downloaded(Result<Report, resume_core::Error>),
+    /// `leftover`: handed to the engine only to remove a checkpoint left beside a file that
+    /// looked finished.
+    Downloaded {
+        result: Result<Report, resume_core::Error>,
+        leftover: bool,
+    },
     /// The stat of an object a list named ([`Job::stat_each`]).
     Statted(Result<ObjectMeta, SourceError>),
     /// `--checksum`'s comparison, with the listed metadata.
@@ -719,9 +748,16 @@ struct Run<'j> {
     next_page: u64,
     /// Pages listed and not yet settled, in order.
     pages: VecDeque<PageTrack>,
-    /// An object failed or was interrupted: its page, and so every later one, stays
-    /// unsettled in this run (a rerun must look at it again).
+    /// An object was interrupted (or failed in a job that cannot retry by key, a list's):
+    /// its page, and so every later one, stays unsettled in this run (a rerun must look at it
+    /// again).
     settle_blocked: bool,
+    /// Objects earlier runs started (with whether they keep a checkpoint) or saw fail, on
+    /// pages this run lists again, not yet named by this run's listing: once the listing has
+    /// been gone through, they were deleted from the source.
+    unseen: HashMap<KeyHash, (String, Option<bool>)>,
+    /// Failed objects of pages earlier runs settled, to retry (page, key).
+    carried: VecDeque<(u64, String)>,
     excluded: u64,
     bytes: u64,
     /// Case-folded paths of this job's objects, on a case-insensitive destination.
@@ -817,10 +853,19 @@ impl Run<'_> {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             while tasks.len() < cap && !self.stop.is_cancelled() {
-                let Some((seq, obj)) = queue.pop_front() else {
-                    break;
+                // Failed objects of settled pages first (no listing names them again): one
+                // stat each, then the skip rules and the download.
+                let (seq, obj, carried) = match self.carried.pop_front() {
+                    Some((seq, key)) => {
+                        let meta = ObjectMeta::default();
+                        (seq, ListedObject { key, meta }, true)
+                    }
+                    None => match queue.pop_front() {
+                        Some((seq, obj)) => (seq, obj, false),
+                        None => break,
+                    },
                 };
-                if !self.consider(obj, seq, &mut tasks)? {
+                if !self.consider(obj, seq, carried, &mut tasks)? {
                     self.settle(seq)?;
                 }
             }
@@ -858,6 +903,11 @@ impl Run<'_> {
                             bytes: self.totals.listed_bytes,
                             next: page.next,
                         });
+                        if !self.unseen.is_empty() {
+                            for o in &page.objects {
+                                self.unseen.remove(&key_hash(&o.key));
+                            }
+                        }
                         queue.extend(page.objects.into_iter().map(|o| (seq, o)));
                         self.settle_front()?;
                     }
@@ -878,6 +928,9 @@ impl Run<'_> {
                 _ = ticker.tick(), if job.events.is_some() => self.progress(false),
             }
         }
+        if listing_error.is_none() && !self.stop.is_cancelled() {
+            self.forget_unlisted()?;
+        }
         self.progress(true);
         match listing_error {
             Some(e) => Err(RunStop::Listing(e)),
@@ -885,12 +938,126 @@ impl Run<'_> {
         }
     }
 
+    /// The listing has been gone through: the objects earlier runs started or saw fail that
+    /// it no longer names were deleted from the source. What their downloads left is removed
+    /// (only what the journal proves this job's: see [`Run::remove_leftovers`]), and failed
+    /// ones are no longer retried.
+    fn forget_unlisted(&mut self) -> Result<(), RunStop> {
+        let mut removed = 0u64;
+        for (h, (key, checkpointed)) in std::mem::take(&mut self.unseen) {
+            if let Some(checkpointed) = checkpointed {
+                removed += u64::from(self.remove_leftovers(&key, checkpointed));
+            }
+            if self.state.failed.contains_key(&h)
+                && let Some(j) = &mut self.journal
+            {
+                j.append(&Record::Dropped { key })?;
+            }
+        }
+        if removed > 0
+            && let Some(j) = &self.journal
+        {
+            self.job.emit(&JobEvent::JournalNote {
+                path: j.path().to_owned(),
+                note: format!(
+                    "removed the temp files and checkpoints of {removed} interrupted \
+                     download(s) whose objects were deleted from the source since"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The local path of `key`, as [`Run::consider`] maps it (`None`: it has none).
+    fn local_path(&self, key: &str) -> Option<PathBuf> {
+        let job = self.job;
+        let rel = if job.url_names {
+            crate::files_from::url_name(key)
+        } else {
+            relative_name(&job.prefix, key).ok()?
+        };
+        let rel_path = map_relative(rel, &self.limits).ok()?;
+        // Only through real directories inside DEST (a link put there since is not followed).
+        let mut at = self.dest.clone();
+        for c in rel_path.parent()?.components() {
+            at.push(c);
+            if !std::fs::symlink_metadata(&at).is_ok_and(|m| m.is_dir()) {
+                return None;
+            }
+        }
+        Some(self.dest.join(rel_path))
+    }
+
+    /// The engine's settings that locate a multi-part object's checkpoint.
+    fn checkpointing(&self) -> Downloader {
+        let dl = self.job.template.clone();
+        match &self.job.state_dir {
+            Some(dir) => dl.checkpoint_choice(CheckpointChoice::InDir(dir.clone())),
+            None => dl.checkpoint_choice(CheckpointChoice::BesideDest),
+        }
+    }
+
+    /// Removes what an interrupted download of `key` that this job started left, its object
+    /// being gone from the source: a multi-part object's checkpoint and the temp file it
+    /// claims (the engine checks both are this download's); a one-part object's temp file,
+    /// which the journal's Started record proves the job's (recorded only when no file had
+    /// that name). Nothing else: a user's file of such a name has no record. `true` when
+    /// anything was removed.
+    fn remove_leftovers(&self, key: &str, checkpointed: bool) -> bool {
+        let Some(path) = self.local_path(key) else {
+            return false;
+        };
+        if checkpointed {
+            return self.checkpointing().discard_saved_progress(key, &path);
+        }
+        let part = with_suffix(&path, PART_SUFFIX);
+        std::fs::symlink_metadata(&part).is_ok_and(|m| m.is_file())
+            && std::fs::remove_file(&part).is_ok()
+    }
+
+    /// An object found deleted from the source: reported as skipped; what an interrupted
+    /// download of it left is removed, and a failed one is no longer retried.
+    fn deleted(&mut self, key: String, path: PathBuf, size: u64, page: u64) -> Result<(), RunStop> {
+        let h = key_hash(&key);
+        let checkpointed =
+            size > self.job.part_size || self.state.started.get(&h).is_some_and(|s| s.checkpointed);
+        if checkpointed || self.state.started.contains_key(&h) {
+            self.remove_leftovers(&key, checkpointed);
+        }
+        if self.state.failed.contains_key(&h)
+            && let Some(j) = &mut self.journal
+        {
+            j.append(&Record::Dropped { key: key.clone() })?;
+        }
+        self.skipped(key, Some(path), SkipReason::Deleted, size);
+        self.settle(page)
+    }
+
+    /// An object failed: in a listing job its page settles all the same and the journal
+    /// carries its key, so every rerun retries it without listing its page again; a list's
+    /// (`stat_each`) keeps its page unsettled (its entries are read again, not requested).
+    fn object_failed(&mut self, key: &str, page: u64) -> Result<(), RunStop> {
+        if self.job.stat_each {
+            self.settle_blocked = true;
+            return Ok(());
+        }
+        if let Some(j) = &mut self.journal {
+            j.append(&Record::Failed {
+                key: key.to_owned(),
+                page,
+            })?;
+        }
+        self.settle(page)
+    }
+
     /// Decides what to do with one listed object (of page `page`), and starts its download if
     /// it needs one: `true` when it did (the object settles when the download ends).
+    /// `carried`: a failed object of a settled page, known by key only (stat'ed first).
     fn consider(
         &mut self,
         obj: ListedObject,
         page: u64,
+        carried: bool,
         tasks: &mut JoinSet<Finished>,
     ) -> Result<bool, RunStop> {
         let job = self.job;
@@ -971,10 +1138,11 @@ impl Run<'_> {
             }),
             Err(_) => None,
         };
-        if job.stat_each {
+        if job.stat_each || carried {
             // Recorded done by this job, with a local file of that size: no request.
             if let (Some(d), Some(l)) = (self.state.done.get(&key_hash(&key)), &local)
                 && d.size == l.size
+                && !carried
             {
                 let size = d.size;
                 self.up_to_date(key, path, size, "this job downloaded it already");
@@ -1047,7 +1215,7 @@ impl Run<'_> {
             && !job.dry_run
             && self.state.started.get(&h).is_some_and(|s| s.checkpointed)
             && self
-                .downloader(&key, meta.clone(), true)
+                .checkpointing()
                 .checkpoint_path(&key, &path)
                 .is_some_and(|p| p.exists());
         if let (Decision::Skip(why), false) = (&decision, leftover_checkpoint) {
@@ -1071,17 +1239,20 @@ impl Run<'_> {
             });
             return Ok(true);
         }
-        self.start(key, path, meta, page, tasks)
+        self.start(key, path, meta, page, leftover_checkpoint, tasks)
     }
 
     /// Downloads (or, in a dry run, plans) one object that is not up to date: `true` when a
-    /// download task was started.
+    /// download task was started. `leftover`: the file looks finished and a checkpoint an
+    /// earlier run left is beside it; the engine recognises its own finished file without a
+    /// request, so the object is told as started only if the engine does fetch something.
     fn start(
         &mut self,
         key: String,
         path: PathBuf,
         meta: ObjectMeta,
         page: u64,
+        leftover: bool,
         tasks: &mut JoinSet<Finished>,
     ) -> Result<bool, RunStop> {
         let job = self.job;
@@ -1122,18 +1293,34 @@ impl Run<'_> {
                 page,
             })?;
         }
-        job.emit(&JobEvent::Started {
+        let started = JobEvent::Started {
             key: key.clone(),
             path: path.clone(),
             size: meta.size,
-        });
-        let dl = self.downloader(&key, meta.clone(), checkpointed);
+        };
+        // A leftover checkpoint's object is told as started only when the engine transfers
+        // something: a finished file it recognises is reported as up to date (`finished`).
+        let announce = if leftover {
+            Some(started)
+        } else {
+            job.emit(&started);
+            None
+        };
+        let dl = self.downloader(&key, meta.clone(), checkpointed, announce);
         self.inflight.insert(path.clone());
-        tasks.spawn(download(dl, key, path, meta, page));
+        tasks.spawn(download(dl, key, path, meta, page, leftover));
         Ok(true)
     }
 
-    fn downloader(&self, key: &str, meta: ObjectMeta, checkpointed: bool) -> Downloader {
+    /// The engine's settings for one object; `announce` is emitted when the engine starts
+    /// transferring bytes (not when it finds the object's file already complete).
+    fn downloader(
+        &self,
+        key: &str,
+        meta: ObjectMeta,
+        checkpointed: bool,
+        announce: Option<JobEvent>,
+    ) -> Downloader {
         let job = self.job;
         let mut dl = job
             .template
@@ -1157,10 +1344,23 @@ impl Run<'_> {
         let fetched = self.fetched.clone();
         let seen = AtomicU64::new(0);
         let object_events = job.object_events.clone();
+        let announce = announce.zip(job.events.clone());
         let key = key.to_owned();
         dl.on_progress(move |e| {
             if let Some(f) = &object_events {
                 f(&key, e);
+            }
+            if let (
+                Some((started, events)),
+                Event::Started {
+                    reused_bytes,
+                    total_bytes,
+                    ..
+                },
+            ) = (&announce, e)
+                && reused_bytes < total_bytes
+            {
+                events(started);
             }
             // Bytes this object's attempt has in place (reused from a checkpoint, then
             // received); the job adds up what is received.
@@ -1245,8 +1445,8 @@ impl Run<'_> {
     fn finished(&mut self, f: Finished, tasks: &mut JoinSet<Finished>) -> Result<(), RunStop> {
         let job = self.job;
         self.inflight.remove(&f.path);
-        let result = match f.result {
-            Outcome::Downloaded(r) => r,
+        let (result, leftover) = match f.result {
+            Outcome::Downloaded { result, leftover } => (result, leftover),
             Outcome::Statted(Ok(meta)) => {
                 let local = match std::fs::symlink_metadata(&f.path) {
                     Ok(m) if m.is_file() => Some(LocalFile {
@@ -1261,12 +1461,10 @@ impl Run<'_> {
                 return Ok(());
             }
             Outcome::Statted(Err(e)) if e.kind == resume_core::SourceErrorKind::NotFound => {
-                self.skipped(f.key, Some(f.path), SkipReason::Deleted, 0);
-                self.settle(f.page)?;
-                return Ok(());
+                return self.deleted(f.key, f.path, 0, f.page);
             }
             Outcome::Statted(Err(e)) => {
-                self.settle_blocked = true;
+                self.object_failed(&f.key, f.page)?;
                 self.totals.failed += 1;
                 let kind = match e.kind {
                     resume_core::SourceErrorKind::Denied => ErrorKind::Denied,
@@ -1307,7 +1505,7 @@ impl Run<'_> {
                     // The download meets the same problem and reports it.
                     Err(_) => listed,
                 };
-                if !self.start(f.key, f.path, meta, f.page, tasks)? {
+                if !self.start(f.key, f.path, meta, f.page, false, tasks)? {
                     self.settle(f.page)?;
                 }
                 return Ok(());
@@ -1326,6 +1524,18 @@ impl Run<'_> {
                     })?;
                 }
                 self.settle(f.page)?;
+                if leftover && report.fetched_bytes == 0 {
+                    self.up_to_date(
+                        f.key,
+                        f.path,
+                        report.object.size,
+                        "already complete: an earlier run was stopped after renaming it into \
+                         place, before deleting its checkpoint; the checkpoint was removed, \
+                         nothing fetched",
+                    );
+                    self.progress(false);
+                    return Ok(());
+                }
                 self.totals.done += 1;
                 self.bytes += report.object.size;
                 job.emit(&JobEvent::Done {
@@ -1337,13 +1547,12 @@ impl Run<'_> {
                 });
             }
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                self.skipped(f.key, Some(f.path), SkipReason::Deleted, f.size);
-                self.settle(f.page)?;
+                self.deleted(f.key, f.path, f.size, f.page)?;
             }
             // Stopped by the caller or by --fail-fast: progress kept, not a failure.
             Err(e) if e.kind() == ErrorKind::Cancelled => self.settle_blocked = true,
             Err(e) => {
-                self.settle_blocked = true;
+                self.object_failed(&f.key, f.page)?;
                 self.totals.failed += 1;
                 let line = serde_json::json!({
                     "key": f.key,
@@ -1409,6 +1618,7 @@ async fn download(
     path: PathBuf,
     meta: ObjectMeta,
     page: u64,
+    leftover: bool,
 ) -> Finished {
     let result = dl.download(&key, &path).await;
     Finished {
@@ -1416,7 +1626,7 @@ async fn download(
         path,
         size: meta.size,
         page,
-        result: Outcome::Downloaded(result),
+        result: Outcome::Downloaded { result, leftover },
     }
 }
 

@@ -1,7 +1,8 @@
 //! The job journal: what a job started and finished, durable across `kill -9`, append-only.
 //!
 //! ```text
-//! header   magic "\x89RGJOB\n\0" · u32 LE version (2) · u32 LE identity length · identity
+//! header   magic "\x89RGJOB\n\0" · u32 LE version (3; 2 is read) · u32 LE identity length ·
+//!          identity
 //!          (UTF-8: source, prefix, DEST, selection, skip rule, mapping version) ·
 //!          blake3 of everything before (32 bytes)
 //! record*  u32 LE body length · body · tag (16 bytes)
@@ -13,6 +14,8 @@
 //!                        page u64
 //!            3 Listed    objects u64 · bytes u64 · next token (u8 0/1 · string)
 //!            4 Settled   page u64 · objects u64 · bytes u64 · next token (u8 0/1 · string)
+//!            5 Failed    key · page u64 (version 3)
+//!            6 Dropped   key (version 3)
 //!          string = u32 LE length · UTF-8 bytes
 //! ```
 //!
@@ -25,11 +28,15 @@
 //!   source, prefix, DEST, selection, skip rule or mapping), is never applied: it is reported
 //!   and replaced.
 //! - **Settled pages.** `page` numbers the listing's pages from 0 across runs. A page is
-//!   *settled* once every object on it is done, up to date, skipped or excluded (a failed or
+//!   *settled* once every object on it is done, up to date, skipped, excluded or failed (an
 //!   interrupted object keeps its page, and every later one, unsettled); settled pages are
 //!   recorded in order with the listing token after them, so a rerun continues the listing
 //!   there instead of listing from the start (the [`Lister`](resume_core::Lister) contract:
-//!   tokens stay valid in a new process), and forgets what it loaded about their objects.
+//!   tokens stay valid in a new process), and forgets what it loaded about their objects —
+//!   except the failed ones: a `Failed` record carries an object's key past its page's
+//!   settlement, and every rerun retries it (one stat, then the download) until a `Done`
+//!   or a `Dropped` (deleted from the source) ends it. So a rerun after failures costs
+//!   O(failed objects) requests beyond the part of the listing no run settled.
 //! - **Cost.** One appended record per started and per finished object, plus two per listed
 //!   page: O(objects) bytes and writes over a whole job (about 70 bytes + the key twice per
 //!   object), never a rewrite. Loading keeps, for the objects of pages not settled, a 16-byte
@@ -54,9 +61,13 @@ use std::time::{Duration, Instant};
 use crate::error::JobError;
 
 const MAGIC: &[u8; 8] = b"\x89RGJOB\n\0";
-/// 2: pages in Started/Done, Settled records. A version-1 journal is reported and replaced
-/// (the skip rules still recognise the files it finished).
-const VERSION: u32 = 2;
+/// 2: pages in Started/Done, Settled records. 3: Failed and Dropped records (a version-2
+/// journal is read as it is, and continued: its records are a subset; a build that reads
+/// only version 2 cuts such a journal at the first new record, as a torn tail). A version-1
+/// journal is reported and replaced (the skip rules still recognise the files it finished).
+const VERSION: u32 = 3;
+/// The oldest version read.
+const OLDEST_READ: u32 = 2;
 const CONTEXT: &str = "resume-get job journal v1 record tag";
 const TAG_LEN: usize = 16;
 /// Longer record bodies are torn (a key is at most 1 024 bytes on S3 and OSS).
@@ -103,6 +114,11 @@ pub enum Record {
         crc64: Option<u64>,
         page: u64,
     },
+    /// `key` (listed on `page`) failed: its page may be settled all the same, and every
+    /// rerun retries the object until it is `Done` or `Dropped`.
+    Failed { key: String, page: u64 },
+    /// A failed object is no longer retried: it was deleted from the source.
+    Dropped { key: String },
     /// The listing has returned `objects` objects (`bytes` in all) so far; `next` continues it.
     Listed {
         objects: u64,
@@ -133,10 +149,21 @@ pub struct SettledListing {
 }
 
 /// What a started, unfinished object's record says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StartedEntry {
+    /// Kept (few: the objects in flight or failed) so that a rerun can find what the download
+    /// left on disk.
+    pub key: String,
     /// The download keeps its own checkpoint.
     pub checkpointed: bool,
+    pub page: u64,
+}
+
+/// A failed object, retried by every rerun until done or dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedEntry {
+    pub key: String,
+    /// The page that listed it.
     pub page: u64,
 }
 
@@ -153,8 +180,10 @@ pub struct DoneEntry {
 #[derive(Debug, Default, Clone)]
 pub struct JobState {
     pub done: HashMap<KeyHash, DoneEntry>,
-    /// Objects started and not done since.
+    /// Objects started and not done since (of pages not settled, or failed).
     pub started: HashMap<KeyHash, StartedEntry>,
+    /// Objects that failed and were neither done nor dropped since, whatever their page.
+    pub failed: HashMap<KeyHash, FailedEntry>,
     /// The last listing progress recorded: objects, bytes.
     pub listed: Option<(u64, u64)>,
     /// The last settled page, where a rerun continues the listing.
@@ -171,8 +200,14 @@ impl JobState {
                 checkpointed,
                 page,
             } => {
-                self.started
-                    .insert(key_hash(&key), StartedEntry { checkpointed, page });
+                self.started.insert(
+                    key_hash(&key),
+                    StartedEntry {
+                        key,
+                        checkpointed,
+                        page,
+                    },
+                );
             }
             Record::Done {
                 key,
@@ -183,6 +218,7 @@ impl JobState {
             } => {
                 let h = key_hash(&key);
                 self.started.remove(&h);
+                self.failed.remove(&h);
                 self.done.insert(
                     h,
                     DoneEntry {
@@ -193,6 +229,15 @@ impl JobState {
                     },
                 );
             }
+            Record::Failed { key, page } => {
+                self.failed
+                    .insert(key_hash(&key), FailedEntry { key, page });
+            }
+            Record::Dropped { key } => {
+                let h = key_hash(&key);
+                self.failed.remove(&h);
+                self.started.remove(&h);
+            }
             Record::Listed { objects, bytes, .. } => self.listed = Some((objects, bytes)),
             Record::Settled {
                 page,
@@ -200,9 +245,12 @@ impl JobState {
                 bytes,
                 next,
             } => {
-                // Their objects are never looked at again by this job: forget them.
+                // Their objects are never looked at again by this job: forget them, except the
+                // failed ones (retried by key; what their downloads left is found by key).
                 self.done.retain(|_, d| d.page > page);
-                self.started.retain(|_, s| s.page > page);
+                let failed = &self.failed;
+                self.started
+                    .retain(|h, s| s.page > page || failed.contains_key(h));
                 self.settled = Some(SettledListing {
                     page,
                     objects,
@@ -405,9 +453,10 @@ fn read(file: &mut File, identity: &str) -> io::Result<Result<ReadJournal, Strin
         ));
     }
     let version = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
-    if version != VERSION {
+    if !(OLDEST_READ..=VERSION).contains(&version) {
         return Ok(Err(format!(
-            "it has format version {version}; this build reads version {VERSION}"
+            "it has format version {version}; this build reads versions {OLDEST_READ} to \
+             {VERSION}"
         )));
     }
     let ident_len = u32::from_le_bytes(head[12..16].try_into().expect("4 bytes"));
@@ -569,6 +618,15 @@ fn encode(r: &Record) -> Vec<u8> {
             }
             b.extend_from_slice(&page.to_le_bytes());
         }
+        Record::Failed { key, page } => {
+            b.push(5);
+            put_str(&mut b, key);
+            b.extend_from_slice(&page.to_le_bytes());
+        }
+        Record::Dropped { key } => {
+            b.push(6);
+            put_str(&mut b, key);
+        }
         Record::Listed {
             objects,
             bytes,
@@ -659,6 +717,11 @@ fn decode(body: &[u8]) -> Option<Record> {
             bytes: c.u64()?,
             next: c.opt_str()?,
         },
+        5 => Record::Failed {
+            key: c.str()?,
+            page: c.u64()?,
+        },
+        6 => Record::Dropped { key: c.str()? },
         _ => return None,
     };
     c.0.is_empty().then_some(r)
@@ -733,6 +796,7 @@ mod tests {
         assert_eq!(
             state.started.get(&key_hash("p/big")),
             Some(&StartedEntry {
+                key: "p/big".into(),
                 checkpointed: true,
                 page: 0
             })
@@ -851,6 +915,94 @@ mod tests {
                 next: Some("t2".into())
             })
         );
+    }
+
+    #[test]
+    fn failed_objects_outlive_their_pages_settlement_until_done_or_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.rgjob");
+        let (mut j, _, _) = Journal::open(&path, ID).unwrap();
+        for (key, page) in [("p/a", 0), ("p/b", 0), ("p/c", 1)] {
+            j.append(&Record::Started {
+                key: key.into(),
+                checkpointed: key == "p/b",
+                page,
+            })
+            .unwrap();
+            j.append(&Record::Failed {
+                key: key.into(),
+                page,
+            })
+            .unwrap();
+        }
+        j.append(&Record::Done {
+            key: "p/a".into(),
+            size: 1,
+            etag: None,
+            crc64: None,
+            page: 0,
+        })
+        .unwrap();
+        j.append(&Record::Dropped { key: "p/c".into() }).unwrap();
+        for page in 0..2 {
+            j.append(&Record::Settled {
+                page,
+                objects: 3,
+                bytes: 3,
+                next: None,
+            })
+            .unwrap();
+        }
+        drop(j);
+        let (_, state, _) = Journal::open(&path, ID).unwrap();
+        // Only b is still to retry, and what its download left is still known.
+        let failed: Vec<&str> = state.failed.values().map(|f| f.key.as_str()).collect();
+        assert_eq!(failed, ["p/b"]);
+        assert_eq!(state.failed[&key_hash("p/b")].page, 0);
+        assert_eq!(state.started.len(), 1);
+        assert!(state.started[&key_hash("p/b")].checkpointed);
+        assert!(
+            state.done.is_empty(),
+            "settled pages' done objects are forgotten"
+        );
+    }
+
+    #[test]
+    fn a_version_2_journal_is_read_and_continued() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.rgjob");
+        // A version-2 header, as the previous build wrote it, and one record.
+        let mut head = Vec::new();
+        head.extend_from_slice(MAGIC);
+        head.extend_from_slice(&2u32.to_le_bytes());
+        head.extend_from_slice(&(ID.len() as u32).to_le_bytes());
+        head.extend_from_slice(ID.as_bytes());
+        let sum = *blake3::hash(&head).as_bytes();
+        head.extend_from_slice(&sum);
+        let key = blake3::derive_key(CONTEXT, &sum);
+        let body = encode(&done(4));
+        head.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        head.extend_from_slice(&body);
+        head.extend_from_slice(&tag(&key, 0, &body));
+        std::fs::write(&path, &head).unwrap();
+        let (mut j, state, opened) = Journal::open(&path, ID).unwrap();
+        assert_eq!(
+            opened,
+            Opened::Resumed {
+                records: 1,
+                torn: None
+            }
+        );
+        assert_eq!(state.done.len(), 1);
+        j.append(&Record::Failed {
+            key: "p/x".into(),
+            page: 1,
+        })
+        .unwrap();
+        drop(j);
+        let (_, state, _) = Journal::open(&path, ID).unwrap();
+        assert_eq!(state.failed.len(), 1);
+        assert_eq!(state.records, 2);
     }
 
     /// A million objects, listed 1 000 a page and settled page by page: what a rerun loads

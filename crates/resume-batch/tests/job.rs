@@ -308,10 +308,35 @@ async fn a_checkpoint_left_beside_a_finished_object_is_removed_without_a_request
     assert!(!cp.exists());
     std::fs::rename(&saved, &cp).unwrap();
     let reads = src.read_requests();
-    let s = job(&src, &dest).jobs(1).run().await.unwrap();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let ev = events.clone();
+    let s = job(&src, &dest)
+        .jobs(1)
+        .on_event(move |e| ev.lock().unwrap().push(e.clone()))
+        .run()
+        .await
+        .unwrap();
     assert_eq!(src.read_requests(), reads, "no request");
     assert_eq!(s.fetched_bytes, 0);
     assert!(!cp.exists(), "the leftover checkpoint is removed");
+    // The events say what happened: nothing started, the object found already complete.
+    let events = events.lock().unwrap();
+    assert!(
+        !events.iter().any(|e| matches!(e, JobEvent::Started { .. })),
+        "no object_started for an object nothing is fetched for: {events:?}"
+    );
+    let why: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            JobEvent::Skipped { key: k, reason, .. } if k == key && reason.is_up_to_date() => {
+                Some(reason.to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(why.len(), 1, "{events:?}");
+    assert!(why[0].contains("already complete"), "{}", why[0]);
+    assert_eq!((s.done, s.up_to_date), (0, 1));
     assert_eq!(tree(&dest), expected(&want));
     assert!(s.complete);
 }
@@ -451,7 +476,9 @@ async fn failures_are_per_object_written_as_json_lines_and_the_rerun_fetches_onl
     src.fail.lock().unwrap().clear();
     let from = inner.read_requests() as usize;
     let s = job(&src, &dest).run().await.unwrap();
-    assert_eq!((s.done, s.up_to_date, s.failed), (2, 29, 0));
+    // Their pages were settled all the same: the rerun lists nothing again and retries the
+    // two by key.
+    assert_eq!((s.done, s.up_to_date, s.failed), (2, 0, 0));
     let mut asked: Vec<String> = reads_per_key(&inner, from).into_keys().collect();
     asked.sort();
     assert_eq!(
@@ -840,10 +867,10 @@ async fn files_named_like_temp_checkpoint_or_journal_files_are_never_overwritten
         events.lock().unwrap().clear();
         let from = src.log().len();
         let s = run(events.clone()).await.unwrap();
-        assert_eq!(
-            (s.done, s.failed, s.skipped),
-            (usize::from(attempt == 0) as u64, 2, 3)
-        );
+        // The rerun retries the two failed objects by key: the pages (and their unmappable
+        // keys) were settled by the first run.
+        let first = u64::from(attempt == 0);
+        assert_eq!((s.done, s.failed, s.skipped), (first, 2, 3 * first));
         let ev = events.lock().unwrap().clone();
         let reserved: HashSet<String> = ev
             .iter()
@@ -863,6 +890,7 @@ async fn files_named_like_temp_checkpoint_or_journal_files_are_never_overwritten
         ]
         .map(String::from)
         .into();
+        let want = if attempt == 0 { want } else { HashSet::new() };
         assert_eq!(reserved, want, "attempt {attempt}");
         for (key, file) in [("data/y", "y.rgpart"), ("data/big", "big.rgcp")] {
             let failed = ev.iter().find_map(|e| match e {
@@ -1066,4 +1094,101 @@ async fn a_list_of_keys_is_a_resumable_job_with_one_stat_per_entry() {
     // One stat per entry not recorded done: never more than the entries left.
     assert!(src.stat_requests() - stats <= (want.len() + 1 - complete.len()) as u64 + 8);
     assert_eq!(tree(&dest), expected(&want));
+}
+
+/// Every temp file or checkpoint below `dir` (relative paths).
+fn leftovers(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = tree(dir)
+        .into_keys()
+        .filter(|p| p.ends_with(".rgpart") || p.ends_with(".rgcp"))
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn temp_files_of_objects_deleted_between_runs_are_removed_and_nothing_else() {
+    let (src, want) = bucket(41, 40, 3);
+    let total: u64 = want.values().map(|v| v.len() as u64).sum();
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("out");
+    // A user's file named like a temp file, beside an object the store then deletes: the
+    // job never created it, so it is never removed.
+    src.put("data/d4/gone.bin", b"soon deleted".to_vec());
+    std::fs::create_dir_all(dest.join("d4")).unwrap();
+    let users = dest.join("d4/gone.bin.rgpart");
+    std::fs::write(&users, b"the user's own file").unwrap();
+    crash_after(job(&src, &dest), &src, total / 2).await;
+    let left: Vec<String> = leftovers(&dest)
+        .into_iter()
+        .filter(|p| p != "d4/gone.bin.rgpart")
+        .collect();
+    assert!(!left.is_empty(), "the crash left downloads in flight");
+    // Those objects (and the user's neighbour's) are deleted from the store between runs.
+    let mut gone = vec!["data/d4/gone.bin".to_owned()];
+    for p in &left {
+        let file = p.trim_end_matches(".rgpart").trim_end_matches(".rgcp");
+        gone.push(format!("data/{file}"));
+    }
+    gone.sort();
+    gone.dedup();
+    for k in &gone {
+        assert!(src.remove(k), "{k}");
+    }
+    let s = job(&src, &dest).run().await.unwrap();
+    assert!(s.complete, "{s:?}");
+    assert_eq!(
+        leftovers(&dest),
+        ["d4/gone.bin.rgpart"],
+        "only the user's file is left"
+    );
+    assert_eq!(std::fs::read(&users).unwrap(), b"the user's own file");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rerun_after_failures_asks_only_for_the_failed_objects_not_the_listing_again() {
+    // Pages of 7 keys; the objects failing are on the first page and near the end.
+    let (inner, want) = bucket(43, 60, 2);
+    let src = Hooked::new(inner.clone());
+    let bad = ["data/big/l0.bin", "data/d0/s0000.bin", "data/d4/s0054.bin"];
+    for k in bad {
+        src.fail
+            .lock()
+            .unwrap()
+            .insert(k.to_owned(), SourceErrorKind::Denied);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("out");
+    let s = job(&src, &dest).run().await.unwrap();
+    assert_eq!((s.failed, s.done), (3, 59));
+    let pages = inner.list_requests();
+    assert!(pages >= 9, "{pages} list requests");
+    // One still fails on the first rerun: it is retried again by the next.
+    src.fail.lock().unwrap().remove("data/big/l0.bin");
+    src.fail.lock().unwrap().remove("data/d0/s0000.bin");
+    let (reads, stats) = (inner.read_requests() as usize, inner.stat_requests());
+    let s = job(&src, &dest).run().await.unwrap();
+    assert_eq!((s.done, s.failed, s.up_to_date), (2, 1, 0), "{s:?}");
+    assert_eq!(inner.list_requests(), pages, "no page is listed again");
+    assert_eq!(
+        inner.stat_requests() - stats,
+        3,
+        "one stat per failed object"
+    );
+    let mut asked: Vec<String> = reads_per_key(&inner, reads).into_keys().collect();
+    asked.sort();
+    assert_eq!(asked, ["data/big/l0.bin", "data/d0/s0000.bin"]);
+    src.fail.lock().unwrap().clear();
+    let (reads, stats) = (inner.read_requests() as usize, inner.stat_requests());
+    let s = job(&src, &dest).run().await.unwrap();
+    assert_eq!((s.done, s.failed), (1, 0), "{s:?}");
+    assert!(s.complete);
+    assert_eq!(inner.list_requests(), pages);
+    assert_eq!(inner.stat_requests() - stats, 1);
+    assert_eq!(
+        reads_per_key(&inner, reads).into_keys().collect::<Vec<_>>(),
+        ["data/d4/s0054.bin"]
+    );
+    assert_eq!(tree(&dest), expected(&want));
+    assert!(!dest.join(".resume-get").exists());
 }

@@ -464,6 +464,22 @@ impl Downloader {
         local_state::saved_progress(store.as_ref(), &id, &with_suffix(&dest, PART_SUFFIX))
     }
 
+    /// Removes what an interrupted `download(key, dest)` with these settings left for a later
+    /// run, when that run will never come (a batch job whose object was deleted from the
+    /// source): its checkpoint, if it is this download's, and the temp file only if that
+    /// checkpoint claims it (anybody else's file of that name stays). `true` when anything was
+    /// removed. Never call it while that download runs.
+    pub fn discard_saved_progress(&self, key: &str, dest: impl AsRef<Path>) -> bool {
+        let Ok(dest) = resolve_dest(dest.as_ref()) else {
+            return false;
+        };
+        let Some(store) = self.store_for(&dest) else {
+            return false;
+        };
+        let id = engine::checkpoint_id(self, key, &dest);
+        local_state::discard(store.as_ref(), &id, &with_suffix(&dest, PART_SUFFIX))
+    }
+
     /// The file a download of `key` into `dest` with these settings keeps its checkpoint in,
     /// if its store keeps one in a file (whether it exists is for the caller to look). A batch
     /// job uses it to notice a checkpoint an interrupted run left beside a finished file.

@@ -222,3 +222,29 @@ pub(crate) fn saved_progress(
         temp: temp.to_owned(),
     })
 }
+
+/// Removes what a download left for a later run that will never come (its object is gone
+/// from the source): the checkpoint, if it is this download's, and the temp file only if that
+/// checkpoint claims it. A file the checkpoint does not claim is anybody's and stays. `true`
+/// when anything was removed.
+pub(crate) fn discard(store: &dyn CheckpointStore, id: &CheckpointId, temp: &Path) -> bool {
+    let Ok(Some(loaded)) = store.load(id) else {
+        return false;
+    };
+    let cp = loaded.checkpoint;
+    if cp.id != *id {
+        return false;
+    }
+    let mut removed = false;
+    if let Some((identity, len)) = identity_at(temp) {
+        let claimed = match cp.temp_file {
+            TempFile::Created(claimed) => claimed.same_as(&identity),
+            TempFile::Unrecorded => len == cp.layout.len,
+            TempFile::NotCreated => false,
+        };
+        removed |= claimed && std::fs::remove_file(temp).is_ok();
+    }
+    // Refuses (and leaves) a file that is not this download's checkpoint.
+    removed |= store.delete(id).is_ok();
+    removed
+}
