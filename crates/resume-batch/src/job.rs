@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use resume_core::recorded::{RecordedObject, object_id, recorded_object};
 use resume_core::{
     CancellationToken, CheckpointChoice, ConnectionLimit, Downloader, ErrorKind, Event, ListPage,
     ListedObject, Lister, ObjectMeta, PART_SUFFIX, RangeSource, RateLimit, Report, SourceError,
@@ -570,6 +571,7 @@ impl Job {
         }
         carried.sort();
         let mut run = Run {
+            source_identity: self.source.identity(),
             unseen,
             carried: carried.into(),
             case_insensitive: self
@@ -758,6 +760,8 @@ struct Run<'j> {
     unseen: HashMap<KeyHash, (String, Option<bool>)>,
     /// Failed objects of pages earlier runs settled, to retry (page, key).
     carried: VecDeque<(u64, String)>,
+    /// The source's identity, as the engine names objects in their files' records.
+    source_identity: String,
     excluded: u64,
     bytes: u64,
     /// Case-folded paths of this job's objects, on a case-insensitive destination.
@@ -968,6 +972,16 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// What the file at `path` records about its object under the default skip rule, if it
+    /// is `key`'s record (this source, this key) and the file is unchanged since (one
+    /// `lgetxattr`, no request).
+    fn record_of(&self, key: &str, path: &Path) -> Option<RecordedObject> {
+        if self.job.skip != SkipRule::Default {
+            return None;
+        }
+        recorded_object(path).filter(|r| r.object == object_id(&self.source_identity, key))
+    }
+
     /// The local path of `key`, as [`Run::consider`] maps it (`None`: it has none).
     fn local_path(&self, key: &str) -> Option<PathBuf> {
         let job = self.job;
@@ -1135,9 +1149,25 @@ impl Run<'_> {
             Ok(m) => Some(LocalFile {
                 size: m.len(),
                 modified: m.modified().ok(),
+                recorded: self.record_of(&key, &path),
             }),
             Err(_) => None,
         };
+        if job.stat_each
+            && let Some(l) = &local
+            && l.recorded.is_some()
+        {
+            // The file records that it is this entry's object, downloaded whole and unchanged
+            // since (a completed job's rerun, its journal gone): no request.
+            let size = l.size;
+            self.up_to_date(
+                key,
+                path,
+                size,
+                "this entry's file, as recorded with it when it was downloaded (unchanged since)",
+            );
+            return Ok(false);
+        }
         if job.stat_each || carried {
             // Recorded done by this job, with a local file of that size: no request.
             if let (Some(d), Some(l)) = (self.state.done.get(&key_hash(&key)), &local)
@@ -1452,6 +1482,7 @@ impl Run<'_> {
                     Ok(m) if m.is_file() => Some(LocalFile {
                         size: m.len(),
                         modified: m.modified().ok(),
+                        recorded: self.record_of(&f.key, &f.path),
                     }),
                     _ => None,
                 };

@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use resume_core::recorded::RecordedObject;
 use resume_core::{Algorithm, ObjectMeta, RangeSource, Scope};
 
 use crate::journal::{DoneEntry, etag_hash};
@@ -19,10 +20,14 @@ use crate::journal::{DoneEntry, etag_hash};
 #[non_exhaustive]
 pub enum SkipRule {
     /// Skip when the size matches and the file is the listed version: recorded so in the
-    /// journal, or (no journal any more: the job completed earlier) its modification time is
-    /// the object's last-modified time, which the job stamps on every file it writes. An
-    /// object rewritten with the same size within the same second is the residual risk, as
-    /// for `aws s3 sync`; `--overwrite` downloads regardless.
+    /// journal, or (no journal any more: the job completed earlier) in the record the engine
+    /// keeps with every file it finishes ([`resume_core::recorded`]: the same object, size
+    /// and etag, the file unchanged since), or, where the file system keeps no such record
+    /// (no user extended attributes), its modification time is the object's last-modified
+    /// time, which the job stamps on every file it writes (residual risk there: an object
+    /// rewritten with the same size within the same second, as for `aws s3 sync`). A record
+    /// of another etag means the object changed: downloaded. `--overwrite` downloads
+    /// regardless.
     #[default]
     Default,
     /// Skip when the local file is not older than the object (`--update`).
@@ -55,10 +60,13 @@ impl SkipRule {
 }
 
 /// What is at the object's local path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalFile {
     pub size: u64,
     pub modified: Option<SystemTime>,
+    /// What the file records about its object, if it is this object's record and the file
+    /// is unchanged since ([`resume_core::recorded::recorded_object`]).
+    pub recorded: Option<RecordedObject>,
 }
 
 /// The verdict.
@@ -99,6 +107,19 @@ pub fn decide(
     });
     if recorded {
         return Decision::Skip("this job downloaded it already (same size and etag)");
+    }
+    if rule == SkipRule::Default
+        && let Some(r) = &local.recorded
+        && let (Some(had), Some(listed_etag)) = (&r.etag, &listed.etag)
+    {
+        return if etag_hash(had) == etag_hash(listed_etag)
+            && r.size == listed.size
+            && local.size == listed.size
+        {
+            Decision::Skip("same size and etag (recorded with the file)")
+        } else {
+            Decision::Download
+        };
     }
     let same_time = || matches!((local.modified, listed.last_modified), (Some(a), Some(b)) if secs(a) == secs(b));
     match rule {
@@ -239,7 +260,54 @@ mod tests {
         LocalFile {
             size,
             modified: Some(UNIX_EPOCH + Duration::from_millis(at * 1000 + 300)),
+            recorded: None,
         }
+    }
+
+    #[test]
+    fn the_record_kept_with_the_file_decides_by_etag_under_the_default_rule() {
+        use Decision::*;
+        let m = meta(10, Some("\"e\""), 100);
+        let with = |size, etag: &str, at| LocalFile {
+            recorded: Some(RecordedObject {
+                object: "o".into(),
+                size,
+                etag: Some(etag.into()),
+                version_id: None,
+                crc64: 0,
+                modified_ns: 0,
+            }),
+            ..local(size, at)
+        };
+        // Recorded as the listed etag: skipped, whatever the file's time.
+        assert_eq!(
+            decide(SkipRule::Default, &m, Some(&with(10, "e", 5)), None),
+            Skip("same size and etag (recorded with the file)")
+        );
+        // Recorded as another etag: the object changed, though size and time agree.
+        assert_eq!(
+            decide(
+                SkipRule::Default,
+                &m,
+                Some(&with(10, "W/\"old\"", 100)),
+                None
+            ),
+            Download
+        );
+        // Other rules keep their own promises.
+        assert_eq!(
+            decide(SkipRule::Overwrite, &m, Some(&with(10, "e", 100)), None),
+            Download
+        );
+        // A listing without an etag: size and time decide, as without a record.
+        let no_etag = ObjectMeta {
+            etag: None,
+            ..m.clone()
+        };
+        assert!(matches!(
+            decide(SkipRule::Default, &no_etag, Some(&with(10, "e", 100)), None),
+            Skip("same size and modification time")
+        ));
     }
 
     #[test]

@@ -1094,6 +1094,77 @@ async fn a_list_of_keys_is_a_resumable_job_with_one_stat_per_entry() {
     // One stat per entry not recorded done: never more than the entries left.
     assert!(src.stat_requests() - stats <= (want.len() + 1 - complete.len()) as u64 + 8);
     assert_eq!(tree(&dest), expected(&want));
+    // The job completed (its journal is gone): each file's own record says it is its entry's
+    // object, unchanged since, so the rerun asks nothing of it (only of gone.bin, which has no
+    // file).
+    assert!(s.complete && !dest.join(".resume-get").exists());
+    let (stats, reads) = (src.stat_requests(), src.read_requests());
+    let s = files_job().run().await.unwrap();
+    assert_eq!((s.up_to_date, s.skipped), (want.len() as u64, 1));
+    assert_eq!(src.stat_requests() - stats, 1, "only gone.bin is stat'ed");
+    assert_eq!(src.read_requests(), reads);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_completed_jobs_rerun_skips_by_the_etag_recorded_with_each_file() {
+    let (src, want) = bucket(47, 30, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("out");
+    assert!(job(&src, &dest).run().await.unwrap().complete);
+    let one = dest.join("d1/s0001.bin");
+    let rec = resume_core::recorded::recorded_object(&one)
+        .expect("the finished file records its object (a file system with user xattrs)");
+    assert_eq!(rec.etag, src.meta("data/d1/s0001.bin").unwrap().etag);
+    assert_eq!(rec.crc64, crc64(&want["data/d1/s0001.bin"]));
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let ev = events.clone();
+    let reads = src.read_requests();
+    let s = job(&src, &dest)
+        .on_event(move |e| ev.lock().unwrap().push(e.clone()))
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(s.up_to_date, 32);
+    assert_eq!((src.read_requests(), src.stat_requests()), (reads, 0));
+    let reasons: HashSet<String> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            JobEvent::Skipped { reason, .. } => Some(reason.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        HashSet::from(["up to date: same size and etag (recorded with the file)".to_owned()])
+    );
+    // A local file changed since (same size, new content and time): its record is stale, so
+    // it is not skipped on it; downloaded again, alone.
+    let changed = dest.join("d2/s0002.bin");
+    let len = want["data/d2/s0002.bin"].len();
+    std::fs::write(&changed, vec![b'x'; len]).unwrap();
+    let reads = src.read_requests() as usize;
+    let s = job(&src, &dest).run().await.unwrap();
+    assert_eq!((s.done, s.up_to_date), (1, 31));
+    assert_eq!(
+        reads_per_key(&src, reads).into_keys().collect::<Vec<_>>(),
+        ["data/d2/s0002.bin"]
+    );
+    assert_eq!(tree(&dest), expected(&want));
+    // Rewritten in the store with the same size and the same time but another etag: the
+    // record, not the time, says the object changed.
+    let key = "data/d3/s0003.bin";
+    let old = src.meta(key).unwrap();
+    let new = vec![9u8; want[key].len()];
+    let meta = src.put_object(
+        key,
+        backend_mock::MockObject::new(new.clone()).with_last_modified(old.last_modified.unwrap()),
+    );
+    assert_ne!(meta.etag, old.etag);
+    let s = job(&src, &dest).run().await.unwrap();
+    assert_eq!((s.done, s.up_to_date), (1, 31));
+    assert_eq!(std::fs::read(dest.join("d3/s0003.bin")).unwrap(), new);
 }
 
 /// Every temp file or checkpoint below `dir` (relative paths).

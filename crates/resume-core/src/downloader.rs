@@ -104,6 +104,8 @@ pub struct Downloader {
     pub(crate) shared_rate: Option<crate::rate::RateLimit>,
     /// Give DEST the object's last-modified time (see [`Downloader::keep_modified_time`]).
     pub(crate) keep_modified_time: bool,
+    /// Record the object with the finished file (see [`Downloader::record_object`]).
+    pub(crate) record_object: bool,
     /// `--jobs auto` (see [`Downloader::auto_jobs`]).
     pub(crate) auto_jobs: Option<AutoJobs>,
     /// `--part-size auto` (see [`Downloader::auto_part_size`]).
@@ -189,6 +191,7 @@ impl Downloader {
             connections: None,
             shared_rate: None,
             keep_modified_time: false,
+            record_object: true,
             auto_jobs: None,
             auto_part_size: false,
         }
@@ -416,6 +419,17 @@ impl Downloader {
     /// download.
     pub fn keep_modified_time(mut self, yes: bool) -> Self {
         self.keep_modified_time = yes;
+        self
+    }
+
+    /// With `true` (the default), a download of the whole object records it with the
+    /// finished file ([`crate::recorded`]: a user extended attribute naming the source and
+    /// key, size, etag, version, CRC-64 and the file's modification time, set on the temp
+    /// file before the rename), so a later run can tell, with no request, that the file is
+    /// that version of the object and unchanged since. Silently nothing where the file system
+    /// keeps no user extended attributes.
+    pub fn record_object(mut self, yes: bool) -> Self {
+        self.record_object = yes;
         self
     }
 

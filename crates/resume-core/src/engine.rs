@@ -30,6 +30,7 @@ use crate::local_state::{Disk, Found, inspect, is_checkpoint_file};
 use crate::part_file::{PART_SUFFIX, PartFile, identity_at, with_suffix};
 use crate::plan::{auto_part_size, bounded_part_size, format_range, plan, resolve_range};
 use crate::rate::RateLimiter;
+use crate::recorded::{RecordedObject, object_id};
 use crate::retry::JitterRng;
 use crate::source::{ObjectMeta, ReadConditions, SourceError};
 use commit::{Committer, Ticker};
@@ -559,6 +560,22 @@ impl<'a> Attempt<'a> {
             // Before the rename, so the file appears with it: nothing can see (or a crash
             // leave) the object's bytes at DEST with another time.
             file.set_modified(at)?;
+        }
+        if dl.record_object && range.start == 0 && range.end == meta.size {
+            // Before the rename too: the file never appears without its record. A file system
+            // without user extended attributes keeps none (the skip rules then use size and
+            // modification time).
+            let recorded = file.record_object(|modified_ns| RecordedObject {
+                object: object_id(&dl.source.identity(), self.key),
+                size: layout.len,
+                etag: meta.etag.clone(),
+                version_id: meta.version_id.clone(),
+                crc64: crc,
+                modified_ns,
+            });
+            if !recorded {
+                tracing::debug!(key = self.key, "the object's identity was not recorded");
+            }
         }
         file.commit(dest)?;
         self.delete_after_commit();

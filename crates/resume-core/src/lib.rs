@@ -23,6 +23,7 @@ mod local_state;
 mod part_file;
 mod plan;
 mod rate;
+pub mod recorded;
 pub mod redact;
 pub mod request_log;
 mod retry;

@@ -149,6 +149,18 @@ impl PartFile {
             .map_err(|e| Error::io("set the modification time of", &self.path, e))
     }
 
+    /// Records the object the file holds ([`crate::recorded`]), made from the file's current
+    /// modification time; `false` when it could not be (no user extended attributes here).
+    pub(crate) fn record_object(
+        &self,
+        make: impl FnOnce(i128) -> crate::recorded::RecordedObject,
+    ) -> bool {
+        let Some(modified) = self.file.metadata().ok().and_then(|m| m.modified().ok()) else {
+            return false;
+        };
+        crate::recorded::write(&self.file, &make(crate::recorded::nanos(modified)))
+    }
+
     pub(crate) fn sync_data(&self) -> Result<(), Error> {
         self.file
             .sync_data()
