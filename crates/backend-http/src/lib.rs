@@ -73,10 +73,48 @@ impl fmt::Debug for HttpSource {
     }
 }
 
+/// A pooled HTTP client (its connections, TLS settings and timeouts) built from
+/// [`HttpOptions`], to share between the sources of many URLs ([`open_with`]): a list of URLs
+/// on one host then reuses connections instead of opening one (and a TLS handshake) per URL.
+/// Cheap to clone. Credentials and headers stay per source, never in the client.
+#[derive(Clone)]
+pub struct HttpClient(reqwest::Client);
+
+impl fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpClient").finish_non_exhaustive()
+    }
+}
+
+impl HttpClient {
+    /// The client `options` describe (nothing is sent).
+    pub fn new(options: &HttpOptions) -> Result<Self, BuildError> {
+        client::build_http(options).map(Self)
+    }
+}
+
 /// Opens `url` (http:// or https://) with `options`: the source, and the key that names the
 /// object (the path without its leading `/`, plus the query without signing parameters).
 /// Nothing is sent.
 pub fn open(url: &str, options: &HttpOptions) -> Result<(HttpSource, String), BuildError> {
+    open_inner(url, options, None)
+}
+
+/// [`open`], sending through `client` (built with the same `options`), shared with other
+/// sources.
+pub fn open_with(
+    url: &str,
+    options: &HttpOptions,
+    client: &HttpClient,
+) -> Result<(HttpSource, String), BuildError> {
+    open_inner(url, options, Some(client))
+}
+
+fn open_inner(
+    url: &str,
+    options: &HttpOptions,
+    client: Option<&HttpClient>,
+) -> Result<(HttpSource, String), BuildError> {
     let target = Target::parse(url)?;
     let mut auth = target.auth.clone();
     if auth.is_none()
@@ -85,7 +123,10 @@ pub fn open(url: &str, options: &HttpOptions) -> Result<(HttpSource, String), Bu
         let host = target.url.host_str().unwrap_or_default();
         auth = config::netrc_lookup(netrc, host)?;
     }
-    let http = client::build_http(options)?;
+    let http = match client {
+        Some(c) => c.0.clone(),
+        None => client::build_http(options)?,
+    };
     let origin = target.url.origin();
     let sender = Sender::new(http, options, auth, origin.clone())?;
     let key = target.key.clone();

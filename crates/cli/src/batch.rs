@@ -125,6 +125,7 @@ fn open_job(
                 book: lister.url_book(),
                 opts: opts.clone(),
                 cache: Mutex::new(HashMap::new()),
+                http: sources::HttpClients::default(),
             };
             Ok(Opened {
                 note: Some(lister.note().to_owned()),
@@ -146,6 +147,9 @@ struct UrlSource {
     opts: Arc<DownloadOpts>,
     /// Sources opened, by key; cleared when it grows large (a list of many URLs).
     cache: Mutex<HashMap<String, sources::Opened>>,
+    /// One HTTP client per origin for every http(s):// entry: a list of many URLs on one
+    /// host reuses connections (and TLS sessions) instead of opening one per entry.
+    http: sources::HttpClients,
 }
 
 impl std::fmt::Debug for UrlSource {
@@ -166,7 +170,7 @@ impl UrlSource {
                 format!("{key} is not an entry of the list; please report this"),
             )
         })?;
-        let opened = sources::open(&url, &self.opts)
+        let opened = sources::open_sharing(&url, &self.opts, Some(&self.http))
             .map_err(|e| SourceError::new(SourceErrorKind::Misconfigured, e.message))?;
         if cache.len() >= 4096 {
             cache.clear();

@@ -4,8 +4,9 @@
 //! servers without HEAD or ranges), every other scheme to backend-object-store. This module
 //! only chooses and configures a backend; it never talks to a store itself.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use backend_http::HttpOptions;
 use backend_object_store::{StoreOptions, from_url, lister_from_url};
@@ -65,8 +66,48 @@ pub fn open_prefix(url: &str, opts: &DownloadOpts) -> Result<OpenedPrefix, OpenE
     }
 }
 
+/// HTTP clients by origin (scheme, host, port), shared by the sources of a list's URLs
+/// (`--files-from`): the URLs of one host reuse its connections.
+#[derive(Debug, Default)]
+pub struct HttpClients(Mutex<HashMap<String, backend_http::HttpClient>>);
+
+impl HttpClients {
+    /// The client for `url`'s origin, built with `options` the first time.
+    fn for_url(
+        &self,
+        url: &str,
+        options: &HttpOptions,
+    ) -> Result<backend_http::HttpClient, OpenError> {
+        // scheme://host:port, without user-info (credentials stay per source, not per client).
+        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let origin = format!(
+            "{}://{}",
+            scheme.to_ascii_lowercase(),
+            host.to_ascii_lowercase()
+        );
+        let mut clients = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = clients.get(&origin) {
+            return Ok(c.clone());
+        }
+        let client = backend_http::HttpClient::new(options).map_err(|e| usage(e.to_string()))?;
+        clients.insert(origin, client.clone());
+        Ok(client)
+    }
+}
+
 /// Opens `url` with the command line's options.
 pub fn open(url: &str, opts: &DownloadOpts) -> Result<Opened, OpenError> {
+    open_sharing(url, opts, None)
+}
+
+/// [`open`]; an http(s):// URL sends through the client `clients` keeps for its origin.
+pub fn open_sharing(
+    url: &str,
+    opts: &DownloadOpts,
+    clients: Option<&HttpClients>,
+) -> Result<Opened, OpenError> {
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     // Messages show the URL redacted: it may carry a password or a signature.
     let shown = redact_url(url);
@@ -89,7 +130,7 @@ pub fn open(url: &str, opts: &DownloadOpts) -> Result<Opened, OpenError> {
     }
     match scheme.as_deref() {
         Some("oss") => open_oss(url, opts),
-        Some("http" | "https") => open_http(url, opts),
+        Some("http" | "https") => open_http(url, opts, clients),
         Some("s3" | "s3a" | "gs" | "az" | "azure" | "abfs" | "abfss" | "adl" | "file") => {
             open_object_store(url, opts)
         }
@@ -242,7 +283,11 @@ fn is_loopback_or_ip(endpoint: &str) -> bool {
     host == "localhost" || host.ends_with(".localhost") || host.parse::<IpAddr>().is_ok()
 }
 
-fn open_http(url: &str, opts: &DownloadOpts) -> Result<Opened, OpenError> {
+fn open_http(
+    url: &str,
+    opts: &DownloadOpts,
+    clients: Option<&HttpClients>,
+) -> Result<Opened, OpenError> {
     let mut options = HttpOptions::new().read_timeout(Some(opts.transfer.timeout));
     for line in &opts.http.headers {
         options = options
@@ -263,7 +308,11 @@ fn open_http(url: &str, opts: &DownloadOpts) -> Result<Opened, OpenError> {
             .ok_or_else(|| usage("--netrc: neither NETRC nor HOME is set".into()))?;
         options = options.netrc_file(path);
     }
-    let (source, key) = backend_http::open(url, &options).map_err(|e| usage(e.to_string()))?;
+    let opened = match clients {
+        Some(c) => backend_http::open_with(url, &options, &c.for_url(url, &options)?),
+        None => backend_http::open(url, &options),
+    };
+    let (source, key) = opened.map_err(|e| usage(e.to_string()))?;
     Ok((Arc::new(source), key))
 }
 

@@ -5,6 +5,7 @@ mod checksums;
 mod common;
 mod endpoint;
 mod exit_codes;
+mod files_from_http;
 mod gcs;
 mod http_sources;
 mod json;
