@@ -379,12 +379,14 @@ impl Downloader {
     /// The object's metadata as a listing gave it (a batch job's [`ListedObject::meta`]):
     /// the download sends no stat request and pins every read to this etag (and version).
     ///
+    /// - Without an etag (some S3 servers, e.g. `s3s-fs`, list none) the listing cannot pin
+    ///   anything: the download stats the object first, as one without `listed` does, and
+    ///   pins its reads to the stat's etag and verifies with the stat's checksums.
     /// - If the object is no longer that version, the first read fails with `Changed` and
     ///   [`OnChange`] applies as usual (a restart stats the object afresh).
     /// - With an etag, the stat before the rename that a download nothing verified gets
     ///   otherwise is skipped too: every byte came from responses pinned to, and checked
     ///   against, the listed etag, so the file is exactly the version the listing named.
-    ///   Without one it stays (it is the only check of a same-size rewrite).
     ///
     /// Use it only for the key the metadata describes; the download's checkpoint still pins
     /// size, etag and last-modified as for a stat.

@@ -335,10 +335,13 @@ enum Accepted {
 impl<'a> Attempt<'a> {
     async fn run(&self, restarts: u32, started: Instant) -> Result<Report, Failure> {
         let dl = self.dl;
-        // A listed object's metadata stands in for the first stat; a restart (the object
-        // changed since) asks the source again.
+        // A listed object's metadata stands in for the first stat when it names the version
+        // (an etag) that every read can be pinned to; a restart (the object changed since)
+        // asks the source again. A listing without etags (s3s-fs's) gets the stat a single
+        // download gets: compared with it, the stat before the rename would otherwise see an
+        // etag the listing never had, take it for a change and download the object twice.
         let meta = match (&dl.listed, restarts) {
-            (Some(listed), 0) => listed.clone(),
+            (Some(listed), 0) if listed.etag.is_some() => listed.clone(),
             _ => self.stat().await?,
         };
         let range = resolve_range(dl.range, meta.size).map_err(|p| Error::InvalidRange {
@@ -546,7 +549,9 @@ impl<'a> Attempt<'a> {
         let crc = computed.crcs.0[0];
         // Bytes read only from responses pinned to and checked against the etag a listing
         // gave are that version's (`Downloader::listed`): no stat needed to confirm it.
-        let pinned_to_listing = dl.listed.is_some() && restarts == 0 && meta.etag.is_some();
+        let pinned_to_listing = restarts == 0
+            && dl.listed.as_ref().is_some_and(|l| l.etag.is_some())
+            && meta.etag.is_some();
         if !verification.is_verified() && !pinned_to_listing {
             // Nothing vouched for the bytes as a whole (a digest the caller gave does, as a
             // store's checksum does): make sure the object did not change meanwhile.
