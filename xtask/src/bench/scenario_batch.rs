@@ -596,7 +596,8 @@ impl Bench {
         v.push(aws);
         // The server's ceiling: V4-signed parallel GETs, bodies thrown away.
         let cfg = lab.dir.join(format!("ceiling-{set}.curl"));
-        let mut text = String::new();
+        // The credentials go in the config file, not on the command line the report prints.
+        let mut text = format!("user = \"{S3_AK}:{S3_SK}\"\n");
         for (key, _) in keys {
             let _ = writeln!(
                 text,
@@ -616,8 +617,6 @@ impl Bench {
                     &j,
                     "--aws-sigv4",
                     &format!("aws:amz:{S3_REGION}:s3"),
-                    "--user",
-                    &format!("{S3_AK}:{S3_SK}"),
                     "-H",
                     "x-amz-content-sha256: UNSIGNED-PAYLOAD",
                     "-K",
