@@ -489,19 +489,51 @@ fn ten_thousand_parts_with_a_failure_in_the_middle_resume_from_the_journal() {
 }
 
 /// OSS also publishes `Content-MD5` for objects uploaded in one piece; the engine checks it
-/// when there is no CRC-64 (a CRC of the same store catches what the MD5 would, for a
-/// fraction of the CPU). Without the CRC header, the right MD5 verifies the file, and an MD5
-/// that disagrees with the bytes fails with exit 6 naming MD5 and both values, and never
-/// replaces DEST.
+/// beside the CRC-64 (hashed in object order while the parts complete), and alone when there
+/// is no CRC-64. The right MD5 verifies the file; an MD5 that disagrees with the bytes fails
+/// with exit 6 naming MD5 and both values, also when the CRC-64 matches, and never replaces
+/// DEST.
 #[test]
-fn without_a_crc64_the_content_md5_verifies_and_a_wrong_one_fails_naming_both_values() {
+fn the_content_md5_is_checked_beside_the_crc64_and_alone_and_a_wrong_one_fails_naming_both() {
     let c = case(300_000, 31);
     let out = c.get().args(["--part-size", "64KiB"]).run();
     out.expect_ok();
     assert_eq!(
         out.completed()["verification"],
-        "verified: CRC-64/XZ full-object (OSS)"
+        "verified: CRC-64/XZ + MD5 full-object (OSS)"
     );
+    assert_eq!(out.completed()["crc64_verified"], true);
+    assert_eq!(
+        out.stderr.lines().last(),
+        Some("verified: CRC-64/XZ + MD5 full-object (OSS)")
+    );
+    // A wrong Content-MD5 beside the right CRC-64: the MD5 fails.
+    let precious = b"an older copy the user keeps".to_vec();
+    std::fs::write(&c.dest, &precious).expect("existing DEST");
+    let wrong_md5 = HeaderProxy::start(
+        c.server.emu.addr(),
+        vec![Rewrite::Set(
+            "content-md5",
+            "AAAAAAAAAAAAAAAAAAAAAA==".into(),
+        )],
+    );
+    let out = Get::new(&wrong_md5.endpoint(), &oss_url(KEY), &c.dest)
+        .args(["--part-size", "64KiB"])
+        .run();
+    out.expect_code(EXIT_INTEGRITY).expect_stderr(&[
+        KEY,
+        "failed verification",
+        "MD5",
+        "the store (OSS) says 00000000000000000000000000000000",
+    ]);
+    assert_file_is(
+        &c.dest,
+        &precious,
+        "DEST after an MD5 failure beside a CRC-64",
+    );
+    assert!(!rgpart(&c.dest).exists() && !rgcp(&c.dest).exists());
+    std::fs::remove_file(&c.dest).expect("remove DEST");
+
     let no_crc = HeaderProxy::start(c.server.emu.addr(), strip_crc());
     let out = Get::new(&no_crc.endpoint(), &oss_url(KEY), &c.dest)
         .args(["--part-size", "64KiB"])

@@ -122,7 +122,7 @@ async fn downloads_are_verified_by_crc32c_fresh_resumed_and_flipped() {
     );
     assert!(!format!("{src:?} {meta:?}").contains(TOKEN));
 
-    // Fresh: verified by the CRC-32C, combined from the parts' (the MD5 is not computed).
+    // Fresh: verified by the CRC-32C, combined from the parts', and the MD5, hashed in order.
     let scratch = tempfile::tempdir().unwrap();
     let dest = scratch.path().join("fresh");
     let report = Downloader::new(src.clone())
@@ -133,7 +133,7 @@ async fn downloads_are_verified_by_crc32c_fresh_resumed_and_flipped() {
     assert_eq!(std::fs::read(&dest).unwrap(), content);
     assert_eq!(
         report.verification.to_string(),
-        "verified: CRC-32C full-object (GCS)"
+        "verified: CRC-32C + MD5 full-object (GCS)"
     );
     // Every read was pinned to the generation.
     let reads: Vec<String> = shim
@@ -170,7 +170,7 @@ async fn downloads_are_verified_by_crc32c_fresh_resumed_and_flipped() {
     assert_eq!(std::fs::read(&dest).unwrap(), content);
     assert_eq!(
         report.verification.to_string(),
-        "verified: CRC-32C full-object (GCS)"
+        "verified: CRC-32C + MD5 full-object (GCS)"
     );
 
     // A byte flipped in flight: CRC-32C and both values named, DEST untouched.
@@ -230,7 +230,7 @@ async fn a_gzip_stored_object_is_downloaded_as_stored_and_a_transcoded_body_is_r
     assert_eq!(std::fs::read(&dest).unwrap(), stored);
     assert_eq!(
         report.verification.to_string(),
-        "verified: CRC-32C full-object (GCS)"
+        "verified: CRC-32C + MD5 full-object (GCS)"
     );
 
     // Served decompressed (transcoded) anyway: an error, never data; DEST untouched.

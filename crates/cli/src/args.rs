@@ -206,6 +206,11 @@ pub struct DownloadOpts {
     #[arg(long, value_name = "FILE")]
     pub checksum_file: Option<PathBuf>,
 
+    /// Hash MD5/SHA digests in one read of the finished file instead of while parts
+    /// complete (for `cargo xtask bench`, which measures both).
+    #[arg(long, hide = true)]
+    pub digests_at_end: bool,
+
     /// Refuse to download, before any byte is fetched (exit 6), when nothing can verify
     /// the file: the store publishes no checksum that applies and none was given.
     #[arg(long)]

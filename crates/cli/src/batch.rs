@@ -238,7 +238,12 @@ pub async fn run(
             OnChangeArg::Restart => OnChange::Restart,
             OnChangeArg::Fail => OnChange::Fail,
         })
-        .require_checksum(opts.require_checksum);
+        .require_checksum(opts.require_checksum)
+        .in_order_hashing(if opts.digests_at_end {
+            resume_core::InOrderHashing::AtEnd
+        } else {
+            resume_core::InOrderHashing::Streamed
+        });
     let listed_each = note.is_some();
     let mut job = Job::new(lister, source, prefix.clone(), dest)
         .stat_each(listed_each)

@@ -228,6 +228,7 @@ fn demo(rt: &Runtime, args: &DemoArgs) -> Result<u8, String> {
     // 3. Crash once 40 % of the bytes are in parts recorded done: the download future is
     // dropped, like `kill -9`.
     let crash_at = args.size * 2 / 5;
+    let size = args.size;
     let crash = Arc::new(Notify::new());
     let crashed = Arc::new(AtomicBool::new(false));
     let recorded = Arc::new(AtomicU64::new(0));
@@ -248,7 +249,10 @@ fn demo(rt: &Runtime, args: &DemoArgs) -> Result<u8, String> {
                     Event::PartDone { range, .. } => {
                         let done = recorded.fetch_add(range.end - range.start, Ordering::SeqCst)
                             + (range.end - range.start);
-                        if done >= crash_at && !crashed.swap(true, Ordering::SeqCst) {
+                        // Mid-flight only: once every part is recorded the download is
+                        // finishing (checks, rename), not crashing with work left.
+                        if done >= crash_at && done < size && !crashed.swap(true, Ordering::SeqCst)
+                        {
                             crash.notify_one();
                         }
                     }

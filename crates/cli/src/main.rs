@@ -184,6 +184,11 @@ fn configure(mut dl: Downloader, opts: &DownloadOpts) -> Downloader {
             OnChangeArg::Fail => OnChange::Fail,
         })
         .require_checksum(opts.require_checksum)
+        .in_order_hashing(if opts.digests_at_end {
+            resume_core::InOrderHashing::AtEnd
+        } else {
+            resume_core::InOrderHashing::Streamed
+        })
         .start_over(opts.start_over);
     if let Some(range) = opts.range {
         dl = dl.range(range);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use checkpoint::{CheckpointStore, FileCheckpointStore, RangeSpec};
 use tokio_util::sync::CancellationToken;
 
-use crate::engine;
+use crate::engine::{self, InOrderHashing};
 use crate::error::Error;
 use crate::event::{Event, Report};
 use crate::integrity::Checksum;
@@ -93,6 +93,7 @@ pub struct Downloader {
     pub(crate) rate_limit: Option<u64>,
     pub(crate) expected: Vec<Checksum>,
     pub(crate) require_checksum: bool,
+    pub(crate) in_order_hashing: InOrderHashing,
     pub(crate) max_parts: u64,
     pub(crate) start_over: bool,
     pub(crate) lowest_speed: Option<LowestSpeed>,
@@ -131,6 +132,7 @@ impl fmt::Debug for Downloader {
             .field("rate_limit", &self.rate_limit)
             .field("expected", &self.expected)
             .field("require_checksum", &self.require_checksum)
+            .field("in_order_hashing", &self.in_order_hashing)
             .field("max_parts", &self.max_parts)
             .field("start_over", &self.start_over)
             .field("lowest_speed", &self.lowest_speed)
@@ -184,6 +186,7 @@ impl Downloader {
             rate_limit: None,
             expected: Vec::new(),
             require_checksum: false,
+            in_order_hashing: InOrderHashing::default(),
             max_parts: DEFAULT_MAX_PARTS,
             start_over: false,
             lowest_speed: None,
@@ -373,6 +376,14 @@ impl Downloader {
     /// download completes, and its report says it was not verified.
     pub fn require_checksum(mut self, yes: bool) -> Self {
         self.require_checksum = yes;
+        self
+    }
+
+    /// How digests that do not combine from parts (MD5, SHA-*) are computed: while parts
+    /// complete in order (default), or in one read of the finished file (for measurements;
+    /// BENCHMARKS.md compares both).
+    pub fn in_order_hashing(mut self, how: InOrderHashing) -> Self {
+        self.in_order_hashing = how;
         self
     }
 

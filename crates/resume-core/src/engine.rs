@@ -3,6 +3,7 @@
 
 mod commit;
 mod fetch;
+mod in_order;
 mod tuning;
 mod verify;
 
@@ -34,6 +35,8 @@ use crate::recorded::{RecordedObject, object_id};
 use crate::retry::JitterRng;
 use crate::source::{ObjectMeta, ReadConditions, SourceError};
 use commit::{Committer, Ticker};
+pub use in_order::InOrderHashing;
+use in_order::InOrderStream;
 use tuning::Tuning;
 use verify::{combined_crcs, crc64_verified};
 
@@ -303,6 +306,8 @@ struct Transfer<'a> {
     partial: Mutex<BTreeMap<u64, PartialPart>>,
     /// Records the beginnings of parts in flight.
     committer: Committer,
+    /// Hashes the in-order digests while parts complete in order, if the plan has any.
+    in_order: Option<InOrderStream>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -457,6 +462,7 @@ impl<'a> Attempt<'a> {
         for (i, c) in reused_crcs {
             crcs[usize_of(i)?] = c;
         }
+        let in_order = self.start_in_order(file, &layout, &checks, checkpoint.done.keys().copied());
         let partial = std::mem::take(&mut checkpoint.partial);
         drop(checkpoint);
         let committer = match &self.shared_store {
@@ -469,7 +475,7 @@ impl<'a> Attempt<'a> {
             ),
             None => Committer::none(),
         };
-        let transfer = Transfer {
+        let mut transfer = Transfer {
             file,
             meta: &meta,
             layout,
@@ -486,6 +492,7 @@ impl<'a> Attempt<'a> {
             unsynced: AtomicU64::new(0),
             partial: Mutex::new(partial),
             committer,
+            in_order,
         };
 
         // Parts with a saved beginning first: they finish sooner, and a run stopped again
@@ -515,6 +522,8 @@ impl<'a> Attempt<'a> {
                 }
             }
             if !damaged.is_empty() {
+                // Parts fetched again after the stream may have hashed their damaged bytes.
+                transfer.in_order = None;
                 {
                     let mut d = lock(&transfer.digests);
                     for &p in &damaged {
@@ -535,13 +544,26 @@ impl<'a> Attempt<'a> {
 
         let mut computed = combined_crcs(&transfer, &checks)?;
         if checks.needs_in_order_pass() {
-            self.hash_in_order(
-                |buf, off| file.read_exact_at(buf, off),
-                layout.len,
-                &checks,
-                &mut computed,
-            )
-            .await?;
+            match transfer.in_order.take() {
+                Some(stream) => {
+                    let values = tokio::select! {
+                        biased;
+                        _ = self.halt.cancelled() => return Err(Failure::Stopped),
+                        v = stream.finish() => v?,
+                    };
+                    computed.in_order.extend(values.in_order);
+                    computed.composite.extend(values.composite);
+                }
+                None => {
+                    self.hash_in_order(
+                        |buf, off| file.read_exact_at(buf, off),
+                        layout.len,
+                        &checks,
+                        &mut computed,
+                    )
+                    .await?;
+                }
+            }
         }
         // On a mismatch the checkpoint and temp file hold bytes that cannot be trusted: the
         // failure removes both, so the next run starts from zero instead of repeating it.
@@ -607,6 +629,31 @@ impl<'a> Attempt<'a> {
         dl.emit(&Event::Completed(Arc::new(report.clone())));
         tracing::info!(key = self.key, crc64 = crc, "download complete");
         Ok(report)
+    }
+
+    /// The in-order hashing of a plan that needs it, streamed as parts complete unless the
+    /// caller asked for one pass at the end; `None` then, or when no second handle on the
+    /// temp file can be had (the pass at the end does the work).
+    fn start_in_order(
+        &self,
+        file: &PartFile,
+        layout: &PartLayout,
+        checks: &Plan,
+        done: impl IntoIterator<Item = u64>,
+    ) -> Option<InOrderStream> {
+        if !checks.needs_in_order_pass() || self.dl.in_order_hashing != InOrderHashing::Streamed {
+            return None;
+        }
+        match file
+            .reader()
+            .and_then(|reader| InOrderStream::start(reader, *layout, checks, done))
+        {
+            Ok(stream) => Some(stream),
+            Err(e) => {
+                tracing::debug!(error = %e, "in-order digests hashed after the download instead");
+                None
+            }
+        }
     }
 
     /// HEAD the object, retrying transient failures like any other request.
@@ -1100,6 +1147,9 @@ impl<'a> Attempt<'a> {
         }
         lock(&t.digests)[part as usize] = Some(digest);
         lock(&t.crcs)[part as usize] = crcs;
+        if let Some(stream) = &t.in_order {
+            stream.part_done(part);
+        }
         self.dl.emit(&Event::PartDone {
             part,
             range: t.layout.part_range(part),

@@ -338,16 +338,39 @@ impl Verification {
 }
 
 impl fmt::Display for Verification {
-    /// `verified: CRC-64/XZ full-object (OSS), MD5 full-object (OSS)` or `not verified: …`.
+    /// `verified: CRC-64/XZ + MD5 full-object (OSS), SHA-256 (--checksum)` or
+    /// `not verified: …`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Verification::Verified(sums) => {
-                let what: Vec<String> = sums.iter().map(Checksum::describe).collect();
-                write!(f, "verified: {}", what.join(", "))
-            }
+            Verification::Verified(sums) => write!(f, "verified: {}", describe_all(sums)),
             Verification::NotVerified(why) => write!(f, "not verified: {why}"),
         }
     }
+}
+
+/// Checks for people, one after the other; neighbours with the same scope and origin share
+/// them: `CRC-64/XZ + MD5 full-object (OSS)`.
+fn describe_all(sums: &[Checksum]) -> String {
+    let mut groups: Vec<(Vec<&str>, &Checksum)> = Vec::new();
+    for c in sums {
+        match groups.last_mut() {
+            Some((names, first)) if first.scope == c.scope && first.origin == c.origin => {
+                names.push(c.algorithm.name());
+            }
+            _ => groups.push((vec![c.algorithm.name()], c)),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(names, c)| {
+            let Checksum { scope, origin, .. } = c;
+            match origin {
+                Origin::Store(s) => format!("{} {scope} ({s})", names.join(" + ")),
+                Origin::User(s) => format!("{} ({s})", names.join(" + ")),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Which of several published checksums of one kind [`Plan::new`] uses: the lowest. CRCs by
@@ -386,17 +409,18 @@ impl Plan {
     /// Which of `published` (the store's, about the object) and `given` (the user's, about the
     /// file) apply to a download covering the whole object or not.
     ///
-    /// The store's check is **one** of what it published, in the order of preference: a
-    /// full-object CRC (computed as the bytes arrive, combined from the parts: no extra pass);
-    /// else a composite checksum (S3 multipart uploads; a CRC one, combined from parts, before
-    /// a SHA one); else its strongest full-object digest, SHA-512 > SHA-256 > SHA-1 > MD5 (a
-    /// second read and 1–2.5 CPU-s/GiB each, BENCHMARKS.md). Among CRCs the widest wins
-    /// (CRC-64/XZ first, which every part computes anyway, then CRC-64/NVME, CRC-32C,
-    /// CRC-32). The others are not computed: a second check of the same bytes against the
-    /// same store catches nothing the first misses, and costs a pass each (GCS publishes a
-    /// CRC-32C and an MD5, HTTP servers `Repr-Digest` with several algorithms and
-    /// `Content-MD5`). The verification names the one used. The caller's digests are always
-    /// checked: the caller asked for them.
+    /// The store's checks, from what it published: **every** full-object CRC (computed as
+    /// the bytes arrive, in the same pass as the part's own CRC-64 and combined from the
+    /// parts: within the noise of the CPU budget, BENCHMARKS.md), plus its strongest
+    /// full-object digest, SHA-512 > SHA-256 > SHA-1 > MD5 (hashed in object order, streamed
+    /// while the parts complete: 1–2.5 CPU-s/GiB, on another core than the download's). So an
+    /// OSS object uploaded in one piece is checked by its CRC-64/XZ and its `Content-MD5`,
+    /// a GCS object by its CRC-32C and its MD5. A second digest of the same object (HTTP
+    /// servers send `Repr-Digest` with several algorithms and `Content-MD5`) would add a
+    /// hash of every byte and catch nothing the strongest misses: it is not computed. With no
+    /// full-object CRC, a composite (S3 multipart) is checked, a CRC one (combined from
+    /// parts) before a SHA one. The verification names every check used. The caller's
+    /// digests are always checked: the caller asked for them.
     pub(crate) fn new(
         published: &[Checksum],
         given: &[Checksum],
@@ -412,20 +436,27 @@ impl Plan {
                 .filter(full)
                 .filter(|c| c.algorithm.combines())
                 .collect();
-            let composites: Vec<&Checksum> = published.iter().filter(composite).collect();
-            let chosen = if !crcs.is_empty() {
-                crcs.into_iter().min_by_key(|c| preference(c.algorithm))
-            } else if !composites.is_empty() {
-                composites
-                    .into_iter()
-                    .min_by_key(|c| (c.algorithm.crc().is_none(), preference(c.algorithm)))
-            } else {
-                published
+            let digest = published
+                .iter()
+                .filter(full)
+                .filter(|c| !c.algorithm.combines())
+                .min_by_key(|c| preference(c.algorithm));
+            if crcs.is_empty() {
+                let composite = published
                     .iter()
-                    .filter(full)
-                    .min_by_key(|c| preference(c.algorithm))
-            };
-            checks.extend(chosen.cloned());
+                    .filter(composite)
+                    .min_by_key(|c| (c.algorithm.crc().is_none(), preference(c.algorithm)));
+                checks.extend(composite.cloned());
+            } else {
+                let mut crcs = crcs;
+                crcs.sort_by_key(|c| preference(c.algorithm));
+                checks.extend(crcs.into_iter().cloned());
+            }
+            // A digest beside a composite would be a second in-order hash of every byte for
+            // the same multipart object; S3 publishes either, never both.
+            if checks.iter().all(|c| c.scope == Scope::FullObject) {
+                checks.extend(digest.cloned());
+            }
         }
         checks.extend(given.iter().filter(full).cloned());
         checks.dedup();
@@ -1151,10 +1182,17 @@ mod tests {
             Origin::User("u".into()),
         )];
         let p = Plan::new(&store, &user, true, None);
-        // The store's MD5 is left to its CRC; the caller's digest is checked.
-        assert_eq!(p.checks, [store[0].clone(), user[0].clone()]);
+        // OSS: its CRC-64 and its Content-MD5; the caller's digest too.
+        assert_eq!(
+            p.checks,
+            [store[0].clone(), store[1].clone(), user[0].clone()]
+        );
         assert!(p.crcs.contains(Crc::C) && p.crcs.contains(Crc::Xz));
-        assert!(p.in_order.is_empty());
+        assert_eq!(p.in_order, [Algorithm::Md5]);
+        assert_eq!(
+            Verification::Verified(p.checks.clone()).to_string(),
+            "verified: CRC-64/XZ + MD5 full-object (OSS), CRC-32C (u)"
+        );
         let p = Plan::new(&store[1..], &user, true, None);
         assert_eq!(p.checks, [store[1].clone(), user[0].clone()]);
         assert_eq!(p.in_order, [Algorithm::Md5]);
@@ -1181,7 +1219,7 @@ mod tests {
     }
 
     #[test]
-    fn one_published_checksum_is_used_a_combinable_crc_first_then_the_strongest_digest() {
+    fn every_published_crc_and_the_strongest_digest_are_used() {
         let origin = |o: &str| Origin::Store(o.into());
         let digest = |a: Algorithm, o: &str| {
             Checksum::new(a, vec![7; a.value_len()], origin(o)).expect("length")
@@ -1191,14 +1229,15 @@ mod tests {
             let verified = p.compare(&Computed::default()).err().map(|(c, _)| c);
             (p, verified)
         };
-        // GCS: CRC-32C and MD5 → the CRC-32C alone; nothing read in order.
+        // GCS: CRC-32C and MD5 → both, the MD5 in order.
         let gcs = [
             digest(Algorithm::Md5, "GCS"),
             Checksum::crc(Algorithm::Crc32c, 5, origin("GCS")),
         ];
         let (p, _) = used(&gcs);
-        assert_eq!(p.checks, [gcs[1].clone()]);
-        assert!(p.in_order.is_empty() && !p.needs_in_order_pass());
+        assert_eq!(p.checks, [gcs[1].clone(), gcs[0].clone()]);
+        assert_eq!(p.in_order, [Algorithm::Md5]);
+        assert!(p.needs_in_order_pass());
         // HTTP: Repr-Digest sha-256 and sha-512, Content-MD5 → SHA-512 alone, one pass.
         let http = [
             digest(Algorithm::Sha256, "HTTP Repr-Digest"),
@@ -1214,23 +1253,34 @@ mod tests {
             failed.expect("nothing computed").describe(),
             "SHA-512 full-object (HTTP Repr-Digest)"
         );
-        // Among CRCs the widest, CRC-64/XZ (every part's own record) before CRC-64/NVME.
+        // Every CRC, widest first (CRC-64/XZ, every part's own record, before CRC-64/NVME).
         let crcs = [
             Checksum::crc(Algorithm::Crc32, 1, origin("S3")),
             Checksum::crc(Algorithm::Crc64Nvme, 2, origin("S3")),
             Checksum::crc(Algorithm::Crc32c, 3, origin("S3")),
         ];
-        assert_eq!(used(&crcs).0.checks, [crcs[1].clone()]);
+        assert_eq!(
+            used(&crcs).0.checks,
+            [crcs[1].clone(), crcs[2].clone(), crcs[0].clone()]
+        );
         let mut with_xz = crcs.to_vec();
         with_xz.push(Checksum::crc(Algorithm::Crc64Xz, 4, origin("OSS")));
-        assert_eq!(used(&with_xz).0.checks, [with_xz[3].clone()]);
+        let (p, failed) = used(&with_xz);
+        assert_eq!(p.checks[0], with_xz[3]);
+        assert_eq!(p.checks.len(), 4);
+        assert!(p.in_order.is_empty());
+        // The first check that fails is reported: the widest CRC.
+        assert_eq!(
+            failed.expect("nothing computed").algorithm,
+            Algorithm::Crc64Xz
+        );
         // Composites: a CRC one (combined from parts) before a stronger SHA one.
         let sha = Checksum::composite(Algorithm::Sha256, vec![0; 32], vec![10, 5], origin("S3"))
             .expect("composite");
         let crc = Checksum::composite(Algorithm::Crc32c, vec![0; 4], vec![10, 5], origin("S3"))
             .expect("composite");
         assert_eq!(used(&[sha.clone(), crc.clone()]).0.checks, [crc]);
-        // The caller's digests are all checked, beside the store's one.
+        // The caller's digests are all checked, beside the store's.
         let user = [
             digest(Algorithm::Sha256, "--checksum"),
             digest(Algorithm::Md5, "sums.txt"),
@@ -1240,8 +1290,25 @@ mod tests {
             ..c
         });
         let p = Plan::new(&gcs, &user, true, None);
-        assert_eq!(p.checks.len(), 3, "{:?}", p.checks);
-        assert_eq!(p.in_order, [Algorithm::Sha256, Algorithm::Md5]);
+        assert_eq!(p.checks.len(), 4, "{:?}", p.checks);
+        assert_eq!(p.in_order, [Algorithm::Md5, Algorithm::Sha256]);
+    }
+
+    #[test]
+    fn a_digest_that_fails_beside_a_matching_crc_is_the_failure() {
+        let oss = || Origin::Store("OSS".into());
+        let data = b"the object's bytes";
+        let crc = Checksum::crc(Algorithm::Crc64Xz, crate::digest::crc64(data), oss());
+        let md5 = Checksum::new(Algorithm::Md5, vec![0xab; 16], oss()).expect("16 bytes");
+        let p = Plan::new(&[crc, md5.clone()], &[], true, None);
+        let mut computed = Computed::default();
+        computed.crcs.0[Crc::Xz as usize] = crate::digest::crc64(data);
+        let mut h = InOrderHasher::new(Algorithm::Md5).expect("in order");
+        h.update(data);
+        computed.in_order.push(h.finish());
+        let (failed, actual) = p.compare(&computed).expect_err("the MD5 differs");
+        assert_eq!(failed, md5);
+        assert_eq!(to_hex(&actual), "3b699dba3851919eb64ac114f4d2a0c9");
     }
 
     /// The composite of `data` cut into `sizes`, computed directly.

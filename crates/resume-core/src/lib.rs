@@ -37,7 +37,7 @@ pub use downloader::{
     CheckpointChoice, DEFAULT_CONCURRENCY, DEFAULT_MAX_PARTS, DEFAULT_PART_SIZE, Downloader,
     OnChange, resolve_dest,
 };
-pub use engine::PROGRESS_STEP;
+pub use engine::{InOrderHashing, PROGRESS_STEP};
 pub use error::{Error, ErrorKind};
 pub use event::{Event, FirstByte, JobsUsed, PartSizeReason, Report};
 pub use integrity::{Algorithm, Checksum, Origin, Scope, Verification};

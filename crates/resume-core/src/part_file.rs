@@ -142,6 +142,18 @@ impl PartFile {
             .map_err(|e| Error::io("read temp file", &self.path, e))
     }
 
+    /// A second handle on the same open file, for reading it from another thread (the lock
+    /// belongs to the open file, which stays open until both handles are closed).
+    pub(crate) fn reader(&self) -> Result<Self, Error> {
+        Ok(Self {
+            file: self
+                .file
+                .try_clone()
+                .map_err(|e| Error::io("open temp file again", &self.path, e))?,
+            path: self.path.clone(),
+        })
+    }
+
     /// Sets the file's modification time (before [`commit`](Self::commit), which syncs it).
     pub(crate) fn set_modified(&self, at: std::time::SystemTime) -> Result<(), Error> {
         self.file

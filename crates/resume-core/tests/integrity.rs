@@ -8,7 +8,8 @@ use backend_mock::{Fault, FaultPlan, MockObject};
 use common::{Fixture, KEY};
 use md5::Digest as _;
 use resume_core::{
-    Algorithm, Checksum, ErrorKind, Event, Origin, RangeSpec, Verification, integrity,
+    Algorithm, Checksum, ErrorKind, Event, InOrderHashing, Origin, RangeSpec, Verification,
+    integrity,
 };
 
 const SIZE: usize = 100_000;
@@ -104,8 +105,6 @@ async fn every_published_algorithm_verifies_resumed_downloads() {
 #[tokio::test(start_paused = true)]
 async fn all_algorithms_at_once_with_odd_sizes_verify() {
     // A last part shorter than the others, and every check in one download.
-    // Of the store's eight, one is used (its widest CRC); given by the caller, every one is
-    // checked.
     let f = Fixture::new(SIZE + 777, 300);
     let mut object = MockObject::new(f.content.clone());
     let mut dl = f.downloader().part_size(3_333);
@@ -117,9 +116,20 @@ async fn all_algorithms_at_once_with_odd_sizes_verify() {
     f.source.put_object(KEY, object);
     let r = dl.download(KEY, &f.dest).await.unwrap();
     let got = verified(&r);
-    assert_eq!(got.len(), 1 + Algorithm::ALL.len(), "{got:?}");
+    // Of the store's eight, every CRC and the strongest digest; given by the caller, all.
+    assert_eq!(got.len(), 5 + Algorithm::ALL.len(), "{got:?}");
     let store: Vec<&String> = got.iter().filter(|d| d.contains("(mock)")).collect();
-    assert_eq!(store, ["CRC-64/XZ full-object (mock)"], "{got:?}");
+    assert_eq!(
+        store,
+        [
+            "CRC-64/XZ full-object (mock)",
+            "CRC-64/NVME full-object (mock)",
+            "CRC-32C full-object (mock)",
+            "CRC-32 full-object (mock)",
+            "SHA-512 full-object (mock)"
+        ],
+        "{got:?}"
+    );
 }
 
 /// One byte flipped in the body of one part's response (its length intact): the download
@@ -488,4 +498,143 @@ async fn a_checkpoint_without_checksums_resumes_when_the_same_object_publishes_s
 fn the_module_is_public_for_backends_and_the_cli() {
     assert_eq!(integrity::parse_hex("0aFF"), Some(vec![0x0a, 0xff]));
     assert_eq!(integrity::parse_hex("0"), None);
+}
+
+/// OSS publishes a CRC-64/XZ and, for objects uploaded in one piece, their Content-MD5: both
+/// are checked, and the report says so in one phrase.
+#[tokio::test(start_paused = true)]
+async fn a_crc_and_a_digest_from_the_store_are_both_checked() {
+    for how in [InOrderHashing::Streamed, InOrderHashing::AtEnd] {
+        let f = fixture_publishing(700, |d| {
+            vec![
+                published(Algorithm::Md5, d),
+                published(Algorithm::Crc64Xz, d),
+            ]
+        });
+        let r = f
+            .downloader()
+            .part_size(PART)
+            .concurrency(4)
+            .in_order_hashing(how)
+            .download(KEY, &f.dest)
+            .await
+            .unwrap();
+        assert_eq!(f.dest_bytes(), f.content);
+        assert_eq!(
+            r.verification.to_string(),
+            "verified: CRC-64/XZ + MD5 full-object (mock)",
+            "{how:?}"
+        );
+        assert!(r.crc64_verified);
+    }
+}
+
+/// A store MD5 that does not match while its CRC does (a wrong Content-MD5): the MD5 is what
+/// fails, naming both values; DEST is untouched.
+#[tokio::test(start_paused = true)]
+async fn a_store_digest_that_differs_beside_a_matching_crc_fails_naming_it() {
+    for how in [InOrderHashing::Streamed, InOrderHashing::AtEnd] {
+        let wrong = [0x5au8; 16];
+        let f = fixture_publishing(701, |d| {
+            vec![
+                published(Algorithm::Crc64Xz, d),
+                Checksum::new(Algorithm::Md5, wrong.to_vec(), store()).unwrap(),
+            ]
+        });
+        std::fs::write(&f.dest, b"precious").unwrap();
+        let err = f
+            .downloader()
+            .part_size(PART)
+            .concurrency(3)
+            .in_order_hashing(how)
+            .download(KEY, &f.dest)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Integrity, "{how:?}: {err}");
+        let msg = err.to_string();
+        let actual = integrity_hex(&value(Algorithm::Md5, &f.content));
+        for needle in ["MD5", &integrity_hex(&wrong), &actual] {
+            assert!(
+                msg.contains(needle),
+                "{how:?}: {needle:?} missing from {msg}"
+            );
+        }
+        assert_eq!(std::fs::read(&f.dest).unwrap(), b"precious");
+        assert!(f.store.ids().is_empty());
+    }
+}
+
+/// Digests hashed while parts complete (out of order, with several workers), and in one pass
+/// at the end, agree with a direct computation: fresh, resumed after a crash (with and
+/// without --verify-on-resume), with a reused part damaged on disk (fetched again after the
+/// stream passed it), and with a byte flipped in flight.
+#[tokio::test(start_paused = true)]
+async fn streamed_and_end_of_run_digests_agree_fresh_resumed_and_damaged() {
+    // A SHA-1 composite (hashed in order) from the store, an MD5 from the caller.
+    let fixture = || {
+        let f = Fixture {
+            source: backend_mock::MockSource::new("test").with_chunk_size(4096),
+            ..Fixture::new(SIZE + 777, 710)
+        };
+        let object = MockObject::new(f.content.clone()).with_checksum(composite(
+            Algorithm::Sha1,
+            &f.content,
+            &[30_000, 30_000, 40_777],
+        ));
+        f.source.put_object(KEY, object);
+        f
+    };
+    let dl = |f: &Fixture, how| {
+        let md5 = value(Algorithm::Md5, &f.content);
+        f.downloader()
+            .part_size(7_000)
+            .concurrency(5)
+            .in_order_hashing(how)
+            .expect_checksum(Checksum::new(Algorithm::Md5, md5, Origin::User("u".into())).unwrap())
+    };
+    for how in [InOrderHashing::Streamed, InOrderHashing::AtEnd] {
+        // Fresh, parts arriving out of order.
+        let f = fixture();
+        let r = dl(&f, how).download(KEY, &f.dest).await.unwrap();
+        assert_eq!(f.dest_bytes(), f.content, "{how:?}");
+        assert_eq!(
+            r.verification.to_string(),
+            "verified: SHA-1 composite of 3 parts (mock), MD5 (u)",
+            "{how:?}"
+        );
+        // Resumed, then resumed with a reused part damaged on disk.
+        for damage in [false, true] {
+            for verify_on_resume in [false, true] {
+                let f = fixture();
+                f.crash_after(dl(&f, how).concurrency(2), 52_000).await;
+                if damage {
+                    let mut tmp = std::fs::read(f.part_path()).unwrap();
+                    tmp[8_000] ^= 0x01;
+                    std::fs::write(f.part_path(), tmp).unwrap();
+                }
+                f.take_events();
+                let r = dl(&f, how)
+                    .verify_on_resume(verify_on_resume)
+                    .download(KEY, &f.dest)
+                    .await
+                    .unwrap();
+                let what = format!("{how:?} damage {damage} verify {verify_on_resume}");
+                assert!(r.parts_reused >= 3, "{what}: {} reused", r.parts_reused);
+                assert_eq!(f.dest_bytes(), f.content, "{what}");
+                assert!(r.verification.is_verified(), "{what}");
+                let damaged = f
+                    .events()
+                    .iter()
+                    .any(|e| matches!(e, Event::PartsDamaged { parts, .. } if parts == &[1]));
+                assert_eq!(damaged, damage, "{what}");
+            }
+        }
+        // A byte flipped in flight in a part that arrives out of order.
+        let f = fixture();
+        f.source
+            .set_fault_plan(FaultPlan::new().on_request(6, Fault::FlipByte(77)));
+        let err = dl(&f, how).download(KEY, &f.dest).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Integrity, "{how:?}: {err}");
+        assert!(!f.dest.exists());
+    }
 }

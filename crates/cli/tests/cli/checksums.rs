@@ -86,18 +86,21 @@ fn oss_downloads_are_verified_by_the_crc64_the_emulator_publishes_and_given_dige
     assert_file(&dest, &bytes, "oss");
     let done = out.event("completed");
     assert_eq!(done["verified"], true, "{done}");
-    // The emulator's Content-MD5 is left to its CRC-64; the given MD5 is checked.
+    // The emulator's CRC-64 and Content-MD5 are checked, and the given MD5.
     assert_eq!(
         done["verification"],
-        "verified: CRC-64/XZ full-object (OSS), MD5 (--checksum)"
+        "verified: CRC-64/XZ + MD5 full-object (OSS), MD5 (--checksum)"
     );
     let by = done["verified_by"].as_array().expect("an array");
-    assert_eq!(by.len(), 2, "{done}");
+    assert_eq!(by.len(), 3, "{done}");
     assert_eq!(by[0]["origin"], "OSS");
     assert_eq!(by[0]["scope"], "full-object");
     assert_eq!(by[1]["algorithm"], "MD5");
-    assert_eq!(by[1]["origin"], "--checksum");
+    assert_eq!(by[1]["origin"], "OSS");
     assert_eq!(by[1]["value"], md5);
+    assert_eq!(by[2]["algorithm"], "MD5");
+    assert_eq!(by[2]["origin"], "--checksum");
+    assert_eq!(by[2]["value"], md5);
 }
 
 #[test]

@@ -52,7 +52,7 @@ fn no_token(out: &Outcome) {
     );
 }
 
-const VERIFIED: &str = "verified: CRC-32C full-object (GCS)";
+const VERIFIED: &str = "verified: CRC-32C + MD5 full-object (GCS)";
 
 #[test]
 fn gs_downloads_are_verified_resumed_after_a_kill_and_a_flipped_byte_exits_6() {

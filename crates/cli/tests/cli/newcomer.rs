@@ -82,7 +82,7 @@ fn without_v_an_automatic_restart_and_a_discarded_checkpoint_are_one_line_each()
         "a note, the summary and what verified the file:\n{}",
         out.stderr
     );
-    assert_eq!(lines[2], "verified: CRC-64/XZ full-object (OSS)");
+    assert_eq!(lines[2], "verified: CRC-64/XZ + MD5 full-object (OSS)");
     assert!(
         lines[0].starts_with("resume-get: not resuming, starting from the beginning: "),
         "{}",

@@ -47,7 +47,7 @@ fn without_a_terminal_only_the_summary_goes_to_stderr() {
     let lines: Vec<&str> = out.stderr.lines().collect();
     assert_eq!(lines.len(), 2, "{}", out.stderr);
     assert_eq!(
-        lines[1], "verified: CRC-64/XZ full-object (OSS)",
+        lines[1], "verified: CRC-64/XZ + MD5 full-object (OSS)",
         "the last line says what verified the file"
     );
     for needle in ["downloaded plain.bin to", "out.bin", "2.0 MiB", "retries"] {
