@@ -83,6 +83,7 @@ scenarios![
     scenario_wan_kill,
     scenario_batch,
     scenario_batch_full,
+    scenario_integrity,
 ];
 
 /// One benchmark scenario, as registered in [`SCENARIOS`].

@@ -49,6 +49,19 @@ def run(version):
     check(int(meta.headers["x-oss-hash-crc64ecma"]) == CRC, f"{version}: head crc")
     check(meta.headers["x-oss-object-type"] == "Normal", f"{version}: object type")
 
+    # Uploaded with a Content-MD5 (which the emulator checks), the object publishes it back
+    # on HEAD and on whole GETs, as OSS does; a ranged GET does not carry it.
+    md5_b64 = oss2.utils.content_md5(DATA)
+    md5_key = KEY + ".md5"
+    bucket.put_object(md5_key, DATA, headers={"Content-MD5": md5_b64})
+    got_md5 = bucket.head_object(md5_key).headers.get("Content-MD5")
+    check(got_md5 == md5_b64, f"{version}: head Content-MD5 {got_md5!r} != {md5_b64!r}")
+    got_md5 = bucket.get_object(md5_key).headers.get("Content-MD5")
+    check(got_md5 == md5_b64, f"{version}: get Content-MD5 {got_md5!r} != {md5_b64!r}")
+    ranged = bucket.get_object(md5_key, byte_range=(0, 99)).headers.get("Content-MD5")
+    check(ranged is None, f"{version}: ranged get Content-MD5 {ranged!r}")
+    bucket.delete_object(md5_key)
+
     whole = bucket.get_object(KEY).read()  # oss2 checks the CRC-64 of a whole GET
     check(whole == DATA, f"{version}: whole get differs")
 

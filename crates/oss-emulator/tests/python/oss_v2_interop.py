@@ -2,6 +2,8 @@
 its downloader, a presigned URL, a wrong secret, STS credentials. Prints one line per step;
 exits non-zero on the first failure."""
 
+import base64
+import hashlib
 import os
 import sys
 
@@ -50,6 +52,14 @@ def run(version, sts_too):
     check(h.etag == f'"{MD5}"', f"{version}: head etag {h.etag}")
     check(int(h.hash_crc64) == CRC, f"{version}: head crc {h.hash_crc64}")
     check(h.object_type == "Normal", f"{version}: object type {h.object_type}")
+
+    # Uploaded with a Content-MD5, the object publishes it back on HEAD, as OSS does.
+    md5_b64 = base64.b64encode(hashlib.md5(DATA).digest()).decode()
+    md5_key = KEY + ".md5"
+    c.put_object(oss.PutObjectRequest(bucket=name, key=md5_key, body=DATA, content_md5=md5_b64))
+    hm = c.head_object(oss.HeadObjectRequest(bucket=name, key=md5_key))
+    check(hm.content_md5 == md5_b64, f"{version}: head Content-MD5 {hm.content_md5!r}")
+    c.delete_object(oss.DeleteObjectRequest(bucket=name, key=md5_key))
 
     g = c.get_object(oss.GetObjectRequest(bucket=name, key=KEY, range_header="bytes=100-65635",
                                           range_behavior="standard"))
