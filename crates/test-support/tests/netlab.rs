@@ -9,7 +9,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use test_support::netlab::{CLIENT_IP, Congestion, Lab, LabConfig, Loss, SERVER_IP, sweep_stale};
+use test_support::netlab::{
+    CLIENT_IP, Congestion, Counters, Lab, LabConfig, Loss, SERVER_IP, sweep_stale,
+};
 
 /// Round-trip times (ms) of `count` pings from the client to the server.
 fn ping(lab: &Lab, count: u32) -> Vec<f64> {
@@ -123,6 +125,87 @@ fn udp_through(lab: &Lab, n: u32) -> u32 {
     receiver.join().expect("receiver")
 }
 
+/// How far the paced sender may run ahead: of what the delay daemon has seen, and of what the
+/// receiver has read of what the daemon passed. Far below what the daemon's queue and the
+/// receiving socket hold, so neither overflows however late a loaded machine schedules the
+/// daemon or the receiver.
+const PACE_WINDOW: u32 = 32;
+/// A bound on the whole paced run (about a second idle); past it the test fails and says how
+/// far the daemon and the receiver got.
+const PACE_BOUND: Duration = Duration::from_secs(120);
+
+/// Sends `n` small datagrams client → server, never more than [`PACE_WINDOW`] ahead of the
+/// delay daemon (its counters) or of the receiver, then waits until the daemon has decided on
+/// every one and the receiver has read what it passed; how many arrived. Unlike
+/// [`udp_through`], the loss the test sees is the daemon's (its model), not an overflow of the
+/// queue in front of it or of the receiving socket when the sender outruns either.
+fn udp_through_paced(lab: &Lab, n: u32) -> u32 {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+    let rx = lab
+        .server()
+        .enter(|| UdpSocket::bind(SocketAddr::from((SERVER_IP, 0))).expect("bind UDP"));
+    rx.set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("timeout");
+    let to = rx.local_addr().expect("addr");
+    let tx = lab
+        .client()
+        .enter(|| UdpSocket::bind(SocketAddr::from((CLIENT_IP, 0))).expect("bind UDP"));
+    let got = Arc::new(AtomicU32::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let receiver = std::thread::spawn({
+        let (got, stop) = (got.clone(), stop.clone());
+        move || {
+            let mut buf = [0u8; 64];
+            while !stop.load(Ordering::Acquire) {
+                if rx.recv(&mut buf).is_ok() {
+                    got.fetch_add(1, Ordering::Release);
+                }
+            }
+        }
+    });
+    let deadline = Instant::now() + PACE_BOUND;
+    // Polls the daemon until `caught_up(its counters, datagrams received)`.
+    let wait_until = |what: &str, caught_up: &dyn Fn(Counters, u64) -> bool| loop {
+        let up = lab.delay_stats().up;
+        let received = u64::from(got.load(Ordering::Acquire));
+        if caught_up(up, received) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not caught up within {PACE_BOUND:?} ({what}): daemon {up:?}, {received} received"
+        );
+        std::thread::sleep(Duration::from_micros(500));
+    };
+    let (n, window) = (u64::from(n), u64::from(PACE_WINDOW));
+    let mut sent = 0u64;
+    while sent < n {
+        let until = (sent + window).min(n);
+        for i in sent..until {
+            tx.send_to(&i.to_le_bytes(), to).expect("send");
+        }
+        sent = until;
+        // A few datagrams lost after the daemon passed them must not stall the sender, hence
+        // `+ window` on the receiver's side rather than an exact count.
+        wait_until("pacing", &|up, received| {
+            up.seen >= sent && received + window >= up.passed
+        });
+    }
+    wait_until("the last datagrams", &|up, _| up.dropped + up.passed >= n);
+    // The receiver reads what the daemon passed; one lost after it passed (the machine's loss,
+    // not the model's) is waited for only this long, and the checks below allow for it.
+    let passed = lab.delay_stats().up.passed;
+    let drain_until = Instant::now() + Duration::from_secs(5);
+    while u64::from(got.load(Ordering::Acquire)) < passed && Instant::now() < drain_until {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    stop.store(true, Ordering::Release);
+    receiver.join().expect("receiver");
+    got.load(Ordering::Acquire)
+}
+
 #[test]
 fn random_and_bursty_loss_are_measured_close_to_the_configured_rates() {
     for (loss, n) in [
@@ -138,21 +221,18 @@ fn random_and_bursty_loss_are_measured_close_to_the_configured_rates() {
         ),
     ] {
         let lab = Lab::start(LabConfig::new().loss_up(loss).seed(42));
-        let got = udp_through(&lab, n);
+        let got = udp_through_paced(&lab, n);
         let measured = f64::from(n - got) / f64::from(n);
         let want = loss.mean();
         let stats = lab.delay_stats();
         eprintln!("{loss:?}: {got} of {n} arrived, loss {measured:.4} (mean {want:.4}); {stats:?}");
+        // Paced by the daemon's counters, so every datagram reaches it, however loaded the
+        // machine (unpaced, a descheduled daemon's queue overflowed: 18 852 of 20 000 seen).
+        assert_eq!(stats.up.seen, u64::from(n), "the daemon saw every datagram");
         // The model is checked on the daemon's own decisions; what arrived can only be less
-        // (a loaded 2-core machine also drops some of a burst the daemon releases at once: 115 of
-        // 20 000 passed by the daemon and never received, seen in CI).
-        let seen = stats.up.seen;
-        // (A queue the daemon drains too late under load drops a few before it: 24 of 20 000.)
-        assert!(
-            seen <= u64::from(n) && seen * 100 >= u64::from(n) * 98,
-            "the daemon saw {seen} of {n} datagrams"
-        );
-        let modelled = stats.up.dropped as f64 / seen as f64;
+        // (a loaded 2-core machine may also drop one the daemon passed: 115 of 20 000 in CI,
+        // unpaced).
+        let modelled = stats.up.dropped as f64 / stats.up.seen as f64;
         assert!(
             (want * 0.7..want * 1.3).contains(&modelled),
             "{loss:?}: the daemon dropped {modelled:.4}, configured mean {want:.4}"
