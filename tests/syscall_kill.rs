@@ -177,3 +177,62 @@ fn killed_inside_the_commit_of_a_parts_beginning_nothing_unsynced_is_claimed() {
         assert_eq!(left, vec!["object.bin".to_string()]);
     }
 }
+
+const NO_CHECKPOINT: [&str; 5] = ["--part-size", "1000", "--jobs", "1", "--no-checkpoint"];
+
+/// Without a checkpoint nothing can resume a temp file, and nothing proves a named one is
+/// this download's: it stays unnamed (`O_TMPFILE`) until complete, so a kill at any moment
+/// leaves nothing for the next run to refuse (before, a `DEST.rgpart` that every later run
+/// refused until the user deleted it).
+#[test]
+fn killed_without_a_checkpoint_nothing_is_left_and_the_next_run_starts_over() {
+    // The first write into the temp file; the link that names the finished file.
+    for (n, syscalls) in ["pwrite64,pwritev,pwritev2", "linkat"]
+        .into_iter()
+        .enumerate()
+    {
+        let c = case(KEY, 5000, 50 + n as u64);
+        killed_at_with(&c, &NO_CHECKPOINT, syscalls, None, 1);
+        assert!(
+            listing(c.dir.path()).is_empty(),
+            "killed at {syscalls}: {:?}",
+            listing(c.dir.path())
+        );
+        // Once without a checkpoint again, once with one: neither finds anything to refuse.
+        let out = c.get().args(NO_CHECKPOINT).run();
+        out.expect_ok();
+        assert_eq!(out.num("started", "reused_bytes"), 0);
+        assert_file_is(&c.dest, &c.content, &format!("killed at {syscalls}"));
+        std::fs::remove_file(&c.dest).expect("remove DEST");
+        next_run_completes(&c, &format!("killed at {syscalls}, then with a checkpoint"));
+    }
+}
+
+/// The same when DEST exists: it is replaced only by the complete file (a link at the temp
+/// file's name, renamed over it); killed before, DEST is as it was and nothing else is there.
+#[test]
+fn killed_without_a_checkpoint_over_an_existing_dest_leaves_it_as_it_was() {
+    // The first write; the link at DEST (refused: it exists); the link at the temp file's name.
+    for (n, (syscalls, nth)) in [
+        ("pwrite64,pwritev,pwritev2", 1),
+        ("linkat", 1),
+        ("linkat", 2),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let c = case(KEY, 5000, 60 + n as u64);
+        let old = b"the previous version of the file".to_vec();
+        std::fs::write(&c.dest, &old).expect("write the old DEST");
+        killed_at_with(&c, &NO_CHECKPOINT, syscalls, None, nth);
+        let what = format!("killed at {syscalls} #{nth}");
+        assert_file_is(&c.dest, &old, &what);
+        let left: Vec<String> = listing(c.dir.path()).into_keys().collect();
+        assert_eq!(left, vec!["object.bin".to_string()], "{what}");
+        let out = c.get().args(NO_CHECKPOINT).run();
+        out.expect_ok();
+        assert_file_is(&c.dest, &c.content, &what);
+        let left: Vec<String> = listing(c.dir.path()).into_keys().collect();
+        assert_eq!(left, vec!["object.bin".to_string()], "{what}");
+    }
+}

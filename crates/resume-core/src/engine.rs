@@ -928,12 +928,20 @@ impl<'a> Attempt<'a> {
                 disk.touched(false);
             }
             let dest = Path::new(&self.id.destination);
-            let created = PartFile::create_locked(&disk.part_path, dest)?.ok_or_else(|| {
-                Error::ForeignFile {
-                    path: disk.part_path.clone(),
-                    why: "appeared while this download was starting (another program or                           download created it)"
-                        .into(),
-                }
+            // Without a checkpoint nothing could resume the file: it stays unnamed until done.
+            let unnamed = match self.store {
+                None => PartFile::create_unnamed(&disk.part_path)?,
+                Some(_) => None,
+            };
+            let created = match unnamed {
+                Some(file) => Some(file),
+                None => PartFile::create_locked(&disk.part_path, dest)?,
+            }
+            .ok_or_else(|| Error::ForeignFile {
+                path: disk.part_path.clone(),
+                why: "appeared while this download was starting (another program or \
+                          download created it)"
+                    .into(),
             })?;
             disk.touched(false);
             let _ = disk.file.set(created);
@@ -1154,7 +1162,11 @@ impl<'a> Attempt<'a> {
             part,
             range: t.layout.part_range(part),
         });
-        if let Some(interval) = self.dl.sync_interval {
+        // Without a checkpoint no record claims the bytes, so syncing them early buys nothing
+        // (and an unnamed temp file has no name to open a second descriptor by).
+        if let Some(interval) = self.dl.sync_interval
+            && self.store.is_some()
+        {
             if let Some(e) = lock(&self.background.error).take() {
                 return Err(e.into());
             }

@@ -1,5 +1,7 @@
 //! The temp file a download writes into (`DEST.rgpart`): locked, preallocated, written at
-//! part offsets, and renamed over DEST only once complete and verified.
+//! part offsets, and renamed over DEST only once complete and verified. A download without a
+//! checkpoint writes into an unnamed file instead (`O_TMPFILE`), linked into the directory
+//! only once complete: nothing could resume it, so a crash must leave nothing behind.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
@@ -29,7 +31,11 @@ pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 #[derive(Debug)]
 pub(crate) struct PartFile {
     file: File,
+    /// Where the file is, or for an unnamed one, the name it is linked at if DEST exists when
+    /// it is committed (and the name messages use).
     path: PathBuf,
+    /// Created with `O_TMPFILE`: in no directory until [`commit`](Self::commit) links it.
+    unnamed: bool,
 }
 
 impl PartFile {
@@ -56,6 +62,29 @@ impl PartFile {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
             Err(e) => Err(Error::io("create temp file", path, e)),
         })
+    }
+
+    /// Creates an unnamed file (`O_TMPFILE`) in the directory of `path`, for a download that
+    /// keeps no checkpoint: the kernel frees it when the process ends, so a download killed
+    /// at any instruction leaves no file that the next run would have to refuse (nothing
+    /// proves a named one without a checkpoint is ours). `None` where the OS or the file
+    /// system has no unnamed files; the caller then creates a named one.
+    ///
+    /// It takes no lock: nothing else can find it, so another download into the same DEST
+    /// cannot interleave with it (each replaces DEST by one complete, verified file); one that
+    /// holds `path` still makes this download fail fast, at its start.
+    pub(crate) fn create_unnamed(path: &Path) -> Result<Option<Self>, Error> {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        Ok(unnamed::create(dir)
+            .map_err(|e| Error::io("create an unnamed temp file in", dir, e))?
+            .map(|file| Self {
+                file,
+                path: path.to_owned(),
+                unnamed: true,
+            }))
     }
 
     fn lock_opened(
@@ -85,6 +114,7 @@ impl PartFile {
                 return Ok(Some(Self {
                     file,
                     path: path.to_owned(),
+                    unnamed: false,
                 }));
             }
         }
@@ -105,6 +135,10 @@ impl PartFile {
 
     /// Removes the file (only ever called for this download's own temp file).
     pub(crate) fn remove(&self) {
+        if self.unnamed {
+            // In no directory: freed when closed.
+            return;
+        }
         // Best effort: a failed cleanup leaves a file the next run recognises by its claim.
         let _ = std::fs::remove_file(&self.path);
     }
@@ -151,6 +185,7 @@ impl PartFile {
                 .try_clone()
                 .map_err(|e| Error::io("open temp file again", &self.path, e))?,
             path: self.path.clone(),
+            unnamed: self.unnamed,
         })
     }
 
@@ -185,9 +220,42 @@ impl PartFile {
         self.file
             .sync_all()
             .map_err(|e| Error::io("sync temp file", &self.path, e))?;
-        std::fs::rename(&self.path, dest)
-            .map_err(|e| Error::io("rename temp file onto", dest, e))?;
+        if self.unnamed {
+            self.link_unnamed(dest)?;
+        } else {
+            std::fs::rename(&self.path, dest)
+                .map_err(|e| Error::io("rename temp file onto", dest, e))?;
+        }
         sync_parent_dir(dest)
+    }
+
+    /// Gives the unnamed file the name `dest`: a link where there is no DEST (never replacing
+    /// one that appears meanwhile); else a link at the temp file's name, renamed over DEST.
+    /// A crash between those two leaves the complete file at the temp file's name, which the
+    /// next run refuses as it did every interrupted download without a checkpoint before.
+    fn link_unnamed(&self, dest: &Path) -> Result<(), Error> {
+        match unnamed::link(&self.file, dest) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io("link the temp file as", dest, e)),
+        }
+        unnamed::link(&self.file, &self.path).map_err(|e| {
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                Error::ForeignFile {
+                    path: self.path.clone(),
+                    why: "appeared while this download was running (another program or \
+                          download created it)"
+                        .into(),
+                }
+            } else {
+                Error::io("link the temp file as", &self.path, e)
+            }
+        })?;
+        std::fs::rename(&self.path, dest).map_err(|e| {
+            // The link is ours (just made, never replacing anything): take it back.
+            let _ = std::fs::remove_file(&self.path);
+            Error::io("rename temp file onto", dest, e)
+        })
     }
 }
 
@@ -267,6 +335,62 @@ fn preallocate(file: &File, len: u64) -> io::Result<()> {
 #[cfg(not(target_os = "linux"))]
 fn preallocate(_file: &File, _len: u64) -> io::Result<()> {
     Ok(())
+}
+
+/// Unnamed files: `O_TMPFILE` and `linkat` (Linux).
+mod unnamed {
+    use std::fs::File;
+    use std::io;
+    use std::path::Path;
+
+    #[cfg(target_os = "linux")]
+    pub(super) fn create(dir: &Path) -> io::Result<Option<File>> {
+        use rustix::fs::{CWD, Mode, OFlags, openat};
+        use rustix::io::Errno;
+        // Linking one needs /proc where AT_EMPTY_PATH is not allowed (kernels before 6.10
+        // without CAP_DAC_READ_SEARCH): without it, a named file.
+        if !Path::new("/proc/self/fd").is_dir() {
+            return Ok(None);
+        }
+        let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
+        // As `File::create`: 0666 less the umask.
+        match openat(CWD, dir, flags, Mode::from_raw_mode(0o666)) {
+            Ok(fd) => Ok(Some(File::from(fd))),
+            // A file system without unnamed files (EOPNOTSUPP), a kernel before 3.11 (EISDIR,
+            // EINVAL).
+            Err(e) if [Errno::OPNOTSUPP, Errno::ISDIR, Errno::INVAL, Errno::NOSYS].contains(&e) => {
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub(super) fn create(_dir: &Path) -> io::Result<Option<File>> {
+        Ok(None)
+    }
+
+    /// A new name for `file` at `to`, never replacing one (EEXIST).
+    #[cfg(target_os = "linux")]
+    pub(super) fn link(file: &File, to: &Path) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+
+        use rustix::fs::{AtFlags, CWD, linkat};
+        use rustix::io::Errno;
+        match linkat(file, "", CWD, to, AtFlags::EMPTY_PATH) {
+            Err(e) if e != Errno::EXIST => {
+                let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+                linkat(CWD, proc_path.as_str(), CWD, to, AtFlags::SYMLINK_FOLLOW)
+                    .map_err(io::Error::from)
+            }
+            other => other.map_err(io::Error::from),
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub(super) fn link(_file: &File, _to: &Path) -> io::Result<()> {
+        Err(io::Error::other("no unnamed files on this OS"))
+    }
 }
 
 mod positional {
@@ -366,6 +490,54 @@ mod tests {
         assert!(!part.exists());
         // The renamed file is the temp file: what lets a stale checkpoint recognise DEST.
         assert!(identity_at(&dest).unwrap().0.same_as(&before));
+    }
+
+    /// The names in `dir`.
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_unnamed_file_is_in_no_directory_until_committed_then_replaces_dest_or_becomes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.bin");
+        let part = with_suffix(&dest, PART_SUFFIX);
+        for (old, new) in [(None, &b"first"[..]), (Some(&b"old"[..]), b"second")] {
+            if let Some(old) = old {
+                std::fs::write(&dest, old).unwrap();
+            }
+            let f = PartFile::create_unnamed(&part)
+                .unwrap()
+                .expect("this file system has unnamed files (tmpfs, ext4, xfs, btrfs)");
+            f.reset(new.len() as u64).unwrap();
+            f.write_all_at(new, 0).unwrap();
+            let expect_before: Vec<String> = old.iter().map(|_| "out.bin".to_owned()).collect();
+            assert_eq!(
+                names_in(dir.path()),
+                expect_before,
+                "nothing named before commit"
+            );
+            f.remove();
+            f.commit(&dest).unwrap();
+            assert_eq!(std::fs::read(&dest).unwrap(), new);
+            assert_eq!(names_in(dir.path()), ["out.bin"], "no temp file left");
+        }
+        // One dropped uncommitted leaves nothing; a file at the temp file's name that appears
+        // meanwhile is never replaced (DEST exists, so the commit would need that name).
+        drop(PartFile::create_unnamed(&part).unwrap().unwrap());
+        assert_eq!(names_in(dir.path()), ["out.bin"]);
+        let f = PartFile::create_unnamed(&part).unwrap().unwrap();
+        std::fs::write(&part, b"somebody's").unwrap();
+        let err = f.commit(&dest).unwrap_err();
+        assert!(matches!(err, Error::ForeignFile { .. }), "{err}");
+        assert_eq!(std::fs::read(&part).unwrap(), b"somebody's");
+        assert_eq!(std::fs::read(&dest).unwrap(), b"second");
     }
 
     #[test]
