@@ -16,6 +16,7 @@ use common::{Fault, Faulty, MOTO, Moto, StoreFixture};
 use resume_core::conformance::{self, Fixture};
 use resume_core::{Checksum, Downloader, ErrorKind, RangeSource, SourceErrorKind};
 use test_support::python_with;
+use test_support::relay::{Action, Relay};
 
 /// Packages moto needs to compute CRC-32C (`crc32c`) and CRC-64/NVME (`awscrt`) rather than
 /// fall back to CRC-32, and boto3 to send them.
@@ -302,8 +303,18 @@ async fn checksum_mode_refused_falls_back_to_the_plain_head_and_the_report_says_
     moto.create_bucket("kms");
     let content = conformance::content(7, SIZE);
     upload(&moto, "kms", "obj", &content, ["put", "CRC32C", "-"]);
-    let proxy = RefuseChecksumMode::start(moto.addr);
-    let options = moto.options().endpoint(format!("http://{}", proxy.addr));
+    // Every request carrying `x-amz-checksum-mode` is answered 403, the others forwarded.
+    let refused = Arc::new(AtomicU64::new(0));
+    let count = refused.clone();
+    let proxy = Relay::start(moto.addr, move |head| {
+        if head.header("x-amz-checksum-mode").is_some() {
+            count.fetch_add(1, Ordering::Relaxed);
+            Action::forbidden()
+        } else {
+            Action::Forward
+        }
+    });
+    let options = moto.options().endpoint(proxy.url());
     let (source, _) = backend_object_store::from_url("s3://kms/obj", &options).unwrap();
     let meta = source.stat("obj", None).await.unwrap();
     assert!(meta.checksums.is_empty(), "{:?}", meta.checksums);
@@ -312,7 +323,7 @@ async fn checksum_mode_refused_falls_back_to_the_plain_head_and_the_report_says_
         note.contains("HTTP 403") && note.contains("kms:Decrypt"),
         "{note}"
     );
-    assert!(proxy.refused() >= 1);
+    assert!(refused.load(Ordering::Relaxed) >= 1);
 
     let scratch = tempfile::tempdir().unwrap();
     let dest = scratch.path().join("obj");
@@ -456,74 +467,6 @@ async fn credentials_and_signatures_never_appear_in_debug_or_errors() {
             "AWS4-HMAC-SHA256",
         ] {
             assert!(!text.contains(needle), "{needle} in {text}");
-        }
-    }
-}
-
-/// A proxy in front of moto that answers every request carrying `x-amz-checksum-mode` with
-/// 403 and forwards the others (one upstream connection per request).
-struct RefuseChecksumMode {
-    addr: std::net::SocketAddr,
-    refused: Arc<AtomicU64>,
-}
-
-impl RefuseChecksumMode {
-    fn start(upstream: std::net::SocketAddr) -> Self {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let refused = Arc::new(AtomicU64::new(0));
-        let count = refused.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { return };
-                let count = count.clone();
-                std::thread::spawn(move || serve(conn, upstream, &count));
-            }
-        });
-        Self { addr, refused }
-    }
-
-    fn refused(&self) -> u64 {
-        self.refused.load(Ordering::Relaxed)
-    }
-}
-
-fn serve(mut client: std::net::TcpStream, upstream: std::net::SocketAddr, refused: &AtomicU64) {
-    use std::io::{Read, Write};
-    client
-        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .unwrap();
-    loop {
-        // One request head (these requests have no body), at most 64 KiB.
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            match client.read(&mut byte) {
-                Ok(1) if head.len() < 64 << 10 => head.push(byte[0]),
-                _ => return,
-            }
-        }
-        let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
-        if text.contains("\r\nx-amz-checksum-mode:") {
-            refused.fetch_add(1, Ordering::Relaxed);
-            let refusal = "HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n";
-            if client.write_all(refusal.as_bytes()).is_err() {
-                return;
-            }
-            continue;
-        }
-        let Ok(mut up) = std::net::TcpStream::connect(upstream) else {
-            return;
-        };
-        // The upstream closes after its answer, which is then relayed whole.
-        head.truncate(head.len() - 2);
-        head.extend_from_slice(b"connection: close\r\n\r\n");
-        let mut answer = Vec::new();
-        if up.write_all(&head).is_err() || up.read_to_end(&mut answer).is_err() {
-            return;
-        }
-        if client.write_all(&answer).is_err() {
-            return;
         }
     }
 }

@@ -11,16 +11,17 @@
 //! `Accept-Encoding: gzip` — or, in [`Shim::transcode`] mode, the decompressed bytes the test
 //! gives, whole, without `Content-Length` or `Content-Encoding`, as GCS's decompressive
 //! transcoding does. It can also flip one byte of a body, refuse reads after a count, and
-//! records every request line it relays.
+//! records every request line it relays. It is a [`Relay`] deciding every answer itself.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use crate::relay::{self, Action, Relay};
 use crate::{ChildGuard, free_port, python_with, wait_for_port};
 
 /// The emulator release the GCS tests run against.
@@ -205,8 +206,6 @@ struct State {
 
 impl Shim {
     pub fn start(emulator: &Emulator) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
         let state = Arc::new(State {
             upstream: emulator.addr,
             flip: AtomicBool::new(false),
@@ -216,14 +215,11 @@ impl Shim {
             requests: Mutex::new(Vec::new()),
         });
         let shared = state.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { return };
-                let state = shared.clone();
-                std::thread::spawn(move || relay(conn, &state));
-            }
-        });
-        Self { addr, state }
+        let relay = Relay::start(emulator.addr, move |head| answer(&shared, head.raw()));
+        Self {
+            addr: relay.addr(),
+            state,
+        }
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -262,71 +258,53 @@ impl Shim {
     }
 }
 
-fn relay(mut client: TcpStream, state: &State) {
-    client
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    loop {
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            match client.read(&mut byte) {
-                Ok(1) if head.len() < 64 << 10 => head.push(byte[0]),
-                _ => return,
+/// What the shim answers to one request (see the module docs).
+fn answer(state: &State, head: &[u8]) -> Action {
+    let text = String::from_utf8_lossy(head).into_owned();
+    let mut lines = text.split("\r\n");
+    let request_line = lines.next().unwrap_or_default().to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    {
+        let mut log = state
+            .requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        log.push(request_line.clone());
+        for (k, v) in &headers {
+            if k == "authorization" {
+                log.push(format!("authorization: {v}"));
             }
         }
-        let text = String::from_utf8_lossy(&head).into_owned();
-        let mut lines = text.split("\r\n");
-        let request_line = lines.next().unwrap_or_default().to_owned();
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            .collect();
-        {
-            let mut log = state
-                .requests
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            log.push(request_line.clone());
-            for (k, v) in &headers {
-                if k == "authorization" {
-                    log.push(format!("authorization: {v}"));
-                }
-            }
-        }
-        let header = |name: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
-        let target = request_line
-            .split(' ')
-            .nth(1)
-            .unwrap_or_default()
-            .to_owned();
-        let media = target.contains("alt=media");
-        let answer = if media {
-            match media_answer(
-                state,
-                &head,
-                &target,
-                header("range"),
-                header("accept-encoding"),
-            ) {
-                Some(a) => a,
-                None => return,
-            }
-        } else {
-            match forward(state.upstream, &head) {
-                Some(a) => a,
-                None => return,
-            }
-        };
-        let close = answer.close;
-        if client.write_all(&answer.bytes()).is_err() || close {
-            return;
-        }
+    }
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let target = request_line
+        .split(' ')
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    let answer = if target.contains("alt=media") {
+        media_answer(
+            state,
+            head,
+            &target,
+            header("range"),
+            header("accept-encoding"),
+        )
+    } else {
+        forward(state.upstream, head)
+    };
+    match answer {
+        Some(a) if a.close => Action::RespondThenClose(a.bytes()),
+        Some(a) => Action::Respond(a.bytes()),
+        None => Action::Close,
     }
 }
 
@@ -362,12 +340,7 @@ impl Answer {
 
 /// Relays the request as it is (one upstream connection each).
 fn forward(upstream: SocketAddr, head: &[u8]) -> Option<Answer> {
-    let mut up = TcpStream::connect(upstream).ok()?;
-    let mut head = head[..head.len() - 2].to_vec();
-    head.extend_from_slice(b"connection: close\r\n\r\n");
-    up.write_all(&head).ok()?;
-    let mut raw = Vec::new();
-    up.read_to_end(&mut raw).ok()?;
+    let raw = relay::forward(upstream, head).ok()?;
     let (status, headers, body) = split_response(&raw)?;
     Some(Answer {
         status,

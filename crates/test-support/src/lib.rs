@@ -1,7 +1,7 @@
 //! Helpers for tests that drive real processes and real servers on 127.0.0.1 (and, with
 //! [`netlab`], over an emulated WAN in network namespaces): a shared Python
-//! virtualenv with packages from PyPI, port polling (never sleeps), and child processes that
-//! are killed when the test ends.
+//! virtualenv with packages from PyPI, port polling (never sleeps), child processes that
+//! are killed when the test ends, and an HTTP relay that makes faults in flight ([`relay`]).
 //!
 //! Every wait here is bounded in time and count, and every failure panics with what to do:
 //! a missing PyPI or server binary fails the test loudly, it never skips it.
@@ -10,6 +10,7 @@
 pub mod gcs;
 pub mod netlab;
 pub mod origin;
+pub mod relay;
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader};

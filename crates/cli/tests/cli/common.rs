@@ -324,6 +324,21 @@ impl Running {
         assert!(status.success(), "kill {sig} {} failed", self.pid());
     }
 
+    /// Waits (at most 60 s) until the run (with `--json`) has reported `parts` parts done,
+    /// then kills it with SIGKILL and waits for its end: the crash the resume tests start from.
+    pub fn kill_after_parts(mut self, parts: u32) -> Outcome {
+        let done = std::cell::Cell::new(0u32);
+        self.wait_for_line(Duration::from_secs(60), |line| {
+            let e: Value = serde_json::from_str(line).unwrap_or_default();
+            if e["event"] == "part_done" {
+                done.set(done.get() + 1);
+            }
+            done.get() >= parts
+        });
+        self.signal("-KILL");
+        self.finish(RUN_TIMEOUT)
+    }
+
     /// Waits for the exit (at most `timeout`), then for the end of its output.
     pub fn finish(mut self, timeout: Duration) -> Outcome {
         let deadline = Instant::now() + timeout;

@@ -6,16 +6,11 @@
 //! `-vv` logs every JSON API request with the bearer token redacted, and the token never
 //! appears in any output.
 
-use std::cell::Cell;
 use std::process::Command;
-use std::time::Duration;
 
-use serde_json::Value;
 use test_support::gcs::{Emulator, Shim};
 
-use crate::common::{
-    Outcome, RUN_TIMEOUT, Running, assert_file, bare_cmd, data, listing, names, run,
-};
+use crate::common::{Outcome, Running, assert_file, bare_cmd, data, listing, names, run};
 
 const TOKEN: &str = "ya29.cli-bearer-SECRET-5d2e8b";
 const SIZE: usize = 7 * 50_000 + 1_234;
@@ -156,23 +151,14 @@ fn gs_downloads_are_verified_resumed_after_a_kill_and_a_flipped_byte_exits_6() {
     // Killed (SIGKILL) after two parts: the same command resumes and verifies.
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("killed.bin");
-    let mut first = Running::spawn(
+    let first = Running::spawn(
         gs_cmd(&shim.url())
             .args(["--jobs", "1", "--limit-rate", "100KiB"])
             .arg(url)
             .arg(&dest),
         "to be killed",
-    );
-    let parts = Cell::new(0);
-    first.wait_for_line(Duration::from_secs(60), |line| {
-        let e: Value = serde_json::from_str(line).unwrap_or_default();
-        if e["event"] == "part_done" {
-            parts.set(parts.get() + 1);
-        }
-        parts.get() >= 2
-    });
-    first.signal("-KILL");
-    let first = first.finish(RUN_TIMEOUT);
+    )
+    .kill_after_parts(2);
     assert_eq!(first.code, None, "killed by the signal");
     no_token(&first);
     let out = run(gs_cmd(&shim.url()).arg(url).arg(&dest), "after the kill");

@@ -2,12 +2,8 @@
 //! checkpoint (`.rgcp`) beside it must fit the same 255-byte limit, and a stopped download
 //! must find them again.
 
-use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::Duration;
-
-use serde_json::Value;
 
 use crate::common::*;
 
@@ -110,17 +106,7 @@ fn a_255_byte_name_killed_mid_download_resumes_from_checkpoint_dir() {
         cmd
     };
 
-    let mut first = Running::spawn(&mut cmd(), "download to kill");
-    let parts = Cell::new(0u32);
-    first.wait_for_line(Duration::from_secs(60), |line| {
-        let e: Value = serde_json::from_str(line).unwrap_or_default();
-        if e["event"] == "part_done" {
-            parts.set(parts.get() + 1);
-        }
-        parts.get() >= 2
-    });
-    first.signal("-KILL");
-    let first = first.finish(RUN_TIMEOUT);
+    let first = Running::spawn(&mut cmd(), "download to kill").kill_after_parts(2);
     assert_eq!(first.code, None, "killed by the signal: {}", first.stderr);
     let part_name = resume_core::with_suffix(&dest, resume_core::PART_SUFFIX);
     assert_eq!(

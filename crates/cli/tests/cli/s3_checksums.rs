@@ -3,14 +3,14 @@
 //! verified the file; a byte flipped in flight by a proxy in front of moto is exit 6 naming the
 //! algorithm and both values, DEST untouched; a run denied partway resumes and is verified.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use md5::Digest as _;
+use test_support::relay::{Action, Relay};
 use test_support::{ChildGuard, free_port, python_with, wait_for_port};
 
 use crate::common::{assert_file, bare_cmd, data, listing, names, run};
@@ -100,88 +100,38 @@ impl Moto {
     }
 }
 
-/// A proxy in front of moto (one upstream connection per request): flips the 101st byte of
-/// the body of the first ranged GET for bytes from 0 (`flip`), and answers 403 to ranged GETs
-/// after the first `deny_after` (changeable while it runs).
+/// A relay in front of moto: flips the 101st byte of the body of every ranged GET for bytes
+/// from 0 (`flip`), and answers 403 to ranged GETs after the first `deny_after` (changeable
+/// while it runs).
 struct Proxy {
-    addr: SocketAddr,
+    relay: Relay,
     deny_after: Arc<AtomicU64>,
 }
 
 impl Proxy {
     fn start(upstream: SocketAddr, flip: bool, deny_after: u64) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let gets = Arc::new(AtomicU64::new(0));
+        let gets = AtomicU64::new(0);
         let deny = Arc::new(AtomicU64::new(deny_after));
         let limit = deny.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { return };
-                let (gets, limit) = (gets.clone(), limit.clone());
-                std::thread::spawn(move || relay(conn, upstream, flip, &limit, &gets));
+        let relay = Relay::start(upstream, move |head| {
+            if !head.is_ranged_get() {
+                return Action::Forward;
+            }
+            if gets.fetch_add(1, Ordering::SeqCst) >= limit.load(Ordering::SeqCst) {
+                Action::forbidden()
+            } else if flip
+                && head
+                    .header("range")
+                    .is_some_and(|r| r.starts_with("bytes=0-"))
+            {
+                Action::FlipBodyByte(100)
+            } else {
+                Action::Forward
             }
         });
         Self {
-            addr,
+            relay,
             deny_after: deny,
-        }
-    }
-}
-
-fn relay(
-    mut client: TcpStream,
-    upstream: SocketAddr,
-    flip: bool,
-    deny_after: &AtomicU64,
-    gets: &AtomicU64,
-) {
-    client
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    loop {
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            match client.read(&mut byte) {
-                Ok(1) if head.len() < 64 << 10 => head.push(byte[0]),
-                _ => return,
-            }
-        }
-        let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
-        let ranged = text.starts_with("get ") && text.contains("\r\nrange: bytes=");
-        let n = if ranged {
-            gets.fetch_add(1, Ordering::SeqCst)
-        } else {
-            u64::MAX
-        };
-        if ranged && n >= deny_after.load(Ordering::SeqCst) {
-            let denied = "HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n";
-            if client.write_all(denied.as_bytes()).is_err() {
-                return;
-            }
-            continue;
-        }
-        let Ok(mut up) = TcpStream::connect(upstream) else {
-            return;
-        };
-        head.truncate(head.len() - 2);
-        head.extend_from_slice(b"connection: close\r\n\r\n");
-        let mut answer = Vec::new();
-        if up.write_all(&head).is_err() || up.read_to_end(&mut answer).is_err() {
-            return;
-        }
-        if flip && ranged && text.contains("\r\nrange: bytes=0-") {
-            let body = answer
-                .windows(4)
-                .position(|w| w == b"\r\n\r\n")
-                .map(|p| p + 4);
-            if let Some(at) = body.map(|b| b + 100).filter(|&i| i < answer.len()) {
-                answer[at] ^= 0x01;
-            }
-        }
-        if client.write_all(&answer).is_err() {
-            return;
         }
     }
 }
@@ -288,7 +238,7 @@ fn s3_downloads_are_verified_and_a_byte_flipped_in_flight_exits_6_naming_both_va
         std::fs::write(&dest, PRECIOUS).unwrap();
         let proxy = Proxy::start(moto.addr, true, u64::MAX);
         let out = run(
-            s3_cmd(proxy.addr)
+            s3_cmd(proxy.relay.addr())
                 .arg(format!("s3://sums/{key}"))
                 .arg(&dest),
             what,
@@ -308,7 +258,7 @@ fn s3_downloads_are_verified_and_a_byte_flipped_in_flight_exits_6_naming_both_va
         let dest = dir.path().join("resumed.bin");
         let proxy = Proxy::start(moto.addr, false, 2);
         let out = run(
-            s3_cmd(proxy.addr)
+            s3_cmd(proxy.relay.addr())
                 .args(["--jobs", "1"])
                 .arg(format!("s3://sums/{key}"))
                 .arg(&dest),
@@ -322,7 +272,7 @@ fn s3_downloads_are_verified_and_a_byte_flipped_in_flight_exits_6_naming_both_va
         );
         proxy.deny_after.store(u64::MAX, Ordering::SeqCst);
         let out = run(
-            s3_cmd(proxy.addr)
+            s3_cmd(proxy.relay.addr())
                 .arg(format!("s3://sums/{key}"))
                 .arg(&dest),
             what,

@@ -5,19 +5,15 @@
 //! output or file. With Azurite also `az://` (issue 13): the blob's `Content-MD5` verifies the
 //! download, and its properties HEAD is in the `-v` request log.
 
-use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use serde_json::Value;
 use test_support::{ChildGuard, free_port, npm_bin, python_with, wait_for_port};
 
-use crate::common::{
-    Outcome, RUN_TIMEOUT, Running, assert_file, bare_cmd, data, listing, names, run,
-};
+use crate::common::{Outcome, Running, assert_file, bare_cmd, data, listing, names, run};
 
 const HTTP_SERVER: &str = "http-server@14.1.1";
 const MOTO: &str = "moto[server]==5.2.5";
@@ -91,20 +87,11 @@ fn fresh_and_killed_then_resumed(url: &str, bytes: &[u8], secrets: &[String], wh
             .arg(&dest);
         cmd
     };
-    let mut first = Running::spawn(
+    let first = Running::spawn(
         &mut cmd(&["--jobs", "1", "--limit-rate", "128KiB"]),
         &format!("{what}: to be killed"),
-    );
-    let parts = Cell::new(0);
-    first.wait_for_line(Duration::from_secs(60), |line| {
-        let e: Value = serde_json::from_str(line).unwrap_or_default();
-        if e["event"] == "part_done" {
-            parts.set(parts.get() + 1);
-        }
-        parts.get() >= 2
-    });
-    first.signal("-KILL");
-    let first = first.finish(RUN_TIMEOUT);
+    )
+    .kill_after_parts(2);
     assert_eq!(first.code, None, "{what}: killed by the signal");
     assert_eq!(
         listing(dir.path()),
