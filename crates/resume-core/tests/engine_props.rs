@@ -351,9 +351,15 @@ proptest! {
             run.source.set_fault_plan(FaultPlan::random(sc.seed, recoverable(p)));
             let rt = paused_runtime();
             let first = rt.block_on(async {
-                let trigger = run.source.crash_trigger_after_bytes(1 + crash_at % total.max(1));
+                // The crash lands before the last byte. At the last byte the download may end in
+                // the same poll as the trigger fires or not, depending on when a blocking task
+                // (a sync on another thread) returns: both are right, neither is reproducible.
+                let at = if total >= 2 { 1 + crash_at % (total - 1) } else { u64::MAX };
+                let trigger = run.source.crash_trigger_after_bytes(at);
                 let dl = run.downloader(&sc, store.clone());
+                // Biased: no random choice between branches ready in the same poll.
                 tokio::select! {
+                    biased;
                     r = dl.download(KEY, &run.dest) => format!("{:?}", r.map(|r| r.crc64)),
                     _ = trigger.fired() => "crashed".to_string(),
                 }

@@ -324,8 +324,8 @@ mod tests {
         }
         assert_eq!(
             parse_opts(&[]).unwrap().only,
-            (1..=7).collect(),
-            "the default run (and CI's --quick) is scenarios 1-7"
+            (1..=7).chain([20]).collect(),
+            "the default run (and CI's --quick) is scenarios 1-7 and 20 (integrity CPU)"
         );
         assert!(
             SCENARIOS.iter().all(|s| !(s.lab && s.default)),
