@@ -162,6 +162,17 @@ impl Bench {
         scenario: u32,
         contenders: &[Contender],
     ) -> Result<Vec<Row>, String> {
+        self.measure_checked(scenario, contenders, |_, _| Ok(String::new()))
+    }
+
+    /// [`Bench::measure`] with `after` run after each run of a contender: it checks the
+    /// run's output (an error ends the scenario) and returns what to add to the progress line.
+    pub(super) fn measure_checked(
+        &self,
+        scenario: u32,
+        contenders: &[Contender],
+        mut after: impl FnMut(&Contender, &Sample) -> Result<String, String>,
+    ) -> Result<Vec<Row>, String> {
         let mut rows: Vec<Row> = contenders
             .iter()
             .map(|c| Row {
@@ -174,9 +185,10 @@ impl Bench {
             for k in 0..n {
                 let i = (round + k) % n;
                 let s = self.run_once(&contenders[i])?;
+                let extra = after(&contenders[i], &s)?;
                 let warm = round < self.warmup;
                 eprintln!(
-                    "bench: [{scenario}] {} {:<28} {:>7.3} s  cpu {:.2} s  rss {:>6.1} MiB",
+                    "bench: [{scenario}] {} {:<28} {:>7.3} s{extra}  cpu {:.2} s  rss {:>6.1} MiB",
                     if warm {
                         "warm-up".to_string()
                     } else {

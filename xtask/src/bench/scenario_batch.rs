@@ -652,7 +652,7 @@ impl Bench {
     }
 
     /// [`Bench::measure`] with each output tree (below the contender's `output`) checked after
-    /// its run.
+    /// its run, and the objects per second of each run in the progress line.
     fn measure_tree(
         &self,
         id: u32,
@@ -660,44 +660,13 @@ impl Bench {
         lab: &Lab,
         keys: &[(String, u64)],
     ) -> Result<Vec<Row>, String> {
-        let mut rows: Vec<Row> = contenders
-            .iter()
-            .map(|c| Row {
-                contender: c.clone(),
-                samples: Vec::new(),
-            })
-            .collect();
-        let n = contenders.len();
-        for round in 0..self.warmup + self.runs {
-            for k in 0..n {
-                let i = (round + k) % n;
-                let c = &contenders[i];
-                let s = self.run_once(c)?;
-                if let Some(root) = &c.output {
-                    self.check_tree(lab, keys, root)
-                        .map_err(|e| format!("{}: {e}", c.label))?;
-                }
-                let warm = round < self.warmup;
-                eprintln!(
-                    "bench: [{id}] {} {:<40} {:>8.3} s  {:>7.0} obj/s  cpu {:.2} s  rss {:>6.1} \
-                     MiB",
-                    if warm {
-                        "warm-up".to_string()
-                    } else {
-                        format!("run {}", round - self.warmup + 1)
-                    },
-                    c.label,
-                    s.wall,
-                    keys.len() as f64 / s.wall,
-                    s.user + s.sys,
-                    s.rss_kib as f64 / 1024.0
-                );
-                if !warm {
-                    rows[i].samples.push(s);
-                }
+        self.measure_checked(id, contenders, |c, s| {
+            if let Some(root) = &c.output {
+                self.check_tree(lab, keys, root)
+                    .map_err(|e| format!("{}: {e}", c.label))?;
             }
-        }
-        Ok(rows)
+            Ok(format!("  {:>7.0} obj/s", keys.len() as f64 / s.wall))
+        })
     }
 
     /// A completed job of the small set (from the emulator, then from s3s-fs), run again:
