@@ -22,6 +22,24 @@ fn ranges_since(fx: &Fixture, from: usize) -> Vec<std::ops::Range<u64>> {
         .collect()
 }
 
+/// The one checkpoint the fixture's store holds.
+fn saved_checkpoint(fx: &Fixture) -> checkpoint::Checkpoint {
+    fx.store
+        .load(&fx.store.ids()[0])
+        .unwrap()
+        .unwrap()
+        .checkpoint
+}
+
+/// Cancels `token` once the source has served what `trigger` waits for.
+fn cancel_when(trigger: backend_mock::CrashTrigger, token: &CancellationToken) {
+    let token = token.clone();
+    tokio::spawn(async move {
+        trigger.fired().await;
+        token.cancel();
+    });
+}
+
 #[test]
 fn a_crash_inside_large_parts_loses_at_most_two_steps_per_part_in_flight() {
     for (sync, jobs, crash_at) in [
@@ -39,12 +57,7 @@ fn a_crash_inside_large_parts_loses_at_most_two_steps_per_part_in_flight() {
         };
         rt.block_on(fx.crash_after(dl(), crash_at));
         let served = fx.source.bytes_served();
-        let saved = fx
-            .store
-            .load(&fx.store.ids()[0])
-            .unwrap()
-            .unwrap()
-            .checkpoint;
+        let saved = saved_checkpoint(&fx);
         assert!(saved.done.is_empty(), "no 8 MiB part can be done yet");
         assert!(
             !saved.partial.is_empty(),
@@ -84,12 +97,7 @@ fn cancellation_inside_large_parts_keeps_every_byte_received() {
         .cancel_token(token.clone());
     let trigger = fx.source.crash_trigger_after_bytes(3 * MIB + 777);
     let err = rt.block_on(async {
-        let t = token.clone();
-        let fired = trigger;
-        tokio::spawn(async move {
-            fired.fired().await;
-            t.cancel();
-        });
+        cancel_when(trigger, &token);
         dl.download(KEY, &fx.dest).await.unwrap_err()
     });
     assert!(matches!(err, resume_core::Error::Cancelled { .. }), "{err}");
@@ -103,12 +111,7 @@ fn cancellation_inside_large_parts_keeps_every_byte_received() {
         })
         .unwrap();
     let served = fx.source.bytes_served();
-    let saved = fx
-        .store
-        .load(&fx.store.ids()[0])
-        .unwrap()
-        .unwrap()
-        .checkpoint;
+    let saved = saved_checkpoint(&fx);
     assert_eq!(
         saved.saved_bytes(),
         last_done,
@@ -142,23 +145,14 @@ fn cancellation_between_a_parts_last_byte_and_the_end_of_its_body_keeps_the_part
     let dl = || fx.downloader().part_size(4 * MIB).concurrency(1);
     let trigger = fx.source.crash_trigger_after_bytes(4 * MIB);
     let err = rt.block_on(async {
-        let t = token.clone();
-        tokio::spawn(async move {
-            trigger.fired().await;
-            t.cancel();
-        });
+        cancel_when(trigger, &token);
         dl().cancel_token(token.clone())
             .download(KEY, &fx.dest)
             .await
             .unwrap_err()
     });
     assert!(matches!(err, resume_core::Error::Cancelled { .. }), "{err}");
-    let saved = fx
-        .store
-        .load(&fx.store.ids()[0])
-        .unwrap()
-        .unwrap()
-        .checkpoint;
+    let saved = saved_checkpoint(&fx);
     assert_eq!(
         saved.saved_bytes(),
         4 * MIB,
