@@ -425,6 +425,14 @@ impl Hooked {
             peak: Arc::default(),
         }
     }
+
+    /// Every read of these keys fails with `kind` until the test says otherwise.
+    fn fail_keys(&self, keys: &[&str], kind: SourceErrorKind) {
+        let mut fail = self.fail.lock().unwrap();
+        for k in keys {
+            fail.insert((*k).to_owned(), kind);
+        }
+    }
 }
 
 impl Source for Hooked {
@@ -489,12 +497,7 @@ async fn failures_are_per_object_written_as_json_lines_and_the_rerun_fetches_onl
     let (inner, want) = bucket(6, 30, 1);
     let src = Hooked::new(inner.clone());
     let bad = ["data/d2/s0002.bin", "data/big/l0.bin"];
-    for k in bad {
-        src.fail
-            .lock()
-            .unwrap()
-            .insert(k.to_owned(), SourceErrorKind::Denied);
-    }
+    src.fail_keys(&bad, SourceErrorKind::Denied);
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("out");
     let events = Arc::new(Mutex::new(Vec::new()));
@@ -556,10 +559,7 @@ async fn failures_are_per_object_written_as_json_lines_and_the_rerun_fetches_onl
 async fn fail_fast_stops_at_the_first_failure() {
     let (inner, _) = bucket(7, 200, 0);
     let src = Hooked::new(inner.clone());
-    src.fail
-        .lock()
-        .unwrap()
-        .insert("data/d0/s0005.bin".into(), SourceErrorKind::Denied);
+    src.fail_keys(&["data/d0/s0005.bin"], SourceErrorKind::Denied);
     let dir = tempfile::tempdir().unwrap();
     let s = job(&src, &dir.path().join("out"))
         .fail_fast(true)
@@ -1285,12 +1285,7 @@ async fn a_rerun_after_failures_asks_only_for_the_failed_objects_not_the_listing
     let (inner, want) = bucket(43, 60, 2);
     let src = Hooked::new(inner.clone());
     let bad = ["data/big/l0.bin", "data/d0/s0000.bin", "data/d4/s0054.bin"];
-    for k in bad {
-        src.fail
-            .lock()
-            .unwrap()
-            .insert(k.to_owned(), SourceErrorKind::Denied);
-    }
+    src.fail_keys(&bad, SourceErrorKind::Denied);
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("out");
     let s = job(&src, &dest).run().await.unwrap();
