@@ -14,6 +14,9 @@ use super::topology::{Netns, ROUTER_CLIENT_IF, ROUTER_SERVER_IF};
 const QUEUE_UP: u16 = 0;
 const QUEUE_DOWN: u16 = 1;
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// `chrt --fifo` priority of the daemon: above every ordinary process, below the kernel's
+/// own real-time threads (50 and up).
+const DAEMON_PRIORITY: &str = "10";
 
 /// Which way a packet goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +97,11 @@ impl Delayd {
         down: Spec,
         seed: u64,
     ) -> Result<Self, String> {
-        let mut cmd = router.command(&bin);
+        // Real-time priority (SCHED_FIFO; it sleeps whenever no packet is due): descheduled
+        // for milliseconds by a busy machine, the daemon delays packets by that much more and
+        // its socket overflows (the kernel then drops packets the lab never meant to).
+        let mut cmd = router.command("chrt");
+        cmd.args(["--fifo", DAEMON_PRIORITY]).arg(&bin);
         cmd.args(["--queue-up", &QUEUE_UP.to_string()])
             .args(["--queue-down", &QUEUE_DOWN.to_string()])
             .args(["--up", &up.to_string(), "--down", &down.to_string()])

@@ -36,13 +36,14 @@ use delayd::Delayd;
 use impair::Shaping;
 
 /// The programs a lab runs, and the Debian package of each.
-const TOOLS: [(&str, &str); 6] = [
+const TOOLS: [(&str, &str); 7] = [
     ("ip", "iproute2"),
     ("tc", "iproute2"),
     ("ss", "iproute2"),
     ("nft", "nftables"),
     ("iptables", "iptables"),
     ("ethtool", "ethtool"),
+    ("chrt", "util-linux"),
 ];
 
 /// What a lab's network is like.
