@@ -275,7 +275,8 @@ pub struct TransferOpts {
     pub part_size: Auto<u64>,
 
     /// Parts downloaded in parallel: a number, or `auto` (the default) — start with 8
-    /// connections, double them while the download gets faster, up to 32, and halve them when
+    /// connections, double them while the download gets faster, up to 32 (64 while each
+    /// doubling still raises the rate by half, as on a lossy link), and halve them when
     /// the server throttles (503 SlowDown, 429, refused connections). For `-r`, the
     /// connections of the whole job (auto: 8).
     #[arg(short = 'j', long, default_value = "auto", value_parser = parse_jobs, allow_hyphen_values = true)]

@@ -727,7 +727,14 @@ impl<'a> Attempt<'a> {
         }
         let len = range.end - range.start;
         let asked = if dl.auto_part_size {
-            auto_part_size(len, self.tuning.workers(usize::MAX))
+            // Cut for the connections ordinary growth reaches: the few downloads that grow
+            // past them (loss-bound flows) keep the parts of one that does not.
+            auto_part_size(
+                len,
+                self.tuning
+                    .workers(usize::MAX)
+                    .min(crate::tune::AUTO_JOBS_WIDE),
+            )
         } else {
             dl.part_size
         };
@@ -1130,10 +1137,14 @@ impl<'a> Attempt<'a> {
                 return Ok(());
             };
             self.tuning.claimed(part);
+            // Per worker (one connection each), so a `-vv` log shows when each connection
+            // idles between parts and at the end (the WAN timeline of BENCHMARKS.md).
+            tracing::debug!(worker = index, part, "part claimed");
             let (digest, crcs) = self.fetch_part(t, part, &mut buf, &mut ticker).await?;
             self.tuning.released(part);
             drop(permit);
             self.part_done(t, part, digest, crcs)?;
+            tracing::debug!(worker = index, part, "part done");
         }
     }
 

@@ -225,6 +225,12 @@ impl Attempt<'_> {
         };
         let read = match response {
             Ok(Ok(read)) => {
+                tracing::debug!(
+                    part = cursor.part,
+                    at = want.start,
+                    ms = asked.elapsed().as_millis() as u64,
+                    "part response"
+                );
                 self.tuning.responded(asked.elapsed());
                 read
             }
