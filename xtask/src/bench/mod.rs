@@ -28,6 +28,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use test_support::netlab::Congestion;
 use test_support::{ChildGuard, find_program, python_with, start_nginx};
 
 const KIB: u64 = 1 << 10;
@@ -111,7 +112,8 @@ fn scenario(id: u32) -> Option<&'static Scenario> {
 fn usage() -> String {
     let mut u = String::from(
         "\
-usage: cargo xtask bench [--quick] [--runs N] [--only 1,3,...] [--profile P] [--out FILE]
+usage: cargo xtask bench [--quick] [--runs N] [--only 1,3,...] [--cc bbr,cubic] [--profile P]
+                         [--out FILE]
 
   --quick     64 MiB version of every scenario, 3 rounds, no warm-up; report in target/bench/
   --runs N    measured rounds per scenario (default 5; at least 1)
@@ -119,6 +121,8 @@ usage: cargo xtask bench [--quick] [--runs N] [--only 1,3,...] [--profile P] [--
               uses dev, which its test step has already built)
   --only L    run only these scenarios (a scenario another one reads from runs too)
   --wan       run only the WAN lab's scenarios (root; 256 MiB, or 64 MiB with --quick)
+  --cc L      the server's congestion controls scenario 8 runs each loss level with
+              (default bbr,cubic: both, each with its own target rows)
   --out FILE  where to write the report (default: BENCHMARKS.md, or
               target/bench/BENCHMARKS.quick.md with --quick)
 
@@ -141,6 +145,8 @@ struct Opts {
     quick: bool,
     runs: usize,
     only: BTreeSet<u32>,
+    /// Congestion controls of scenario 8, in order.
+    wan_cc: Vec<Congestion>,
     profile: String,
     out: Option<PathBuf>,
 }
@@ -154,6 +160,7 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
             .filter(|s| s.default)
             .map(|s| s.id)
             .collect(),
+        wan_cc: vec![Congestion::Bbr, Congestion::Cubic],
         profile: "release".into(),
         out: None,
     };
@@ -189,6 +196,19 @@ fn parse_opts(args: &[String]) -> Result<Opts, String> {
             }
             "--wan" => {
                 o.only = SCENARIOS.iter().filter(|s| s.lab).map(|s| s.id).collect();
+            }
+            "--cc" => {
+                o.wan_cc = value("--cc")?
+                    .split(',')
+                    .map(|s| match s.trim() {
+                        "bbr" => Some(Congestion::Bbr),
+                        "cubic" => Some(Congestion::Cubic),
+                        _ => None,
+                    })
+                    .collect::<Option<Vec<_>>>()
+                    .filter(|l| !l.is_empty())
+                    .ok_or_else(|| format!("--cc takes bbr, cubic or both\n\n{}", usage()))?;
+                o.wan_cc.dedup();
             }
             "--profile" => o.profile = value("--profile")?,
             "--out" => o.out = Some(PathBuf::from(value("--out")?)),
@@ -306,6 +326,18 @@ mod tests {
         assert!(parse_opts(&args(["--runs", "0"])).is_err());
         assert!(parse_opts(&args(["--only", "13"])).is_err());
         assert_eq!(parse_opts(&[]).unwrap().runs, 5);
+    }
+
+    #[test]
+    fn scenario_8_runs_both_congestion_controls_unless_told() {
+        let both = [Congestion::Bbr, Congestion::Cubic];
+        assert_eq!(parse_opts(&[]).unwrap().wan_cc, both);
+        let o = parse_opts(&args(["--wan", "--cc", "cubic"])).unwrap();
+        assert_eq!(o.wan_cc, [Congestion::Cubic]);
+        let o = parse_opts(&args(["--cc", "bbr,cubic"])).unwrap();
+        assert_eq!(o.wan_cc, both);
+        assert!(parse_opts(&args(["--cc", "reno"])).is_err());
+        assert!(parse_opts(&args(["--cc", ""])).is_err());
     }
 
     #[test]

@@ -106,6 +106,8 @@ pub(super) struct Bench {
     pub(super) quick: bool,
     pub(super) runs: usize,
     pub(super) warmup: usize,
+    /// The server's congestion controls scenario 8 runs each loss level with.
+    pub(super) wan_cc: Vec<Congestion>,
     pub(super) profile: String,
     pub(super) size: u64,
     pub(super) root: PathBuf,
@@ -172,6 +174,7 @@ impl Bench {
             runs: opts.runs,
             profile: opts.profile.clone(),
             warmup: usize::from(!opts.quick),
+            wan_cc: opts.wan_cc.clone(),
             size,
             root: root.to_path_buf(),
             work,
