@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use resume_core::recorded::{RecordedObject, object_id, recorded_object};
 use resume_core::{CheckpointChoice, Downloader, PART_SUFFIX, with_suffix};
 
-use super::{JobEvent, Run, RunStop, SkipReason};
+use super::run::{Run, RunStop};
+use super::{JobEvent, SkipReason};
 use crate::journal::{Record, key_hash};
 use crate::path::{map_relative, relative_name};
 use crate::skip::SkipRule;
