@@ -51,14 +51,25 @@
 //!   costs a re-check (or re-download) of that object, never a wrong file.
 //! - **One job per journal.** The file is locked (`flock`-style, advisory) while a job runs,
 //!   so a second job into the same DEST stops at once.
+//!
+//! This file is the journal file (header, tags, torn tail, lock, group commit); a record and
+//! its body's encoding are in `record.rs`, what the records add up to in `state.rs`.
 
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::JobError;
+
+mod record;
+mod state;
+
+pub use record::Record;
+use record::{decode, encode};
+pub use state::{
+    DoneEntry, FailedEntry, JobState, KeyHash, SettledListing, StartedEntry, etag_hash, key_hash,
+};
 
 const MAGIC: &[u8; 8] = b"\x89RGJOB\n\0";
 /// 2: pages in Started/Done, Settled records. 3: Failed and Dropped records (a version-2
@@ -76,191 +87,6 @@ const MAX_BODY: u32 = 64 * 1024;
 const MAX_IDENTITY: u32 = 1 << 20;
 /// Group commit: at most one fdatasync per this interval while the job runs.
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
-
-/// 16 bytes of BLAKE3 of a key: what the loaded state keeps instead of the key.
-pub type KeyHash = u128;
-
-pub fn key_hash(key: &str) -> KeyHash {
-    let h = blake3::hash(key.as_bytes());
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&h.as_bytes()[..16]);
-    u128::from_le_bytes(b)
-}
-
-/// 8 bytes of BLAKE3 of an etag (weak marker and quotes ignored, as the engine compares).
-pub fn etag_hash(etag: &str) -> u64 {
-    let bare = etag.strip_prefix("W/").unwrap_or(etag).trim_matches('"');
-    let h = blake3::hash(bare.as_bytes());
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&h.as_bytes()[..8]);
-    u64::from_le_bytes(b)
-}
-
-/// One journal record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Record {
-    /// A download of `key` is about to start; `checkpointed`: it keeps its own checkpoint
-    /// (so a temp file it leaves is the engine's to resume, not the job's to remove).
-    Started {
-        key: String,
-        checkpointed: bool,
-        page: u64,
-    },
-    /// `key` is in place: `size` bytes of version `etag`.
-    Done {
-        key: String,
-        size: u64,
-        etag: Option<String>,
-        crc64: Option<u64>,
-        page: u64,
-    },
-    /// `key` (listed on `page`) failed: its page may be settled all the same, and every
-    /// rerun retries the object until it is `Done` or `Dropped`.
-    Failed { key: String, page: u64 },
-    /// A failed object is no longer retried: it was deleted from the source.
-    Dropped { key: String },
-    /// The listing has returned `objects` objects (`bytes` in all) so far; `next` continues it.
-    Listed {
-        objects: u64,
-        bytes: u64,
-        next: Option<String>,
-    },
-    /// Every object of pages `..=page` is settled (done, up to date, skipped or excluded):
-    /// `objects` objects (`bytes` in all) were listed on them, and `next` continues the
-    /// listing after them (`None`: they were the whole listing).
-    Settled {
-        page: u64,
-        objects: u64,
-        bytes: u64,
-        next: Option<String>,
-    },
-}
-
-/// Where an earlier run left the listing: everything before `next` is settled.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SettledListing {
-    /// The last settled page.
-    pub page: u64,
-    /// Objects (and their bytes) listed on the settled pages.
-    pub objects: u64,
-    pub bytes: u64,
-    /// Where the listing continues; `None`: it was all settled.
-    pub next: Option<String>,
-}
-
-/// What a started, unfinished object's record says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StartedEntry {
-    /// Kept (few: the objects in flight or failed) so that a rerun can find what the download
-    /// left on disk.
-    pub key: String,
-    /// The download keeps its own checkpoint.
-    pub checkpointed: bool,
-    pub page: u64,
-}
-
-/// A failed object, retried by every rerun until done or dropped.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FailedEntry {
-    pub key: String,
-    /// The page that listed it.
-    pub page: u64,
-}
-
-/// What a finished object's record says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DoneEntry {
-    pub size: u64,
-    pub etag: Option<u64>,
-    pub crc64: Option<u64>,
-    pub page: u64,
-}
-
-/// What earlier runs of this job recorded.
-#[derive(Debug, Default, Clone)]
-pub struct JobState {
-    pub done: HashMap<KeyHash, DoneEntry>,
-    /// Objects started and not done since (of pages not settled, or failed).
-    pub started: HashMap<KeyHash, StartedEntry>,
-    /// Objects that failed and were neither done nor dropped since, whatever their page.
-    pub failed: HashMap<KeyHash, FailedEntry>,
-    /// The last listing progress recorded: objects, bytes.
-    pub listed: Option<(u64, u64)>,
-    /// The last settled page, where a rerun continues the listing.
-    pub settled: Option<SettledListing>,
-    pub records: u64,
-}
-
-impl JobState {
-    fn apply(&mut self, r: Record) {
-        self.records += 1;
-        match r {
-            Record::Started {
-                key,
-                checkpointed,
-                page,
-            } => {
-                self.started.insert(
-                    key_hash(&key),
-                    StartedEntry {
-                        key,
-                        checkpointed,
-                        page,
-                    },
-                );
-            }
-            Record::Done {
-                key,
-                size,
-                etag,
-                crc64,
-                page,
-            } => {
-                let h = key_hash(&key);
-                self.started.remove(&h);
-                self.failed.remove(&h);
-                self.done.insert(
-                    h,
-                    DoneEntry {
-                        size,
-                        etag: etag.as_deref().map(etag_hash),
-                        crc64,
-                        page,
-                    },
-                );
-            }
-            Record::Failed { key, page } => {
-                self.failed
-                    .insert(key_hash(&key), FailedEntry { key, page });
-            }
-            Record::Dropped { key } => {
-                let h = key_hash(&key);
-                self.failed.remove(&h);
-                self.started.remove(&h);
-            }
-            Record::Listed { objects, bytes, .. } => self.listed = Some((objects, bytes)),
-            Record::Settled {
-                page,
-                objects,
-                bytes,
-                next,
-            } => {
-                // Their objects are never looked at again by this job: forget them, except the
-                // failed ones (retried by key; what their downloads left is found by key).
-                self.done.retain(|_, d| d.page > page);
-                let failed = &self.failed;
-                self.started
-                    .retain(|h, s| s.page > page || failed.contains_key(h));
-                self.settled = Some(SettledListing {
-                    page,
-                    objects,
-                    bytes,
-                    next,
-                });
-            }
-        }
-    }
-}
 
 /// How the journal was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -568,163 +394,6 @@ fn tag(key: &[u8; 32], seq: u64, body: &[u8]) -> [u8; TAG_LEN] {
     let mut out = [0u8; TAG_LEN];
     out.copy_from_slice(&h.finalize().as_bytes()[..TAG_LEN]);
     out
-}
-
-fn put_str(buf: &mut Vec<u8>, s: &str) {
-    buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
-    buf.extend_from_slice(s.as_bytes());
-}
-
-fn put_opt_str(buf: &mut Vec<u8>, s: Option<&str>) {
-    match s {
-        None => buf.push(0),
-        Some(s) => {
-            buf.push(1);
-            put_str(buf, s);
-        }
-    }
-}
-
-fn encode(r: &Record) -> Vec<u8> {
-    let mut b = Vec::with_capacity(64);
-    match r {
-        Record::Started {
-            key,
-            checkpointed,
-            page,
-        } => {
-            b.push(1);
-            b.push(u8::from(*checkpointed));
-            put_str(&mut b, key);
-            b.extend_from_slice(&page.to_le_bytes());
-        }
-        Record::Done {
-            key,
-            size,
-            etag,
-            crc64,
-            page,
-        } => {
-            b.push(2);
-            put_str(&mut b, key);
-            b.extend_from_slice(&size.to_le_bytes());
-            put_opt_str(&mut b, etag.as_deref());
-            match crc64 {
-                None => b.push(0),
-                Some(c) => {
-                    b.push(1);
-                    b.extend_from_slice(&c.to_le_bytes());
-                }
-            }
-            b.extend_from_slice(&page.to_le_bytes());
-        }
-        Record::Failed { key, page } => {
-            b.push(5);
-            put_str(&mut b, key);
-            b.extend_from_slice(&page.to_le_bytes());
-        }
-        Record::Dropped { key } => {
-            b.push(6);
-            put_str(&mut b, key);
-        }
-        Record::Listed {
-            objects,
-            bytes,
-            next,
-        } => {
-            b.push(3);
-            b.extend_from_slice(&objects.to_le_bytes());
-            b.extend_from_slice(&bytes.to_le_bytes());
-            put_opt_str(&mut b, next.as_deref());
-        }
-        Record::Settled {
-            page,
-            objects,
-            bytes,
-            next,
-        } => {
-            b.push(4);
-            b.extend_from_slice(&page.to_le_bytes());
-            b.extend_from_slice(&objects.to_le_bytes());
-            b.extend_from_slice(&bytes.to_le_bytes());
-            put_opt_str(&mut b, next.as_deref());
-        }
-    }
-    b
-}
-
-struct Cursor<'a>(&'a [u8]);
-
-impl Cursor<'_> {
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Some(a)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-    fn u64(&mut self) -> Option<u64> {
-        self.take(8)
-            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
-    }
-    fn str(&mut self) -> Option<String> {
-        let n = u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize;
-        String::from_utf8(self.take(n)?.to_vec()).ok()
-    }
-    fn opt_str(&mut self) -> Option<Option<String>> {
-        match self.u8()? {
-            0 => Some(None),
-            1 => Some(Some(self.str()?)),
-            _ => None,
-        }
-    }
-}
-
-fn decode(body: &[u8]) -> Option<Record> {
-    let mut c = Cursor(body);
-    let r = match c.u8()? {
-        1 => {
-            let flags = c.u8()?;
-            Record::Started {
-                checkpointed: flags & 1 == 1,
-                key: c.str()?,
-                page: c.u64()?,
-            }
-        }
-        2 => Record::Done {
-            key: c.str()?,
-            size: c.u64()?,
-            etag: c.opt_str()?,
-            crc64: match c.u8()? {
-                0 => None,
-                1 => Some(c.u64()?),
-                _ => return None,
-            },
-            page: c.u64()?,
-        },
-        3 => Record::Listed {
-            objects: c.u64()?,
-            bytes: c.u64()?,
-            next: c.opt_str()?,
-        },
-        4 => Record::Settled {
-            page: c.u64()?,
-            objects: c.u64()?,
-            bytes: c.u64()?,
-            next: c.opt_str()?,
-        },
-        5 => Record::Failed {
-            key: c.str()?,
-            page: c.u64()?,
-        },
-        6 => Record::Dropped { key: c.str()? },
-        _ => return None,
-    };
-    c.0.is_empty().then_some(r)
 }
 
 #[cfg(test)]
