@@ -306,7 +306,8 @@ struct Transfer<'a> {
     partial: Mutex<BTreeMap<u64, PartialPart>>,
     /// Records the beginnings of parts in flight.
     committer: Committer,
-    /// Hashes the in-order digests while parts complete in order, if the plan has any.
+    /// Hashes the in-order digests as the bytes arrive (one part) or while parts complete in
+    /// order (several), if the plan has any.
     in_order: Option<InOrderStream>,
 }
 
@@ -544,13 +545,16 @@ impl<'a> Attempt<'a> {
 
         let mut computed = combined_crcs(&transfer, &checks)?;
         if checks.needs_in_order_pass() {
-            match transfer.in_order.take() {
-                Some(stream) => {
-                    let values = tokio::select! {
-                        biased;
-                        _ = self.halt.cancelled() => return Err(Failure::Stopped),
-                        v = stream.finish() => v?,
-                    };
+            let streamed = match transfer.in_order.take() {
+                Some(stream) => tokio::select! {
+                    biased;
+                    _ = self.halt.cancelled() => return Err(Failure::Stopped),
+                    v = stream.finish() => v?,
+                },
+                None => None,
+            };
+            match streamed {
+                Some(values) => {
                     computed.in_order.extend(values.in_order);
                     computed.composite.extend(values.composite);
                 }
@@ -633,7 +637,7 @@ impl<'a> Attempt<'a> {
 
     /// The in-order hashing of a plan that needs it, streamed as parts complete unless the
     /// caller asked for one pass at the end; `None` then, or when no second handle on the
-    /// temp file can be had (the pass at the end does the work).
+    /// temp file can be had for the hashing thread (the pass at the end does the work).
     fn start_in_order(
         &self,
         file: &PartFile,
@@ -644,10 +648,7 @@ impl<'a> Attempt<'a> {
         if !checks.needs_in_order_pass() || self.dl.in_order_hashing != InOrderHashing::Streamed {
             return None;
         }
-        match file
-            .reader()
-            .and_then(|reader| InOrderStream::start(reader, *layout, checks, done))
-        {
+        match InOrderStream::start(file, *layout, checks, done) {
             Ok(stream) => Some(stream),
             Err(e) => {
                 tracing::debug!(error = %e, "in-order digests hashed after the download instead");

@@ -638,3 +638,90 @@ async fn streamed_and_end_of_run_digests_agree_fresh_resumed_and_damaged() {
         assert!(!f.dest.exists());
     }
 }
+
+/// An object of one part has its in-order digests hashed from the bytes as they arrive (no
+/// thread, no read-back). A byte flipped in flight still fails naming the digest and both
+/// values, and never replaces DEST; a retry that resumes mid-part, a response that makes the
+/// part start over, and a run resuming a part's saved beginning still verify (the last two
+/// through the pass at the end).
+#[tokio::test(start_paused = true)]
+async fn a_one_part_object_hashed_as_it_arrives_verifies_and_still_fails_on_a_flipped_byte() {
+    let one_part = SIZE as u64;
+    for (i, alg) in [
+        Algorithm::Md5,
+        Algorithm::Sha1,
+        Algorithm::Sha256,
+        Algorithm::Sha512,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let fresh = || fixture_publishing(1_100 + i as u64, |d| vec![published(alg, d)]);
+        for fault in [
+            None,
+            Some(Fault::ResetAfter(30_001)),
+            Some(Fault::ExtraBytes(9)),
+        ] {
+            let f = fresh();
+            if let Some(fault) = fault.clone() {
+                f.source
+                    .set_fault_plan(FaultPlan::new().on_request(0, fault));
+            }
+            let r = f
+                .downloader()
+                .part_size(one_part)
+                .download(KEY, &f.dest)
+                .await
+                .unwrap();
+            assert_eq!(r.parts, 1, "{alg} {fault:?}");
+            assert_eq!(f.dest_bytes(), f.content, "{alg} {fault:?}");
+            assert_eq!(verified(&r), [format!("{alg} full-object (mock)")]);
+        }
+
+        // Large enough for the part's beginning to be saved before the crash.
+        let f = Fixture {
+            source: backend_mock::MockSource::new("test").with_chunk_size(64 << 10),
+            ..Fixture::new(3 << 20, 1_150 + i as u64)
+        };
+        f.source.put_object(
+            KEY,
+            MockObject::new(f.content.clone()).with_checksum(published(alg, &f.content)),
+        );
+        let dl = || {
+            f.downloader()
+                .part_size(4 << 20)
+                .sync_interval(Some(std::time::Duration::ZERO))
+        };
+        f.crash_after(dl(), 2 << 20).await;
+        let r = dl().download(KEY, &f.dest).await.unwrap();
+        assert!(r.reused_bytes > 0, "{alg}: the saved beginning was reused");
+        assert_eq!(f.dest_bytes(), f.content, "{alg} resumed");
+        assert_eq!(verified(&r), [format!("{alg} full-object (mock)")]);
+
+        let f = fresh();
+        std::fs::write(&f.dest, b"precious").unwrap();
+        f.source
+            .set_fault_plan(FaultPlan::new().on_request(0, Fault::FlipByte(54_321)));
+        let err = f
+            .downloader()
+            .part_size(one_part)
+            .download(KEY, &f.dest)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Integrity, "{alg}: {err}");
+        let mut bad = f.content.clone();
+        bad[54_321] ^= 0x01;
+        let msg = err.to_string();
+        for needle in [
+            alg.name(),
+            "the store (mock)",
+            &integrity_hex(&value(alg, &f.content)),
+            &integrity_hex(&value(alg, &bad)),
+        ] {
+            assert!(msg.contains(needle), "{alg}: {needle:?} missing from {msg}");
+        }
+        assert_eq!(std::fs::read(&f.dest).unwrap(), b"precious", "{alg}");
+        assert!(f.store.ids().is_empty(), "{alg}: checkpoint kept");
+        assert_eq!(f.files(), ["out.bin"], "{alg}");
+    }
+}

@@ -313,6 +313,9 @@ impl Attempt<'_> {
             }
             window.1 += chunk.len() as u64;
             hasher.update(&chunk);
+            if let Some(stream) = &t.in_order {
+                stream.received(cur, &chunk);
+            }
             if buf.len() + chunk.len() > dl.buffer_size && !buf.is_empty() {
                 if let Err(e) = t.file.write_all_at(buf, buf_start - file_base) {
                     break Err(Failure::Fatal(e).into());
