@@ -488,6 +488,28 @@ fn ten_thousand_parts_with_a_failure_in_the_middle_resume_from_the_journal() {
     );
 }
 
+/// A Content-MD5 of 16 zero bytes, base64: disagrees with every object's bytes.
+const WRONG_MD5: &str = "AAAAAAAAAAAAAAAAAAAAAA==";
+
+/// A download through `proxy` (which says [`WRONG_MD5`]) over an existing DEST fails with
+/// exit 6 naming MD5 and both values, and leaves DEST as it was, with no temp file or
+/// checkpoint.
+fn a_wrong_md5_fails_and_keeps_dest(c: &Case, proxy: &HeaderProxy, part_size: &str, what: &str) {
+    let precious = b"an older copy the user keeps".to_vec();
+    std::fs::write(&c.dest, &precious).expect("existing DEST");
+    let out = Get::new(&proxy.endpoint(), &oss_url(KEY), &c.dest)
+        .args(["--part-size", part_size])
+        .run();
+    out.expect_code(EXIT_INTEGRITY).expect_stderr(&[
+        KEY,
+        "failed verification",
+        "MD5",
+        "the store (OSS) says 00000000000000000000000000000000",
+    ]);
+    assert_file_is(&c.dest, &precious, what);
+    assert!(!rgpart(&c.dest).exists() && !rgcp(&c.dest).exists());
+}
+
 /// OSS also publishes `Content-MD5` for objects uploaded in one piece; the engine checks it
 /// beside the CRC-64 (hashed in object order while the parts complete), and alone when there
 /// is no CRC-64. The right MD5 verifies the file; an MD5 that disagrees with the bytes fails
@@ -504,30 +526,16 @@ fn the_content_md5_is_checked_beside_the_crc64_and_alone_and_a_wrong_one_fails_n
     );
     assert_eq!(out.completed()["crc64_verified"], true);
     // A wrong Content-MD5 beside the right CRC-64: the MD5 fails.
-    let precious = b"an older copy the user keeps".to_vec();
-    std::fs::write(&c.dest, &precious).expect("existing DEST");
     let wrong_md5 = HeaderProxy::start(
         c.server.emu.addr(),
-        vec![Rewrite::Set(
-            "content-md5",
-            "AAAAAAAAAAAAAAAAAAAAAA==".into(),
-        )],
+        vec![Rewrite::Set("content-md5", WRONG_MD5.into())],
     );
-    let out = Get::new(&wrong_md5.endpoint(), &oss_url(KEY), &c.dest)
-        .args(["--part-size", "64KiB"])
-        .run();
-    out.expect_code(EXIT_INTEGRITY).expect_stderr(&[
-        KEY,
-        "failed verification",
-        "MD5",
-        "the store (OSS) says 00000000000000000000000000000000",
-    ]);
-    assert_file_is(
-        &c.dest,
-        &precious,
+    a_wrong_md5_fails_and_keeps_dest(
+        &c,
+        &wrong_md5,
+        "64KiB",
         "DEST after an MD5 failure beside a CRC-64",
     );
-    assert!(!rgpart(&c.dest).exists() && !rgcp(&c.dest).exists());
     std::fs::remove_file(&c.dest).expect("remove DEST");
 
     let no_crc = HeaderProxy::start(c.server.emu.addr(), strip_crc());
@@ -541,24 +549,8 @@ fn the_content_md5_is_checked_beside_the_crc64_and_alone_and_a_wrong_one_fails_n
     );
     assert_eq!(out.completed()["crc64_verified"], false);
 
-    let precious = b"an older copy the user keeps".to_vec();
-    std::fs::write(&c.dest, &precious).expect("existing DEST");
-    // 16 zero bytes, base64.
     let mut rewrites = strip_crc();
-    rewrites.push(Rewrite::Set(
-        "content-md5",
-        "AAAAAAAAAAAAAAAAAAAAAA==".into(),
-    ));
+    rewrites.push(Rewrite::Set("content-md5", WRONG_MD5.into()));
     let proxy = HeaderProxy::start(c.server.emu.addr(), rewrites);
-    let out = Get::new(&proxy.endpoint(), &oss_url(KEY), &c.dest)
-        .args(["--part-size", "64KiB"])
-        .run();
-    out.expect_code(EXIT_INTEGRITY).expect_stderr(&[
-        KEY,
-        "failed verification",
-        "MD5",
-        "the store (OSS) says 00000000000000000000000000000000",
-    ]);
-    assert_file_is(&c.dest, &precious, "DEST after an MD5 failure");
-    assert!(!rgpart(&c.dest).exists() && !rgcp(&c.dest).exists());
+    a_wrong_md5_fails_and_keeps_dest(&c, &proxy, "64KiB", "DEST after an MD5 failure");
 }
