@@ -554,3 +554,33 @@ fn the_content_md5_is_checked_beside_the_crc64_and_alone_and_a_wrong_one_fails_n
     let proxy = HeaderProxy::start(c.server.emu.addr(), rewrites);
     a_wrong_md5_fails_and_keeps_dest(&c, &proxy, "64KiB", "DEST after an MD5 failure");
 }
+
+/// An object of one part has its MD5 hashed as the bytes arrive, not on a thread reading the
+/// part back: the right MD5 still verifies it, and a wrong one still fails with exit 6 and
+/// never replaces DEST, beside the CRC-64 and alone.
+#[test]
+fn the_content_md5_of_a_one_part_object_is_checked_and_a_wrong_one_fails() {
+    let c = case(300_000, 32);
+    let out = c.get().args(["--part-size", "1MiB"]).run();
+    out.expect_ok();
+    assert_eq!(out.completed()["parts"], 1);
+    assert_eq!(
+        out.completed()["verification"],
+        "verified: CRC-64/XZ + MD5 full-object (OSS)"
+    );
+    std::fs::remove_file(&c.dest).expect("remove DEST");
+    let wrong_md5 = HeaderProxy::start(
+        c.server.emu.addr(),
+        vec![Rewrite::Set("content-md5", WRONG_MD5.into())],
+    );
+    a_wrong_md5_fails_and_keeps_dest(
+        &c,
+        &wrong_md5,
+        "1MiB",
+        "DEST after an MD5 failure of one part beside a CRC-64",
+    );
+    let mut rewrites = strip_crc();
+    rewrites.push(Rewrite::Set("content-md5", WRONG_MD5.into()));
+    let proxy = HeaderProxy::start(c.server.emu.addr(), rewrites);
+    a_wrong_md5_fails_and_keeps_dest(&c, &proxy, "1MiB", "DEST after an MD5 failure of one part");
+}
