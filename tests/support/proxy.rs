@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use test_support::relay::read_head;
+
 /// How the response head is changed.
 #[derive(Debug, Clone)]
 pub enum Rewrite {
@@ -89,22 +91,6 @@ impl Drop for HeaderProxy {
             let _ = t.join();
         }
     }
-}
-
-/// Reads up to and including the blank line that ends an HTTP head.
-fn read_head(s: &mut TcpStream) -> io::Result<Vec<u8>> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if head.len() > 64 * 1024 {
-            return Err(io::Error::other("HTTP head too long"));
-        }
-        if s.read(&mut byte)? == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        head.push(byte[0]);
-    }
-    Ok(head)
 }
 
 fn rewrite_head(head: &[u8], rewrites: &[Rewrite]) -> Vec<u8> {
