@@ -25,6 +25,17 @@ fn serve(origin: &Origin) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// `resume-get --json --jobs 1 --files-from LIST DEST`.
+fn run_list(list: &std::path::Path, dest: &std::path::Path, what: &str) -> Outcome {
+    run(
+        bare_cmd()
+            .args(["--json", "--jobs", "1", "--files-from"])
+            .arg(list)
+            .arg(dest),
+        what,
+    )
+}
+
 #[test]
 fn a_list_of_urls_on_one_host_shares_its_connections() {
     let origin = Origin::start();
@@ -36,13 +47,7 @@ fn a_list_of_urls_on_one_host_shares_its_connections() {
         .collect();
     std::fs::write(&list, urls.join("\n")).unwrap();
     let dest = dir.path().join("out");
-    let out = run(
-        bare_cmd()
-            .args(["--json", "--jobs", "1", "--files-from"])
-            .arg(&list)
-            .arg(&dest),
-        "--files-from http urls",
-    );
+    let out = run_list(&list, &dest, "--files-from http urls");
     out.expect_code(0);
     let fin = out.event("job_finished");
     assert_eq!(u(&fin["done"]), ENTRIES as u64, "{fin}");
@@ -81,13 +86,7 @@ fn a_list_of_urls_on_one_host_shares_its_connections() {
     // The job completed; rerun, each file's own record (its entry's object, unchanged since)
     // spares the HEAD per entry: no request at all.
     let before = seen.len();
-    let again = run(
-        bare_cmd()
-            .args(["--json", "--jobs", "1", "--files-from"])
-            .arg(&list)
-            .arg(&dest),
-        "--files-from http urls, rerun",
-    );
+    let again = run_list(&list, &dest, "--files-from http urls, rerun");
     again.expect_code(0);
     let fin = again.event("job_finished");
     assert_eq!(u(&fin["up_to_date"]), ENTRIES as u64, "{fin}");
