@@ -488,24 +488,33 @@ impl Bench {
         let d = dest.display().to_string();
         let j = CONCURRENCY.to_string();
         let none = || Expect::Stdout(String::new());
-        let mut v = vec![
+        // `resume-get -q -r -j N URL DEST --endpoint E --region R`, quiet, into `dest`.
+        let resume_get = |label: &str, url: String, endpoint: &str, region: &str| {
             Contender::new(
-                "resume-get -r (s3://, s3s-fs)",
+                label,
                 args([
                     self.rg().as_str(),
                     "-q",
                     "-r",
                     "-j",
                     &j,
-                    &format!("s3://{OSS_BUCKET}/{set}/"),
+                    &url,
                     &d,
                     "--endpoint",
-                    &lab.s3_endpoint,
+                    endpoint,
                     "--region",
-                    S3_REGION,
+                    region,
                 ]),
                 Some(dest.to_path_buf()),
                 none(),
+            )
+        };
+        let mut v = vec![
+            resume_get(
+                "resume-get -r (s3://, s3s-fs)",
+                format!("s3://{OSS_BUCKET}/{set}/"),
+                &lab.s3_endpoint,
+                S3_REGION,
             )
             .env("AWS_ACCESS_KEY_ID", S3_AK)
             .env("AWS_SECRET_ACCESS_KEY", S3_SK)
@@ -513,23 +522,11 @@ impl Bench {
         ];
         if set == "small" || sets.emulator_mixed {
             v.push(
-                Contender::new(
+                resume_get(
                     "resume-get -r (oss://, emulator)",
-                    args([
-                        self.rg().as_str(),
-                        "-q",
-                        "-r",
-                        "-j",
-                        &j,
-                        &format!("oss://{OSS_BUCKET}/{set}/"),
-                        &d,
-                        "--endpoint",
-                        &lab.oss_endpoint,
-                        "--region",
-                        OSS_REGION,
-                    ]),
-                    Some(dest.to_path_buf()),
-                    none(),
+                    format!("oss://{OSS_BUCKET}/{set}/"),
+                    &lab.oss_endpoint,
+                    OSS_REGION,
                 )
                 .env("OSS_ACCESS_KEY_ID", OSS_AK)
                 .env("OSS_ACCESS_KEY_SECRET", OSS_SK),
