@@ -54,6 +54,25 @@ fn fixture_publishing(seed: u64, sums: impl Fn(&[u8]) -> Vec<Checksum>) -> Fixtu
     f
 }
 
+/// Stops a download of `f` in parts of `part_size` (`workers` at once) like a crash once the
+/// source has served 55 000 bytes, then runs it again with the same part size and whatever
+/// `rerun` sets (or changes) before it starts: the rerun's outcome.
+async fn crash_and_rerun(
+    f: &Fixture,
+    part_size: u64,
+    workers: usize,
+    rerun: impl FnOnce(resume_core::Downloader) -> resume_core::Downloader,
+) -> Result<resume_core::Report, resume_core::Error> {
+    f.crash_after(
+        f.downloader().part_size(part_size).concurrency(workers),
+        55_000,
+    )
+    .await;
+    rerun(f.downloader().part_size(part_size))
+        .download(KEY, &f.dest)
+        .await
+}
+
 fn verified(r: &resume_core::Report) -> Vec<String> {
     match &r.verification {
         Verification::Verified(sums) => sums.iter().map(Checksum::describe).collect(),
@@ -86,13 +105,7 @@ async fn every_published_algorithm_verifies_resumed_downloads() {
     for (i, alg) in Algorithm::ALL.into_iter().enumerate() {
         for verify_on_resume in [false, true] {
             let f = fixture_publishing(200 + i as u64, |d| vec![published(alg, d)]);
-            f.crash_after(f.downloader().part_size(PART).concurrency(2), 55_000)
-                .await;
-            let r = f
-                .downloader()
-                .part_size(PART)
-                .verify_on_resume(verify_on_resume)
-                .download(KEY, &f.dest)
+            let r = crash_and_rerun(&f, PART, 2, |dl| dl.verify_on_resume(verify_on_resume))
                 .await
                 .unwrap();
             assert!(r.parts_reused >= 4, "{alg}: {} reused", r.parts_reused);
@@ -180,15 +193,12 @@ async fn a_reused_part_that_was_corrupted_in_transit_fails_the_resumed_run() {
         let f = fixture_publishing(500 + i as u64, |d| vec![published(alg, d)]);
         f.source
             .set_fault_plan(FaultPlan::new().on_request(0, Fault::FlipByte(10)));
-        f.crash_after(f.downloader().part_size(PART).concurrency(1), 55_000)
-            .await;
-        f.source.set_fault_plan(FaultPlan::new());
-        let err = f
-            .downloader()
-            .part_size(PART)
-            .download(KEY, &f.dest)
-            .await
-            .unwrap_err();
+        let err = crash_and_rerun(&f, PART, 1, |dl| {
+            f.source.set_fault_plan(FaultPlan::new());
+            dl
+        })
+        .await
+        .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Integrity, "{alg}: {err}");
         assert!(err.to_string().contains(alg.name()), "{err}");
         let started = f
@@ -391,14 +401,7 @@ async fn composite_checksums_verify_fresh_and_resumed_downloads() {
         assert_eq!(verified(&r), [format!("{alg} composite of 4 parts (mock)")]);
 
         let f = fixture_publishing(950 + i as u64, |d| vec![composite(alg, d, &parts)]);
-        f.crash_after(f.downloader().part_size(asked).concurrency(2), 55_000)
-            .await;
-        let r = f
-            .downloader()
-            .part_size(asked)
-            .download(KEY, &f.dest)
-            .await
-            .unwrap();
+        let r = crash_and_rerun(&f, asked, 2, |dl| dl).await.unwrap();
         assert!(r.parts_reused >= 2, "{alg}: {} reused", r.parts_reused);
         assert_eq!(f.dest_bytes(), f.content, "{alg}");
         assert_eq!(verified(&r), [format!("{alg} composite of 4 parts (mock)")]);
@@ -448,15 +451,12 @@ async fn a_flipped_byte_under_a_composite_checksum_fails_naming_it_and_both_valu
         let f = fixture_publishing(1100 + i as u64, |d| vec![composite(alg, d, &parts)]);
         f.source
             .set_fault_plan(FaultPlan::new().on_request(0, Fault::FlipByte(10)));
-        f.crash_after(f.downloader().part_size(asked).concurrency(1), 55_000)
-            .await;
-        f.source.set_fault_plan(FaultPlan::new());
-        let err = f
-            .downloader()
-            .part_size(asked)
-            .download(KEY, &f.dest)
-            .await
-            .unwrap_err();
+        let err = crash_and_rerun(&f, asked, 1, |dl| {
+            f.source.set_fault_plan(FaultPlan::new());
+            dl
+        })
+        .await
+        .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Integrity, "{alg}: {err}");
         assert!(err.to_string().contains("composite of 4 parts"), "{err}");
         assert!(!f.dest.exists());
