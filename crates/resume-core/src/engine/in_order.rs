@@ -50,6 +50,19 @@ pub(super) struct InOrderValues {
     pub(super) composite: Vec<(usize, Vec<u8>)>,
 }
 
+impl InOrderValues {
+    /// What `hashers` and `composites` computed, having hashed every byte.
+    fn of(hashers: Vec<InOrderHasher>, composites: Vec<CompositeHasher>) -> Self {
+        Self {
+            in_order: hashers.into_iter().map(InOrderHasher::finish).collect(),
+            composite: composites
+                .into_iter()
+                .map(CompositeHasher::finish)
+                .collect(),
+        }
+    }
+}
+
 enum Message {
     /// This part's bytes are all written.
     Done(u64),
@@ -177,18 +190,8 @@ impl Inline {
     }
 
     fn finish(self) -> Option<InOrderValues> {
-        (!self.spoiled && self.next == self.end).then(|| InOrderValues {
-            in_order: self
-                .hashers
-                .into_iter()
-                .map(InOrderHasher::finish)
-                .collect(),
-            composite: self
-                .composites
-                .into_iter()
-                .map(CompositeHasher::finish)
-                .collect(),
-        })
+        (!self.spoiled && self.next == self.end)
+            .then(|| InOrderValues::of(self.hashers, self.composites))
     }
 }
 
@@ -334,18 +337,7 @@ impl Hashing {
             Err(Halt::Stopped) => return Err(stopped()),
             Err(Halt::Failed(e)) => return Err(e),
         }
-        Ok(InOrderValues {
-            in_order: self
-                .hashers
-                .into_iter()
-                .map(InOrderHasher::finish)
-                .collect(),
-            composite: self
-                .composites
-                .into_iter()
-                .map(CompositeHasher::finish)
-                .collect(),
-        })
+        Ok(InOrderValues::of(self.hashers, self.composites))
     }
 
     /// Hashes every done part from the watermark on, in order.
