@@ -491,6 +491,13 @@ fn ten_thousand_parts_with_a_failure_in_the_middle_resume_from_the_journal() {
 /// A Content-MD5 of 16 zero bytes, base64: disagrees with every object's bytes.
 const WRONG_MD5: &str = "AAAAAAAAAAAAAAAAAAAAAA==";
 
+/// A proxy in front of the emulator that says [`WRONG_MD5`], and passes the CRC-64 on or not.
+fn wrong_md5_proxy(c: &Case, with_crc: bool) -> HeaderProxy {
+    let mut rewrites = if with_crc { Vec::new() } else { strip_crc() };
+    rewrites.push(Rewrite::Set("content-md5", WRONG_MD5.into()));
+    HeaderProxy::start(c.server.emu.addr(), rewrites)
+}
+
 /// A download through `proxy` (which says [`WRONG_MD5`]) over an existing DEST fails with
 /// exit 6 naming MD5 and both values, and leaves DEST as it was, with no temp file or
 /// checkpoint.
@@ -526,10 +533,7 @@ fn the_content_md5_is_checked_beside_the_crc64_and_alone_and_a_wrong_one_fails_n
     );
     assert_eq!(out.completed()["crc64_verified"], true);
     // A wrong Content-MD5 beside the right CRC-64: the MD5 fails.
-    let wrong_md5 = HeaderProxy::start(
-        c.server.emu.addr(),
-        vec![Rewrite::Set("content-md5", WRONG_MD5.into())],
-    );
+    let wrong_md5 = wrong_md5_proxy(&c, true);
     a_wrong_md5_fails_and_keeps_dest(
         &c,
         &wrong_md5,
@@ -549,9 +553,7 @@ fn the_content_md5_is_checked_beside_the_crc64_and_alone_and_a_wrong_one_fails_n
     );
     assert_eq!(out.completed()["crc64_verified"], false);
 
-    let mut rewrites = strip_crc();
-    rewrites.push(Rewrite::Set("content-md5", WRONG_MD5.into()));
-    let proxy = HeaderProxy::start(c.server.emu.addr(), rewrites);
+    let proxy = wrong_md5_proxy(&c, false);
     a_wrong_md5_fails_and_keeps_dest(&c, &proxy, "64KiB", "DEST after an MD5 failure");
 }
 
@@ -569,18 +571,13 @@ fn the_content_md5_of_a_one_part_object_is_checked_and_a_wrong_one_fails() {
         "verified: CRC-64/XZ + MD5 full-object (OSS)"
     );
     std::fs::remove_file(&c.dest).expect("remove DEST");
-    let wrong_md5 = HeaderProxy::start(
-        c.server.emu.addr(),
-        vec![Rewrite::Set("content-md5", WRONG_MD5.into())],
-    );
+    let wrong_md5 = wrong_md5_proxy(&c, true);
     a_wrong_md5_fails_and_keeps_dest(
         &c,
         &wrong_md5,
         "1MiB",
         "DEST after an MD5 failure of one part beside a CRC-64",
     );
-    let mut rewrites = strip_crc();
-    rewrites.push(Rewrite::Set("content-md5", WRONG_MD5.into()));
-    let proxy = HeaderProxy::start(c.server.emu.addr(), rewrites);
+    let proxy = wrong_md5_proxy(&c, false);
     a_wrong_md5_fails_and_keeps_dest(&c, &proxy, "1MiB", "DEST after an MD5 failure of one part");
 }
