@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures::Stream;
 use resume_core::{
-    Algorithm, Checksum, ObjectMeta, Origin, RangeRead, RangeSource, ReadConditions, SourceError,
-    SourceErrorKind,
+    Algorithm, Checksum, DescribedRead, ObjectMeta, Origin, RangeRead, RangeSource, ReadConditions,
+    SourceError, SourceErrorKind,
 };
 use tokio::sync::watch;
 
@@ -198,6 +198,8 @@ struct TriggerSlot {
 struct State {
     chunk_size: usize,
     versioning: bool,
+    /// `read_described` describes the object served (as S3 does with checksum mode).
+    described_reads: bool,
     crc64_fn: Option<fn(&[u8]) -> u64>,
     objects: BTreeMap<String, ObjectEntry>,
     generations: u64,
@@ -528,6 +530,7 @@ impl MockSource {
                 state: Mutex::new(State {
                     chunk_size: DEFAULT_CHUNK_SIZE,
                     versioning: false,
+                    described_reads: false,
                     crc64_fn: None,
                     objects: BTreeMap::new(),
                     generations: 0,
@@ -561,6 +564,15 @@ impl MockSource {
     /// any version id fails with `NotFound` (`NoSuchVersion`).
     pub fn with_versioning(self, on: bool) -> Self {
         self.shared.lock().versioning = on;
+        self
+    }
+
+    /// Makes [`RangeSource::read_described`] describe the version it serves (its size, etag,
+    /// version, last-modified and checksums, as `stat` would), like an S3 GET with
+    /// `x-amz-checksum-mode: ENABLED`; off by default (a plain read, `object: None`).
+    /// Described reads are logged as reads.
+    pub fn with_described_reads(self, on: bool) -> Self {
+        self.shared.lock().described_reads = on;
         self
     }
 
@@ -726,27 +738,31 @@ impl MockSource {
         conditions: &ReadConditions,
         fault: Option<Fault>,
         chunk: usize,
-    ) -> Result<RangeRead, SourceError> {
+    ) -> Result<DescribedRead, SourceError> {
         let mut st = self.shared.lock();
         let result = serve_read(&mut st, n, key, range, conditions, fault);
         let idx = usize::try_from(n).expect("log index fits in memory");
+        let described = st.described_reads;
         match result {
             Err(e) => {
                 st.log[idx].error = Some(e.kind);
                 Err(e)
             }
-            Ok(plan) => Ok(RangeRead {
-                range: plan.declared,
-                total_size: Some(plan.size),
-                etag: plan.etag,
-                body: Box::pin(Body {
-                    shared: Arc::clone(&self.shared),
-                    n: idx,
-                    chunk,
-                    main: plan.main,
-                    extra: plan.extra,
-                    end: plan.end,
-                }),
+            Ok(plan) => Ok(DescribedRead {
+                object: described.then(|| plan.meta.clone()),
+                read: RangeRead {
+                    range: plan.declared,
+                    total_size: Some(plan.size),
+                    etag: plan.etag,
+                    body: Box::pin(Body {
+                        shared: Arc::clone(&self.shared),
+                        n: idx,
+                        chunk,
+                        main: plan.main,
+                        extra: plan.extra,
+                        end: plan.end,
+                    }),
+                },
             }),
         }
     }
@@ -835,6 +851,8 @@ fn serve_stat(
 
 /// What `serve_read` decided to send.
 struct ServePlan {
+    /// The version served, as a stat would describe it.
+    meta: ObjectMeta,
     declared: Range<u64>,
     size: u64,
     etag: Option<String>,
@@ -885,6 +903,7 @@ fn serve_read(
     let len = range.end - range.start;
     let prefix = |k: u64| range.start..range.start + k.min(len);
     let mut plan = ServePlan {
+        meta: version.meta.clone(),
         declared: range.clone(),
         size,
         etag,
@@ -979,6 +998,15 @@ impl RangeSource for MockSource {
         range: Range<u64>,
         conditions: &ReadConditions,
     ) -> Result<RangeRead, SourceError> {
+        Ok(self.read_described(key, range, conditions).await?.read)
+    }
+
+    async fn read_described(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        conditions: &ReadConditions,
+    ) -> Result<DescribedRead, SourceError> {
         let (n, fault, chunk) = self.begin_read(key, &range, conditions);
         if let Some(Fault::Delay(d)) = &fault {
             tokio::time::sleep(*d).await;

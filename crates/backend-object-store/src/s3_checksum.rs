@@ -27,7 +27,11 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::aws::{AwsAuthorizer, AwsCredentialProvider};
 use object_store::client::{HttpClient, HttpRequest, HttpRequestBody, HttpResponse};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use resume_core::{Algorithm, Checksum, Origin, SourceError, SourceErrorKind};
+use resume_core::http_syntax::parse_decimal;
+use resume_core::{
+    Algorithm, Checksum, DescribedRead, ObjectMeta, Origin, RangeRead, ReadConditions, SourceError,
+    SourceErrorKind,
+};
 
 /// How S3 (and object_store) encode a key in a path: every byte but `A-Za-z0-9-._~/`.
 const PATH_SET: &AsciiSet = &NON_ALPHANUMERIC
@@ -131,7 +135,17 @@ impl S3Checksums {
             });
         }
         check_status(status, pinned.key, "the checksum HEAD")?;
-        let headers = response.headers();
+        self.interpret(pinned, response.headers()).await
+    }
+
+    /// What the checksum headers of an answer to a request with `x-amz-checksum-mode:
+    /// ENABLED` (a HEAD, or a whole-object GET) say about the object `pinned` describes; asks
+    /// S3 for a composite checksum's part sizes when it needs them.
+    async fn interpret(
+        &self,
+        pinned: &Pinned<'_>,
+        headers: &http::HeaderMap,
+    ) -> Result<Published, SourceError> {
         let text = |name: &str| {
             headers
                 .get(name)
@@ -241,6 +255,98 @@ impl S3Checksums {
             checksums,
             note: None,
         })
+    }
+
+    /// The whole object in one GET with `x-amz-checksum-mode: ENABLED`, signed and sent like
+    /// the checksum HEAD (pinned with `If-Match` and the version when `conditions` name
+    /// them): its bytes, and from the same answer its size, etag, version, last-modified and
+    /// checksums, read as the checksum HEAD's are. No `Range` header: S3 publishes an object's
+    /// checksums on a GET of all of it, not on ranged GETs. `None` when S3 did not answer 200
+    /// with a length (an error, checksum mode refused for a KMS object, no client): the caller
+    /// reads the usual way, whose error mapping explains a failure.
+    pub(crate) async fn read_whole(
+        &self,
+        key: &str,
+        conditions: &ReadConditions,
+    ) -> Result<Option<DescribedRead>, SourceError> {
+        let asked = Pinned {
+            key,
+            etag: conditions.if_match.as_deref(),
+            version: conditions.version_id.as_deref(),
+            size: 0,
+        };
+        let response = match self
+            .send(
+                "GET",
+                &asked,
+                &[],
+                &[("x-amz-checksum-mode", "ENABLED")],
+                true,
+            )
+            .await
+        {
+            Ok(r) => r,
+            Err(e) if e.kind == SourceErrorKind::Transient => return Err(e),
+            Err(_) => return Ok(None),
+        };
+        if response.status().as_u16() != 200 {
+            return Ok(None);
+        }
+        let headers = response.headers().clone();
+        let text = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let Some(size) = text("content-length").and_then(|v| parse_decimal(&v)) else {
+            return Ok(None);
+        };
+        let etag = text("etag");
+        let version_id = text("x-amz-version-id");
+        let last_modified = text("last-modified").and_then(|v| httpdate::parse_http_date(&v).ok());
+        let published = self
+            .interpret(
+                &Pinned {
+                    key,
+                    etag: etag.as_deref().or(asked.etag),
+                    version: version_id.as_deref().or(asked.version),
+                    size,
+                },
+                &headers,
+            )
+            .await?;
+        let shown = key.to_owned();
+        let body = response
+            .into_body()
+            .bytes_stream()
+            .map(move |chunk| {
+                chunk.map_err(|e| {
+                    transient(format!(
+                        "reading {shown:?} from S3 failed: {}",
+                        resume_core::redact::redact_text(&e.to_string())
+                    ))
+                })
+            })
+            .boxed();
+        Ok(Some(DescribedRead {
+            read: RangeRead {
+                range: 0..size,
+                total_size: Some(size),
+                etag: etag.clone(),
+                body,
+            },
+            object: Some(ObjectMeta {
+                size,
+                etag,
+                last_modified,
+                version_id,
+                checksums: published.checksums,
+                checksum_note: published.note,
+            }),
+        }))
     }
 
     /// `GetObjectAttributes` (`Checksum`, `ObjectParts`): the checksum type and, when S3 lists

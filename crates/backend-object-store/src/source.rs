@@ -9,7 +9,7 @@ use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, GetResult, GetResultPayload, ObjectStore};
 use resume_core::{
-    ObjectMeta, RangeRead, RangeSource, ReadConditions, SourceError, SourceErrorKind,
+    DescribedRead, ObjectMeta, RangeRead, RangeSource, ReadConditions, SourceError, SourceErrorKind,
 };
 
 use crate::azure_md5::AzureMd5;
@@ -28,6 +28,10 @@ use crate::s3_checksum::{Pinned, S3Checksums};
 /// * `read_range` is one `get_opts` with `GetRange::Bounded`, `if_match` and `version` from
 ///   the [`ReadConditions`]; it reports the range, total size and etag the response declared
 ///   and streams the body. It never retries: the engine does.
+/// * `read_described` of an S3 source built by `from_url`, for a range from byte 0, is one
+///   GET of the whole object with `x-amz-checksum-mode: ENABLED` (`s3_checksum.rs`), which
+///   describes the object as a stat would (so the engine sends no stat); other sources, and
+///   answers other than 200, read as `read_range` does.
 ///
 /// Build one with [`from_url`](crate::from_url), [`ObjectStoreSource::local`], or
 /// [`ObjectStoreSource::new`] around a store you configured yourself (then configure its
@@ -477,6 +481,26 @@ impl RangeSource for ObjectStoreSource {
             }
             Err(e) => Err(self.map(&e, Op::Read, key)),
         }
+    }
+
+    async fn read_described(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        conditions: &ReadConditions,
+    ) -> Result<DescribedRead, SourceError> {
+        if let Some(s3) = &self.s3_checksums
+            && self.gcs.is_none()
+            && range.start == 0
+            && path_for(key).is_ok()
+            && let Some(described) = s3.read_whole(key, conditions).await?
+        {
+            return Ok(described);
+        }
+        Ok(DescribedRead {
+            read: self.read_range(key, range, conditions).await?,
+            object: None,
+        })
     }
 }
 

@@ -198,6 +198,15 @@ impl RangeSource for UrlSource {
         let (src, k) = self.resolve(key)?;
         src.read_range(&k, range, conditions).await
     }
+    async fn read_described(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+        conditions: &ReadConditions,
+    ) -> Result<resume_core::DescribedRead, SourceError> {
+        let (src, k) = self.resolve(key)?;
+        src.read_described(&k, range, conditions).await
+    }
 }
 
 pub async fn run(

@@ -6,6 +6,7 @@ mod fetch;
 mod in_order;
 mod tuning;
 mod verify;
+mod whole;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -39,6 +40,7 @@ pub use in_order::InOrderHashing;
 use in_order::InOrderStream;
 use tuning::Tuning;
 use verify::{combined_crcs, crc64_verified};
+use whole::FirstRead;
 
 pub use commit::PROGRESS_STEP;
 
@@ -309,6 +311,8 @@ struct Transfer<'a> {
     /// Hashes the in-order digests as the bytes arrive (one part) or while parts complete in
     /// order (several), if the plan has any.
     in_order: Option<InOrderStream>,
+    /// The response of a one-part object's first read (`whole.rs`), for part 0's worker.
+    first_read: Mutex<Option<FirstRead>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -346,9 +350,15 @@ impl<'a> Attempt<'a> {
         // asks the source again. A listing without etags (s3s-fs's) gets the stat a single
         // download gets: compared with it, the stat before the rename would otherwise see an
         // etag the listing never had, take it for a change and download the object twice.
-        let meta = match (&dl.listed, restarts) {
-            (Some(listed), 0) if listed.etag.is_some() => listed.clone(),
-            _ => self.stat().await?,
+        // A listed object that fits one part is read first, in one request that also
+        // describes it (`whole.rs`): no stat, with or without a listed etag.
+        let (meta, mut first_read) = match (&dl.listed, restarts) {
+            (Some(listed), 0) if self.reads_whole_at_once(listed) => {
+                let (meta, first) = self.read_whole(listed).await?;
+                (meta, Some(first))
+            }
+            (Some(listed), 0) if listed.etag.is_some() => (listed.clone(), None),
+            _ => (self.stat().await?, None),
         };
         let range = resolve_range(dl.range, meta.size).map_err(|p| Error::InvalidRange {
             key: self.key.to_owned(),
@@ -385,6 +395,10 @@ impl<'a> Attempt<'a> {
 
         // Only the first attempt sees what earlier runs left; a restart starts from zero.
         let found = lock(&self.disk.found).take();
+        if layout.part_count != 1 || layout.part_range(0) != (0..meta.size) {
+            // Planned otherwise (parts fitted to a composite checksum): the read is dropped.
+            first_read = None;
+        }
         let (file, mut checkpoint, from_disk) =
             match self.accept_checkpoint(found, &fingerprint, &layout)? {
                 Accepted::Fresh => {
@@ -392,7 +406,10 @@ impl<'a> Attempt<'a> {
                     let (file, cp) = self.start_fresh(cp)?;
                     (file, cp, false)
                 }
-                Accepted::Resume(cp) => (self.temp_file()?, cp, true),
+                Accepted::Resume(cp) => {
+                    first_read = None;
+                    (self.temp_file()?, cp, true)
+                }
                 Accepted::Complete(cp) => {
                     return self
                         .finish_completed(cp, &meta, &checks, range, restarts, started)
@@ -494,7 +511,14 @@ impl<'a> Attempt<'a> {
             partial: Mutex::new(partial),
             committer,
             in_order,
+            first_read: Mutex::new(first_read),
         };
+        // Every byte comes from the first read's response or from retries pinned to the etag
+        // it carried: the object cannot have changed in between unnoticed.
+        let read_pinned = lock(&transfer.first_read)
+            .as_ref()
+            .and_then(|f| f.read.as_ref())
+            .is_some_and(|r| r.etag.is_some());
 
         // Parts with a saved beginning first: they finish sooner, and a run stopped again
         // leaves no more partial parts than it had workers.
@@ -578,7 +602,7 @@ impl<'a> Attempt<'a> {
         let pinned_to_listing = restarts == 0
             && dl.listed.as_ref().is_some_and(|l| l.etag.is_some())
             && meta.etag.is_some();
-        if !verification.is_verified() && !pinned_to_listing {
+        if !verification.is_verified() && !pinned_to_listing && !read_pinned {
             // Nothing vouched for the bytes as a whole (a digest the caller gave does, as a
             // store's checksum does): make sure the object did not change meanwhile.
             self.confirm_unchanged(&meta).await?;
@@ -727,18 +751,7 @@ impl<'a> Attempt<'a> {
             return Ok(layout);
         }
         let len = range.end - range.start;
-        let asked = if dl.auto_part_size {
-            // Cut for the connections ordinary growth reaches: the few downloads that grow
-            // past them (loss-bound flows) keep the parts of one that does not.
-            auto_part_size(
-                len,
-                self.tuning
-                    .workers(usize::MAX)
-                    .min(crate::tune::AUTO_JOBS_WIDE),
-            )
-        } else {
-            dl.part_size
-        };
+        let asked = self.asked_part_size(len);
         let wanted = bounded_part_size(len, asked, dl.max_parts);
         // Parts aligned to a composite checksum's upload parts, when it has one (at most 4x
         // smaller than `wanted`, so at most 4 x max_parts parts).
@@ -796,6 +809,23 @@ impl<'a> Attempt<'a> {
             });
         }
         Ok(layout)
+    }
+
+    /// The part size asked for an object of `len` bytes (before `max_parts` and composite
+    /// checksums adjust it).
+    fn asked_part_size(&self, len: u64) -> u64 {
+        if self.dl.auto_part_size {
+            // Cut for the connections ordinary growth reaches: the few downloads that grow
+            // past them (loss-bound flows) keep the parts of one that does not.
+            auto_part_size(
+                len,
+                self.tuning
+                    .workers(usize::MAX)
+                    .min(crate::tune::AUTO_JOBS_WIDE),
+            )
+        } else {
+            self.dl.part_size
+        }
     }
 
     /// The layout of the saved progress of this download and object, if it has done parts.
@@ -1125,10 +1155,13 @@ impl<'a> Attempt<'a> {
             self.tuning.admit(index, &self.halt).await?;
             buf.reserve(self.dl.buffer_size);
             // A permit of the shared connection limit, if any, before claiming a part: a
-            // worker waiting for one holds no part another worker could fetch.
-            let permit = match &self.dl.connections {
-                None => None,
-                Some(limit) => tokio::select! {
+            // worker waiting for one holds no part another worker could fetch. The first
+            // read's permit (one part: this worker's) is taken over, never doubled.
+            let first = lock(&t.first_read).as_mut().and_then(|f| f.permit.take());
+            let permit = match (first, &self.dl.connections) {
+                (Some(p), _) => Some(p),
+                (None, None) => None,
+                (None, Some(limit)) => tokio::select! {
                     biased;
                     _ = self.halt.cancelled() => return Err(Failure::Stopped),
                     p = limit.acquire() => Some(p),

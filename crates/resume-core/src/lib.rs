@@ -53,7 +53,8 @@ pub use rate::RateLimit;
 pub use retry::{LowestSpeed, RetryPolicy};
 pub use rng::{SplitMix64, mix64};
 pub use source::{
-    ByteStream, ObjectMeta, RangeRead, RangeSource, ReadConditions, SourceError, SourceErrorKind,
+    ByteStream, DescribedRead, ObjectMeta, RangeRead, RangeSource, ReadConditions, SourceError,
+    SourceErrorKind,
 };
 pub use tokio_util::sync::CancellationToken;
 pub use tune::{AutoJobs, JobsReason};

@@ -14,7 +14,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// parts left never keeps a connection idle that another object could use. Waiters are
 /// served in the order they asked (tokio's semaphore is fair): when only a few large objects
 /// remain at the end of a job, their workers get every permit. Stat requests are not counted
-/// (a batch job gives downloads their metadata from the listing and sends none).
+/// (a batch job gives downloads their metadata from the listing and sends none); the read
+/// that describes a one-part object before it is planned takes a permit, which the part's
+/// worker then keeps.
 ///
 /// Cloning gives another handle to the same limit.
 #[derive(Clone)]

@@ -85,6 +85,19 @@ impl fmt::Debug for RangeRead {
     }
 }
 
+/// A read that also describes the object, from the same response
+/// ([`RangeSource::read_described`]).
+#[derive(Debug)]
+pub struct DescribedRead {
+    /// The read, as [`RangeSource::read_range`] reports it.
+    pub read: RangeRead,
+    /// The object as this response described it, as a `stat` would: size, etag, version,
+    /// last-modified and every checksum the store published for the whole object (S3's
+    /// `x-amz-checksum-*` with `x-amz-checksum-mode: ENABLED`). `None` when the source cannot
+    /// say it from a read (then the engine stats the object when it needs to).
+    pub object: Option<ObjectMeta>,
+}
+
 /// The small set of failure kinds the engine acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -249,6 +262,24 @@ pub trait RangeSource: Send + Sync + fmt::Debug {
         range: Range<u64>,
         conditions: &ReadConditions,
     ) -> Result<RangeRead, SourceError>;
+
+    /// Reads `range` as [`read_range`](Self::read_range) does, and describes the object from
+    /// the same response ([`DescribedRead::object`]), so that one request can stand in for a
+    /// stat and a read. The engine asks it for an object it reads whole in one request (one
+    /// part, its size known from a listing): the etag pins the download, the checksums
+    /// verify it. Sources that cannot describe the object from a read keep this default:
+    /// a plain read, `object: None`.
+    async fn read_described(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        conditions: &ReadConditions,
+    ) -> Result<DescribedRead, SourceError> {
+        Ok(DescribedRead {
+            read: self.read_range(key, range, conditions).await?,
+            object: None,
+        })
+    }
 }
 
 #[async_trait::async_trait]
@@ -266,5 +297,13 @@ impl<T: RangeSource + ?Sized> RangeSource for std::sync::Arc<T> {
         conditions: &ReadConditions,
     ) -> Result<RangeRead, SourceError> {
         (**self).read_range(key, range, conditions).await
+    }
+    async fn read_described(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        conditions: &ReadConditions,
+    ) -> Result<DescribedRead, SourceError> {
+        (**self).read_described(key, range, conditions).await
     }
 }

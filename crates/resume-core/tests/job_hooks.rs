@@ -8,7 +8,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use backend_mock::{MockSource, pseudo_random_bytes};
+use backend_mock::{Fault, FaultPlan, MockObject, MockSource, pseudo_random_bytes};
 use common::{Fixture, KEY, quick_retry};
 use futures::StreamExt;
 use resume_core::{
@@ -67,6 +67,82 @@ async fn a_listed_object_without_etag_is_stat_ed_first_and_downloaded_once() {
     assert_eq!(f.source.stat_log()[0].key, KEY);
     assert_eq!(r.restarts, 0);
     assert!(r.verification.is_verified());
+}
+
+/// Issue 12: a listed object that fits one part costs one request, with or without a listed
+/// etag, from a source whose reads describe the object (S3 with checksum mode): the response
+/// gives the etag the listing lacked and the checksums, so no stat is sent and the file is
+/// verified. A byte flipped in that response, or a wrong published checksum, fails the
+/// download as an integrity error with DEST untouched. (Before: a stat, then the read; with a
+/// listed etag the file was not verified at all.)
+#[tokio::test(start_paused = true)]
+async fn a_one_part_listed_object_costs_one_described_read_and_is_verified_by_it() {
+    let source = MockSource::new("b")
+        .with_chunk_size(4096)
+        .with_crc64_fn(resume_core::crc64)
+        .with_described_reads(true);
+    let content = pseudo_random_bytes(9, 40_000).to_vec();
+    let meta = source.put(KEY, content.clone());
+    let listed = |etag: Option<String>| ObjectMeta {
+        etag,
+        checksums: Vec::new(),
+        ..meta.clone()
+    };
+    let downloader = |listed: ObjectMeta| {
+        Downloader::new(source.clone())
+            .no_checkpoint()
+            .part_size(1 << 20)
+            .retry(quick_retry(12))
+            .listed(listed)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for (n, etag) in [None, meta.etag.clone()].into_iter().enumerate() {
+        let dest = dir.path().join(format!("out{n}.bin"));
+        let before = source.read_requests();
+        let r = downloader(listed(etag.clone()))
+            .download(KEY, &dest)
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), content);
+        assert_eq!(source.stat_requests(), 0, "no stat");
+        assert_eq!(source.read_requests() - before, 1, "one read");
+        assert_eq!(
+            source.log().last().unwrap().if_match,
+            etag,
+            "pinned to a listed etag"
+        );
+        assert_eq!(r.object.etag, meta.etag, "the etag the response described");
+        assert!(r.verification.is_verified(), "{:?}", r.verification);
+    }
+
+    // A byte flipped in the one response: the integrity error, DEST untouched.
+    let dest = dir.path().join("precious.bin");
+    std::fs::write(&dest, b"precious").unwrap();
+    source
+        .set_fault_plan(FaultPlan::new().on_request(source.read_requests(), Fault::FlipByte(100)));
+    let err = downloader(listed(None))
+        .download(KEY, &dest)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
+    assert_eq!(std::fs::read(&dest).unwrap(), b"precious");
+    // A wrong published checksum: the same.
+    source.set_fault_plan(FaultPlan::new());
+    let wrong = source.put_object(
+        KEY,
+        MockObject::new(content.clone()).with_crc64(resume_core::crc64(&content) ^ 1),
+    );
+    let err = downloader(ObjectMeta {
+        etag: None,
+        checksums: Vec::new(),
+        ..wrong
+    })
+    .download(KEY, &dest)
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
+    assert_eq!(std::fs::read(&dest).unwrap(), b"precious");
+    assert_eq!(source.stat_requests(), 0, "never a stat");
 }
 
 #[tokio::test(start_paused = true)]

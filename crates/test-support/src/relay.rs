@@ -24,6 +24,10 @@ pub enum Action {
     /// Forward it, then flip (xor 0x01) the byte at this offset of the answer's body, when
     /// the body is that long.
     FlipBodyByte(usize),
+    /// Forward it, then remove every `<NAME>…</NAME>` element of the answer's body (a body
+    /// sized by `Content-Length`, which is set to the new length): an S3 listing without
+    /// ETags, as some servers list, from `RemoveElements("ETag")`.
+    RemoveElements(String),
     /// Answer this (a whole HTTP response) without asking the server.
     Respond(Vec<u8>),
     /// Answer this, then close the connection (a close-delimited body).
@@ -138,6 +142,10 @@ fn serve(mut client: TcpStream, upstream: SocketAddr, decide: &dyn Fn(&Head) -> 
                 }
                 Err(_) => return,
             },
+            Action::RemoveElements(name) => match forward(upstream, head.raw()) {
+                Ok(a) => (remove_elements(a, &name), false),
+                Err(_) => return,
+            },
         };
         if client.write_all(&answer).is_err() || close {
             return;
@@ -173,6 +181,38 @@ pub fn forward(upstream: SocketAddr, head: &[u8]) -> io::Result<Vec<u8>> {
     Ok(answer)
 }
 
+/// `answer` without the `<name>…</name>` elements of its body, its `Content-Length` set to
+/// the new body's length; unchanged if it has no such header.
+fn remove_elements(answer: Vec<u8>, name: &str) -> Vec<u8> {
+    let Some(start) = body_start(&answer) else {
+        return answer;
+    };
+    let head = String::from_utf8_lossy(&answer[..start]).into_owned();
+    if !head.to_ascii_lowercase().contains("\r\ncontent-length:") {
+        return answer;
+    }
+    let mut body = String::from_utf8_lossy(&answer[start..]).into_owned();
+    let (open, close) = (format!("<{name}>"), format!("</{name}>"));
+    while let Some(i) = body.find(&open) {
+        let Some(j) = body[i..].find(&close) else {
+            break;
+        };
+        body.replace_range(i..i + j + close.len(), "");
+    }
+    let mut out = String::new();
+    for line in head.trim_end_matches("\r\n").split("\r\n") {
+        if line.to_ascii_lowercase().starts_with("content-length:") {
+            out.push_str(&format!("content-length: {}", body.len()));
+        } else {
+            out.push_str(line);
+        }
+        out.push_str("\r\n");
+    }
+    out.push_str("\r\n");
+    out.push_str(&body);
+    out.into_bytes()
+}
+
 /// Where the body of a whole HTTP answer starts.
 pub fn body_start(answer: &[u8]) -> Option<usize> {
     answer
@@ -184,6 +224,18 @@ pub fn body_start(answer: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn removed_elements_leave_the_rest_and_a_matching_length() {
+        let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 57\r\n\r\n<R><K>a</K><ETag>\"e1\"</ETag><K>b</K><ETag>\"e2\"</ETag></R>";
+        let out = remove_elements(answer.to_vec(), "ETag");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 200 OK\r\ncontent-length: 23\r\n\r\n<R><K>a</K><K>b</K></R>"
+        );
+        let chunked = b"HTTP/1.1 200 OK\r\n\r\n<ETag>x</ETag>".to_vec();
+        assert_eq!(remove_elements(chunked.clone(), "ETag"), chunked);
+    }
 
     #[test]
     fn forwards_flips_and_answers_as_decided() {

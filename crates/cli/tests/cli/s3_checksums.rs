@@ -385,3 +385,82 @@ fn checksum_requests_are_in_the_request_log_with_secrets_redacted() {
         out.stderr
     );
 }
+
+/// Issue 12: `-r s3://` costs ONE request per one-part object — its GET with
+/// `x-amz-checksum-mode: ENABLED`, whose answer gives the etag and the checksum that verifies
+/// the file — with a listing that has ETags (moto's) and one that has none (as `s3s-fs`'s,
+/// the ETags removed by a relay), where it cost a HEAD, a checksum-mode HEAD and the GET. A
+/// byte flipped in one object's GET fails that object as an integrity error (exit 9) naming
+/// CRC-32C, its file untouched, and the others are done.
+#[test]
+fn a_prefix_costs_one_checksum_mode_get_per_one_part_object_and_a_flipped_byte_fails_it() {
+    use std::sync::Mutex;
+    let moto = Moto::start();
+    moto.boto(&["batch", "-", "bucket", "-"], None);
+    let objects: Vec<(String, Vec<u8>)> = (0..6u64)
+        .map(|i| (format!("o{i}.bin"), data(5_000 + 777 * i as usize, 400 + i)))
+        .collect();
+    for (name, bytes) in &objects {
+        moto.boto(
+            &["batch", &format!("p/{name}"), "put", "CRC32C"],
+            Some(bytes),
+        );
+    }
+    for strip_etags in [false, true] {
+        let what = if strip_etags { "no etags" } else { "etags" };
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let log = seen.clone();
+        let relay = Relay::start(moto.addr, move |head| {
+            let lower = head.lowercase();
+            let line = lower.lines().next().unwrap_or_default().to_owned();
+            let mode = head.header("x-amz-checksum-mode").unwrap_or("-").to_owned();
+            log.lock().unwrap().push(format!("{line} mode={mode}"));
+            if line.contains("list-type=2") && strip_etags {
+                Action::RemoveElements("ETag".into())
+            } else if line.starts_with("get /batch/p/o3.bin ") {
+                Action::FlipBodyByte(100)
+            } else {
+                Action::Forward
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out");
+        std::fs::create_dir(&dest).unwrap();
+        std::fs::write(dest.join("o3.bin"), PRECIOUS).unwrap();
+        let out = run(
+            s3_cmd(relay.addr())
+                .args(["-r", "s3://batch/p/"])
+                .arg(&dest),
+            what,
+        );
+        out.expect_code(9);
+        for (name, bytes) in &objects {
+            let path = dest.join(name);
+            if name == "o3.bin" {
+                assert_file(&path, PRECIOUS, what);
+            } else {
+                assert_file(&path, bytes, what);
+            }
+            let asked: Vec<String> = seen
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.contains(&format!("/batch/p/{name} ")))
+                .cloned()
+                .collect();
+            assert_eq!(asked.len(), 1, "{what}: {name}: one request: {asked:?}");
+            assert!(
+                asked[0].starts_with("get ") && asked[0].ends_with("mode=enabled"),
+                "{what}: {name}: a checksum-mode GET: {asked:?}"
+            );
+        }
+        let failed = out.event("object_failed");
+        assert_eq!(failed["key"], "p/o3.bin", "{what}: {failed}");
+        assert_eq!(failed["kind"], "Integrity", "{what}: {failed}");
+        let o3 = &objects[3].1;
+        let error = failed["error"].as_str().unwrap();
+        for needle in ["CRC-32C", &crc32c(o3), &crc32c(&flipped(o3))] {
+            assert!(error.contains(needle), "{what}: {needle} in {error}");
+        }
+    }
+}

@@ -217,28 +217,39 @@ impl Attempt<'_> {
     ) -> Result<(), AttemptError> {
         let dl = self.dl;
         let idle = dl.idle_timeout;
-        let asked = Instant::now();
-        let response = tokio::select! {
-            biased;
-            _ = self.halt.cancelled() => return Err(Failure::Stopped.into()),
-            r = tokio::time::timeout(idle, dl.source.read_range(self.key, want.clone(), &t.conditions)) => r,
+        // A one-part object's first read was sent before the download was planned
+        // (`whole.rs`): its response is this request's.
+        let first = match want.start {
+            0 => lock(&t.first_read).as_mut().and_then(|f| f.read.take()),
+            _ => None,
         };
-        let read = match response {
-            Ok(Ok(read)) => {
-                tracing::debug!(
-                    part = cursor.part,
-                    at = want.start,
-                    ms = asked.elapsed().as_millis() as u64,
-                    "part response"
-                );
-                self.tuning.responded(asked.elapsed());
-                read
-            }
-            Ok(Err(e)) => return Err(AttemptError::Source(e)),
-            Err(_) => {
-                return Err(AttemptError::Source(SourceError::transient(format!(
-                    "no response within the idle timeout of {idle:?}"
-                ))));
+        let read = match first {
+            Some(read) => read,
+            None => {
+                let asked = Instant::now();
+                let response = tokio::select! {
+                    biased;
+                    _ = self.halt.cancelled() => return Err(Failure::Stopped.into()),
+                    r = tokio::time::timeout(idle, dl.source.read_range(self.key, want.clone(), &t.conditions)) => r,
+                };
+                match response {
+                    Ok(Ok(read)) => {
+                        tracing::debug!(
+                            part = cursor.part,
+                            at = want.start,
+                            ms = asked.elapsed().as_millis() as u64,
+                            "part response"
+                        );
+                        self.tuning.responded(asked.elapsed());
+                        read
+                    }
+                    Ok(Err(e)) => return Err(AttemptError::Source(e)),
+                    Err(_) => {
+                        return Err(AttemptError::Source(SourceError::transient(format!(
+                            "no response within the idle timeout of {idle:?}"
+                        ))));
+                    }
+                }
             }
         };
         self.check_response(t, &read, &want)?;
