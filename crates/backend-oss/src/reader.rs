@@ -1,4 +1,5 @@
-//! [`Bucket`] as a [`RangeSource`]: HEAD → [`ObjectInfo`], ranged GET → [`RangeRead`].
+//! [`Bucket`] as a [`RangeSource`]: HEAD → [`ObjectInfo`], ranged GET → [`RangeRead`] (and,
+//! from the same answer's headers, the object's description for `read_described`).
 //!
 //! This file only translates. It reports what each answer *declares* (a `206`'s
 //! `Content-Range`, a `200` as `0..Content-Length`, the etag) and leaves every comparison with
@@ -9,7 +10,9 @@ use std::ops::Range;
 use futures::StreamExt as _;
 use reqwest::Method;
 use reqwest::header::HeaderMap;
-use resume_core::{RangeRead, RangeSource, ReadConditions, SourceError, SourceErrorKind};
+use resume_core::{
+    DescribedRead, RangeRead, RangeSource, ReadConditions, SourceError, SourceErrorKind,
+};
 
 pub use resume_core::http_syntax::parse_content_range;
 use resume_core::http_syntax::parse_decimal;
@@ -90,8 +93,21 @@ fn malformed(operation: &str, what: String, headers: &HeaderMap, status: u16) ->
     e
 }
 
+/// What a GET's answer for `declared` of an object of `total` bytes says about the object.
+fn described(
+    operation: &str,
+    headers: &HeaderMap,
+    declared: &Range<u64>,
+    total: u64,
+) -> Result<resume_core::ObjectMeta, SourceError> {
+    let mut info = parse_info(operation, headers, total)?;
+    if *declared != (0..total) {
+        info.content_md5 = None;
+    }
+    Ok(info.meta())
+}
+
 fn parse_head(operation: &str, headers: &HeaderMap) -> Result<ObjectInfo, SourceError> {
-    let text = |name: &str| header_str(headers, name).map(str::to_owned);
     let size = match header_str(headers, "content-length") {
         Some(v) => parse_decimal(v.trim()).ok_or_else(|| {
             malformed(operation, format!("bad Content-Length {v:?}"), headers, 200)
@@ -105,6 +121,14 @@ fn parse_head(operation: &str, headers: &HeaderMap) -> Result<ObjectInfo, Source
             ));
         }
     };
+    parse_info(operation, headers, size)
+}
+
+/// What `headers` (of a HEAD, or of a GET: OSS sends the same object headers on both, and a
+/// ranged GET's `x-oss-hash-crc64ecma` is the whole object's) say about an object of `size`
+/// bytes.
+fn parse_info(operation: &str, headers: &HeaderMap, size: u64) -> Result<ObjectInfo, SourceError> {
+    let text = |name: &str| header_str(headers, name).map(str::to_owned);
     let crc64 = match header_str(headers, "x-oss-hash-crc64ecma") {
         None => None,
         Some(v) => Some(parse_decimal(v.trim()).ok_or_else(|| {
@@ -176,6 +200,32 @@ impl RangeSource for Bucket {
         range: Range<u64>,
         conditions: &ReadConditions,
     ) -> Result<RangeRead, SourceError> {
+        Ok(self.get(key, range, conditions, false).await?.read)
+    }
+
+    /// The GET's own headers describe the object: its size (`Content-Range`), etag, version,
+    /// and the whole-object CRC-64 OSS sends on every GET, ranged or not; its `Content-MD5`
+    /// only when the answer is the whole object (on a part of it, the header, if any, is not
+    /// the object's).
+    async fn read_described(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        conditions: &ReadConditions,
+    ) -> Result<DescribedRead, SourceError> {
+        self.get(key, range, conditions, true).await
+    }
+}
+
+impl Bucket {
+    /// One ranged GET of `key`, and (`describe`) what its headers say about the object.
+    async fn get(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        conditions: &ReadConditions,
+        describe: bool,
+    ) -> Result<DescribedRead, SourceError> {
         if range.is_empty() {
             return Err(SourceError::new(
                 SourceErrorKind::Other,
@@ -254,6 +304,10 @@ impl RangeSource for Bucket {
             201..=299 => return Err(unexpected_status(&operation, status, resp_headers)),
             _ => return Err(error_from_response(&operation, response).await),
         };
+        let object = match total_size {
+            Some(total) if describe => Some(described(&operation, resp_headers, &declared, total)?),
+            _ => None,
+        };
         let etag = header_str(resp_headers, "etag").map(str::to_owned);
         let request_id = request_id(resp_headers).map(str::to_owned);
         let body = response
@@ -262,11 +316,14 @@ impl RangeSource for Bucket {
                 chunk.map_err(|e| transport_error(&operation, e, request_id.as_deref()))
             })
             .boxed();
-        Ok(RangeRead {
-            range: declared,
-            total_size,
-            etag,
-            body,
+        Ok(DescribedRead {
+            read: RangeRead {
+                range: declared,
+                total_size,
+                etag,
+                body,
+            },
+            object,
         })
     }
 }
@@ -299,6 +356,30 @@ mod tests {
         ] {
             assert_eq!(parse_content_range(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_get_describes_the_object_with_its_crc_and_its_md5_only_when_whole() {
+        use resume_core::integrity::Algorithm;
+        let mut h = HeaderMap::new();
+        h.insert("etag", "\"ABC\"".parse().unwrap());
+        h.insert("x-oss-hash-crc64ecma", "12345".parse().unwrap());
+        h.insert("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg==".parse().unwrap());
+        h.insert("x-oss-version-id", "v1".parse().unwrap());
+        let algos = |m: &resume_core::ObjectMeta| -> Vec<Algorithm> {
+            m.checksums.iter().map(|c| c.algorithm).collect()
+        };
+        let whole = described("GetObject k", &h, &(0..10), 10).unwrap();
+        assert_eq!(whole.size, 10);
+        assert_eq!(whole.etag.as_deref(), Some("\"ABC\""));
+        assert_eq!(whole.version_id.as_deref(), Some("v1"));
+        assert_eq!(algos(&whole), [Algorithm::Crc64Xz, Algorithm::Md5]);
+        // A part of the object: the CRC-64 is still the whole object's, a Content-MD5 is not.
+        let part = described("GetObject k", &h, &(0..4), 10).unwrap();
+        assert_eq!(part.size, 10);
+        assert_eq!(algos(&part), [Algorithm::Crc64Xz]);
+        h.insert("x-oss-hash-crc64ecma", "-1".parse().unwrap());
+        assert!(described("GetObject k", &h, &(0..10), 10).is_err());
     }
 
     #[test]

@@ -570,3 +570,84 @@ fn files_from_urls_of_two_schemes_and_keys_below_a_prefix_resume_without_asking_
     assert!(!asked.iter().any(|k| k == "p/a.bin"), "{asked:?}");
     assert_file(&dest2.join("sub/b.bin"), &b, "b");
 }
+
+/// `-r oss://`: a listed object of one part is one GET (no HEAD: size and etag come from the
+/// listing) and is verified by the whole-object CRC-64 OSS sends on that GET, so a byte
+/// flipped on the way fails that object as an integrity error (exit 9) naming CRC-64/XZ and
+/// both values, the file already there untouched, and the other objects are done.
+#[test]
+fn an_oss_prefix_costs_one_get_per_one_part_object_and_a_flipped_byte_fails_it() {
+    use std::sync::{Arc, Mutex};
+    use test_support::relay::{Action, Relay};
+    const PRECIOUS: &[u8] = b"an older copy the user keeps";
+    let crc64 = |v: &[u8]| crc_fast::checksum(crc_fast::CrcAlgorithm::Crc64Xz, v).to_string();
+    let oss = Oss::start();
+    let objects: Vec<(String, Vec<u8>)> = (0..6u64)
+        .map(|i| {
+            let name = format!("o{i}.bin");
+            let bytes = oss.put(&format!("p/{name}"), 5_000 + 777 * i as usize, 700 + i);
+            (name, bytes)
+        })
+        .collect();
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = seen.clone();
+    let relay = Relay::start(oss.emu.addr(), move |head| {
+        let line = head
+            .lowercase()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        log.lock().unwrap().push(line.clone());
+        if line.starts_with("get ") && line.contains("/p/o3.bin") {
+            Action::FlipBodyByte(100)
+        } else {
+            Action::Forward
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("out");
+    std::fs::create_dir(&dest).unwrap();
+    std::fs::write(dest.join("o3.bin"), PRECIOUS).unwrap();
+    let mut cmd = bare_cmd();
+    cmd.env("OSS_ACCESS_KEY_ID", KEY_ID)
+        .env("OSS_ACCESS_KEY_SECRET", SECRET)
+        .args([
+            "--endpoint",
+            &relay.url(),
+            "--region",
+            "cn-hangzhou",
+            "--json",
+        ])
+        .args(["-r", &oss.url("p/")])
+        .arg(&dest);
+    let out = run(&mut cmd, "oss prefix through a byte-flipping relay");
+    out.expect_code(9);
+    for (name, bytes) in &objects {
+        let path = dest.join(name);
+        if name == "o3.bin" {
+            assert_file(&path, PRECIOUS, name);
+        } else {
+            assert_file(&path, bytes, name);
+        }
+        let asked: Vec<String> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(&format!("/p/{name}")))
+            .cloned()
+            .collect();
+        assert_eq!(asked.len(), 1, "{name}: one request: {asked:?}");
+        assert!(asked[0].starts_with("get "), "{name}: a GET: {asked:?}");
+    }
+    let failed = out.event("object_failed");
+    assert_eq!(failed["key"], "p/o3.bin", "{failed}");
+    assert_eq!(failed["kind"], "Integrity", "{failed}");
+    let o3 = &objects[3].1;
+    let mut flipped = o3.clone();
+    flipped[100] ^= 0x01;
+    let error = failed["error"].as_str().unwrap();
+    for needle in ["CRC-64/XZ", &crc64(o3), &crc64(&flipped)] {
+        assert!(error.contains(needle), "{needle} in {error}");
+    }
+}
