@@ -2,16 +2,22 @@
 //! uploaded in one request), which object_store does not expose: one `HEAD` (Get Blob
 //! Properties) signed by object_store's own [`AzureAuthorizer`] with the store's credential
 //! provider, sent through the store's own HTTP client to the blob's URL as object_store forms
-//! it. The engine checks it in order (MD5 does not combine).
+//! it. The engine checks it in order (MD5 does not combine). A listed blob of one part is read
+//! by one GET sent the same way, whose headers describe it (`read_whole`).
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use futures::StreamExt as _;
 use object_store::azure::{AzureAuthorizer, AzureCredentialProvider};
-use object_store::client::{HttpClient, HttpRequest, HttpRequestBody};
-use resume_core::{Algorithm, Checksum, Origin, SourceError, SourceErrorKind};
+use object_store::client::{HttpClient, HttpRequest, HttpRequestBody, HttpResponse};
+use resume_core::http_syntax::parse_decimal;
+use resume_core::{
+    Algorithm, Checksum, DescribedRead, ObjectMeta, Origin, RangeRead, ReadConditions, SourceError,
+    SourceErrorKind,
+};
 use url::Url;
 
 use crate::s3_checksum::check_store_status;
@@ -49,6 +55,99 @@ impl AzureMd5 {
         etag: Option<&str>,
         version: Option<&str>,
     ) -> Result<Option<Checksum>, SourceError> {
+        let response = self.send("HEAD", key, etag, version).await?;
+        check_store_status(
+            "Azure",
+            response.status().as_u16(),
+            key,
+            "the properties HEAD",
+        )?;
+        md5_of(key, response.headers())
+    }
+
+    /// One GET of the whole blob (pinned to `conditions`), described by its own headers: size,
+    /// etag, version, last-modified and the `Content-MD5` Azure sends with a whole blob, so the
+    /// engine needs no properties HEAD for it. `None` (the caller reads as usual, and
+    /// object_store's error mapping explains) for any answer but 200.
+    pub(crate) async fn read_whole(
+        &self,
+        key: &str,
+        conditions: &ReadConditions,
+    ) -> Result<Option<DescribedRead>, SourceError> {
+        let response = match self
+            .send(
+                "GET",
+                key,
+                conditions.if_match.as_deref(),
+                conditions.version_id.as_deref(),
+            )
+            .await
+        {
+            Ok(r) => r,
+            Err(e) if e.kind == SourceErrorKind::Transient => return Err(e),
+            Err(_) => return Ok(None),
+        };
+        if response.status().as_u16() != 200 {
+            return Ok(None);
+        }
+        let headers = response.headers().clone();
+        let text = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let Some(size) = text("content-length").and_then(|v| parse_decimal(&v)) else {
+            return Ok(None);
+        };
+        let etag = text("etag");
+        let md5 = md5_of(key, &headers)?;
+        let shown = key.to_owned();
+        let body = response
+            .into_body()
+            .bytes_stream()
+            .map(move |chunk| {
+                chunk.map_err(|e| {
+                    SourceError::new(
+                        SourceErrorKind::Transient,
+                        format!(
+                            "reading {shown:?} from Azure failed: {}",
+                            resume_core::redact::redact_text(&e.to_string())
+                        ),
+                    )
+                })
+            })
+            .boxed();
+        Ok(Some(DescribedRead {
+            read: RangeRead {
+                range: 0..size,
+                total_size: Some(size),
+                etag: etag.clone(),
+                body,
+            },
+            object: Some(ObjectMeta {
+                size,
+                etag,
+                last_modified: text("last-modified")
+                    .and_then(|v| httpdate::parse_http_date(&v).ok()),
+                version_id: text("x-ms-version-id"),
+                checksums: md5.into_iter().collect(),
+                checksum_note: None,
+            }),
+        }))
+    }
+
+    /// `method` on the blob `key`, pinned to `etag` and `version`, signed by object_store's
+    /// own authorizer and sent through the store's client.
+    async fn send(
+        &self,
+        method: &str,
+        key: &str,
+        etag: Option<&str>,
+        version: Option<&str>,
+    ) -> Result<HttpResponse, SourceError> {
         let http = self
             .http
             .lock()
@@ -57,8 +156,8 @@ impl AzureMd5 {
             .ok_or_else(|| {
                 SourceError::new(
                     SourceErrorKind::Other,
-                    "internal error: the Azure store has no HTTP client for its properties \
-                     request; please report this",
+                    "internal error: the Azure store has no HTTP client for its blob request; \
+                     please report this",
                 )
             })?;
         let mut url = self.container_url.clone();
@@ -73,14 +172,14 @@ impl AzureMd5 {
         if let Some(v) = version {
             url.query_pairs_mut().append_pair("versionid", v);
         }
-        let mut builder = http::Request::builder().method("HEAD").uri(url.as_str());
+        let mut builder = http::Request::builder().method(method).uri(url.as_str());
         if let Some(tag) = etag {
             builder = builder.header("if-match", tag);
         }
         let mut request: HttpRequest = builder.body(HttpRequestBody::empty()).map_err(|e| {
             SourceError::new(
                 SourceErrorKind::Other,
-                format!("cannot build the Azure properties request for {key:?}: {e}"),
+                format!("cannot build the Azure {method} request for {key:?}: {e}"),
             )
         })?;
         if let Some(provider) = &self.credentials {
@@ -88,7 +187,7 @@ impl AzureMd5 {
                 SourceError::new(
                     SourceErrorKind::Denied,
                     format!(
-                        "no Azure credentials to read the properties of {key:?}: {}",
+                        "no Azure credentials to read {key:?}: {}",
                         resume_core::redact::redact_text(&e.to_string())
                     ),
                 )
@@ -98,49 +197,46 @@ impl AzureMd5 {
                 .map_err(|_| {
                     SourceError::new(
                         SourceErrorKind::Other,
-                        format!("cannot sign the Azure properties request for {key:?}"),
+                        format!("cannot sign the Azure {method} request for {key:?}"),
                     )
                 })?;
         }
-        let response = http.execute(request).await.map_err(|e| {
+        http.execute(request).await.map_err(|e| {
             SourceError::new(
                 SourceErrorKind::Transient,
                 format!(
-                    "Azure properties request for {key:?} failed: {}",
+                    "Azure {method} request for {key:?} failed: {}",
                     resume_core::redact::redact_text(&e.to_string())
                 ),
             )
-        })?;
-        check_store_status(
-            "Azure",
-            response.status().as_u16(),
-            key,
-            "the properties HEAD",
-        )?;
-        let Some(md5) = response
-            .headers()
-            .get("content-md5")
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-        else {
-            return Ok(None);
-        };
-        let value = B64
-            .decode(md5)
-            .ok()
-            .filter(|v| v.len() == 16)
-            .ok_or_else(|| {
-                SourceError::new(
-                    SourceErrorKind::Other,
-                    format!(
-                        "Azure sent Content-MD5: {md5:?} for {key:?}, which is not a base64 MD5; \
-                     the blob cannot be verified against it"
-                    ),
-                )
-            })?;
-        Checksum::new(Algorithm::Md5, value, Origin::Store("Azure".into()))
-            .map(Some)
-            .map_err(|e| SourceError::new(SourceErrorKind::Other, e.to_string()))
+        })
     }
+}
+
+/// The `Content-MD5` of an answer about a whole blob, as a whole-object MD5, if it has one.
+fn md5_of(key: &str, headers: &http::HeaderMap) -> Result<Option<Checksum>, SourceError> {
+    let Some(md5) = headers
+        .get("content-md5")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    else {
+        return Ok(None);
+    };
+    let value = B64
+        .decode(md5)
+        .ok()
+        .filter(|v| v.len() == 16)
+        .ok_or_else(|| {
+            SourceError::new(
+                SourceErrorKind::Other,
+                format!(
+                    "Azure sent Content-MD5: {md5:?} for {key:?}, which is not a base64 MD5; \
+                     the blob cannot be verified against it"
+                ),
+            )
+        })?;
+    Checksum::new(Algorithm::Md5, value, Origin::Store("Azure".into()))
+        .map(Some)
+        .map_err(|e| SourceError::new(SourceErrorKind::Other, e.to_string()))
 }

@@ -31,7 +31,8 @@ use crate::s3_checksum::{Pinned, S3Checksums};
 /// * `read_described` of an S3 source built by `from_url`, for a range from byte 0, is one
 ///   GET of the whole object with `x-amz-checksum-mode: ENABLED` (`s3_checksum.rs`), which
 ///   describes the object as a stat would (so the engine sends no stat); other sources, and
-///   answers other than 200, read as `read_range` does.
+///   answers other than 200, read as `read_range` does. An Azure source's is one GET of the
+///   whole blob, described by its headers (its `Content-MD5`: `azure_md5.rs`).
 ///
 /// Build one with [`from_url`](crate::from_url), [`ObjectStoreSource::local`], or
 /// [`ObjectStoreSource::new`] around a store you configured yourself (then configure its
@@ -494,6 +495,13 @@ impl RangeSource for ObjectStoreSource {
             && range.start == 0
             && path_for(key).is_ok()
             && let Some(described) = s3.read_whole(key, conditions).await?
+        {
+            return Ok(described);
+        }
+        if let Some(azure) = &self.azure_md5
+            && range.start == 0
+            && path_for(key).is_ok()
+            && let Some(described) = azure.read_whole(key, conditions).await?
         {
             return Ok(described);
         }

@@ -3,7 +3,8 @@
 //! Azurite blob SAS URL (Microsoft's Python SDK `generate_blob_sas`). Each downloads
 //! byte-identical, resumes after `kill -9`, and no signature (or credential) appears in any
 //! output or file. With Azurite also `az://` (issue 13): the blob's `Content-MD5` verifies the
-//! download, and its properties HEAD is in the `-v` request log.
+//! download, and its properties HEAD is in the `-v` request log; a batch's one-part blob is
+//! one GET verified by the `Content-MD5` that answer carries.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -322,4 +323,130 @@ fn an_azurite_sas_url_downloads_and_resumes_after_a_kill_and_az_logs_its_md5_hea
         out.stderr
     );
     assert!(!out.stderr.contains(AZURITE_KEY), "{}", out.stderr);
+}
+
+const AZURE_MANY: &str = r#"
+import os, sys
+from azure.storage.blob import BlobServiceClient
+endpoint, account, key, folder = sys.argv[1:5]
+conn = ("DefaultEndpointsProtocol=http;AccountName=%s;AccountKey=%s;BlobEndpoint=%s;"
+        % (account, key, endpoint))
+container = BlobServiceClient.from_connection_string(conn).create_container("batch")
+for name in sorted(os.listdir(folder)):
+    container.upload_blob("p/" + name, open(os.path.join(folder, name), "rb").read())
+"#;
+
+/// `-r az://`: a listed blob of one part is one GET (no properties HEAD), verified by the
+/// `Content-MD5` Azure sends with the whole blob, so a byte flipped on the way fails that
+/// blob as an integrity error (exit 9) naming MD5, the file already there untouched, and the
+/// other blobs are done. Before, nothing verified a batch's one-part blob (exit 0).
+#[test]
+fn an_az_prefix_costs_one_get_per_one_part_blob_and_a_flipped_byte_fails_it() {
+    use std::sync::{Arc, Mutex};
+    use test_support::relay::{Action, Relay};
+    const PRECIOUS: &[u8] = b"an older copy the user keeps";
+    let bin = npm_bin(AZURITE, "azurite-blob");
+    let port = free_port();
+    let (addr, _azurite) = serve(
+        Command::new(bin).args([
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            &port.to_string(),
+            "--inMemoryPersistence",
+            "--disableTelemetry",
+            "--silent",
+        ]),
+        port,
+        "azurite-blob",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("blobs");
+    std::fs::create_dir(&folder).unwrap();
+    let blobs: Vec<(String, Vec<u8>)> = (0..4u64)
+        .map(|i| (format!("b{i}.bin"), data(7_000 + 333 * i as usize, 900 + i)))
+        .collect();
+    for (name, bytes) in &blobs {
+        std::fs::write(folder.join(name), bytes).unwrap();
+    }
+    let out = Command::new(python_with(&[AZURE_BLOB_SDK]))
+        .arg("-c")
+        .arg(AZURE_MANY)
+        .args([
+            &format!("http://{addr}/{AZURITE_ACCOUNT}"),
+            AZURITE_ACCOUNT,
+            AZURITE_KEY,
+        ])
+        .arg(&folder)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = seen.clone();
+    let relay = Relay::start(addr, move |head| {
+        let line = head
+            .lowercase()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        log.lock().unwrap().push(line.clone());
+        if line.starts_with("get ") && line.contains("/batch/p/b2.bin") {
+            Action::FlipBodyByte(100)
+        } else {
+            Action::Forward
+        }
+    });
+    let dest = dir.path().join("out");
+    std::fs::create_dir(&dest).unwrap();
+    std::fs::write(dest.join("b2.bin"), PRECIOUS).unwrap();
+    let out = run(
+        bare_cmd()
+            .env("AZURE_STORAGE_ACCOUNT_NAME", AZURITE_ACCOUNT)
+            .env("AZURE_STORAGE_ACCOUNT_KEY", AZURITE_KEY)
+            .args(["--json", "--endpoint"])
+            .arg(format!("{}/{AZURITE_ACCOUNT}", relay.url()))
+            .args(["-r", "az://batch/p/"])
+            .arg(&dest),
+        "az:// prefix through a byte-flipping relay",
+    );
+    out.expect_code(9);
+    for (name, bytes) in &blobs {
+        let path = dest.join(name);
+        if name == "b2.bin" {
+            assert_file(&path, PRECIOUS, name);
+        } else {
+            assert_file(&path, bytes, name);
+        }
+        let asked: Vec<String> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(&format!("/batch/p/{name}")))
+            .cloned()
+            .collect();
+        assert_eq!(asked.len(), 1, "{name}: one request: {asked:?}");
+        assert!(asked[0].starts_with("get "), "{name}: a GET: {asked:?}");
+    }
+    let failed = out.event("object_failed");
+    assert_eq!(failed["key"], "p/b2.bin", "{failed}");
+    assert_eq!(failed["kind"], "Integrity", "{failed}");
+    let error = failed["error"].as_str().unwrap();
+    let b2 = &blobs[2].1;
+    let mut flipped = b2.clone();
+    flipped[100] ^= 0x01;
+    let hex = |v: &[u8]| {
+        use md5::Digest as _;
+        md5::Md5::digest(v)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    for needle in ["MD5", &hex(b2), &hex(&flipped)] {
+        assert!(error.contains(needle), "{needle} in {error}");
+    }
 }
