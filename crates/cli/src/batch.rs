@@ -574,8 +574,11 @@ pub fn job_event_json(e: &JobEvent) -> Value {
             size,
             fetched_bytes,
             reused_bytes,
+            verification,
         } => json!({"event": "object_done", "key": key, "path": path, "size": size,
-            "fetched_bytes": fetched_bytes, "reused_bytes": reused_bytes}),
+            "fetched_bytes": fetched_bytes, "reused_bytes": reused_bytes,
+            "verified": verification.is_verified(), "verification": verification.to_string(),
+            "verified_by": crate::output::verified_by(verification)}),
         JobEvent::Skipped {
             key,
             path: p,

@@ -335,7 +335,7 @@ pub fn summary(r: &Report) -> String {
 
 /// What verified the file, for JSON: `[{"algorithm", "scope", "origin", "value"}]` (value in
 /// hex), empty when nothing did.
-fn verified_by(v: &Verification) -> Value {
+pub(crate) fn verified_by(v: &Verification) -> Value {
     let sums = match v {
         Verification::Verified(sums) => sums.as_slice(),
         _ => &[],

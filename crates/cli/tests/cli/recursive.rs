@@ -640,6 +640,21 @@ fn an_oss_prefix_costs_one_get_per_one_part_object_and_a_flipped_byte_fails_it()
         assert_eq!(asked.len(), 1, "{name}: one request: {asked:?}");
         assert!(asked[0].starts_with("get "), "{name}: a GET: {asked:?}");
     }
+    // Each object done says what verified it.
+    let done: Vec<_> = out
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "object_done")
+        .collect();
+    assert_eq!(done.len(), objects.len() - 1, "{}", out.stdout);
+    for e in &done {
+        assert_eq!(e["verified"], true, "{e}");
+        assert_eq!(
+            e["verification"], "verified: CRC-64/XZ full-object (OSS)",
+            "{e}"
+        );
+        assert_eq!(e["verified_by"][0]["algorithm"], "CRC-64/XZ", "{e}");
+    }
     let failed = out.event("object_failed");
     assert_eq!(failed["key"], "p/o3.bin", "{failed}");
     assert_eq!(failed["kind"], "Integrity", "{failed}");

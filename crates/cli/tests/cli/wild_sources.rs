@@ -432,6 +432,20 @@ fn an_az_prefix_costs_one_get_per_one_part_blob_and_a_flipped_byte_fails_it() {
         assert_eq!(asked.len(), 1, "{name}: one request: {asked:?}");
         assert!(asked[0].starts_with("get "), "{name}: a GET: {asked:?}");
     }
+    // Each blob done says what verified it.
+    let done: Vec<_> = out
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "object_done")
+        .collect();
+    assert_eq!(done.len(), blobs.len() - 1, "{}", out.stdout);
+    for e in &done {
+        assert_eq!(e["verified"], true, "{e}");
+        assert_eq!(
+            e["verification"], "verified: MD5 full-object (Azure)",
+            "{e}"
+        );
+    }
     let failed = out.event("object_failed");
     assert_eq!(failed["key"], "p/b2.bin", "{failed}");
     assert_eq!(failed["kind"], "Integrity", "{failed}");

@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use resume_core::ErrorKind;
+use resume_core::{ErrorKind, Verification};
 
 use crate::path::Unmappable;
 
@@ -84,6 +84,9 @@ pub enum JobEvent {
         size: u64,
         fetched_bytes: u64,
         reused_bytes: u64,
+        /// What checked the file's bytes (the store's checksums it was verified against, or
+        /// why nothing could).
+        verification: Verification,
     },
     Skipped {
         key: String,

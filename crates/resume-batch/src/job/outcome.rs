@@ -144,6 +144,7 @@ impl Run<'_> {
                     size: report.object.size,
                     fetched_bytes: report.fetched_bytes,
                     reused_bytes: report.reused_bytes,
+                    verification: report.verification,
                 });
             }
             Err(e) if e.kind() == ErrorKind::NotFound => {
