@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use futures::StreamExt as _;
 use object_store::azure::{AzureAuthorizer, AzureCredentialProvider};
 use object_store::client::{HttpClient, HttpRequest, HttpRequestBody, HttpResponse};
 use resume_core::http_syntax::parse_decimal;
@@ -20,7 +19,7 @@ use resume_core::{
 };
 use url::Url;
 
-use crate::s3_checksum::check_store_status;
+use crate::s3_checksum::{check_store_status, header_text, whole_body};
 
 /// What an Azure source needs to read a blob's properties.
 pub(crate) struct AzureMd5 {
@@ -91,35 +90,13 @@ impl AzureMd5 {
             return Ok(None);
         }
         let headers = response.headers().clone();
-        let text = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-        };
+        let text = |name: &str| header_text(&headers, name);
         let Some(size) = text("content-length").and_then(|v| parse_decimal(&v)) else {
             return Ok(None);
         };
         let etag = text("etag");
         let md5 = md5_of(key, &headers)?;
-        let shown = key.to_owned();
-        let body = response
-            .into_body()
-            .bytes_stream()
-            .map(move |chunk| {
-                chunk.map_err(|e| {
-                    SourceError::new(
-                        SourceErrorKind::Transient,
-                        format!(
-                            "reading {shown:?} from Azure failed: {}",
-                            resume_core::redact::redact_text(&e.to_string())
-                        ),
-                    )
-                })
-            })
-            .boxed();
+        let body = whole_body(response, "Azure", key);
         Ok(Some(DescribedRead {
             read: RangeRead {
                 range: 0..size,
@@ -215,16 +192,11 @@ impl AzureMd5 {
 
 /// The `Content-MD5` of an answer about a whole blob, as a whole-object MD5, if it has one.
 fn md5_of(key: &str, headers: &http::HeaderMap) -> Result<Option<Checksum>, SourceError> {
-    let Some(md5) = headers
-        .get("content-md5")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-    else {
+    let Some(md5) = header_text(headers, "content-md5") else {
         return Ok(None);
     };
     let value = B64
-        .decode(md5)
+        .decode(&md5)
         .ok()
         .filter(|v| v.len() == 16)
         .ok_or_else(|| {

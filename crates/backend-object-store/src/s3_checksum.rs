@@ -146,14 +146,7 @@ impl S3Checksums {
         pinned: &Pinned<'_>,
         headers: &http::HeaderMap,
     ) -> Result<Published, SourceError> {
-        let text = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-        };
+        let text = |name: &str| header_text(headers, name);
         let mut found = Vec::new();
         for (name, algorithm) in HEADERS {
             if let Some(v) = text(name) {
@@ -293,14 +286,7 @@ impl S3Checksums {
             return Ok(None);
         }
         let headers = response.headers().clone();
-        let text = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-        };
+        let text = |name: &str| header_text(&headers, name);
         let Some(size) = text("content-length").and_then(|v| parse_decimal(&v)) else {
             return Ok(None);
         };
@@ -318,19 +304,7 @@ impl S3Checksums {
                 &headers,
             )
             .await?;
-        let shown = key.to_owned();
-        let body = response
-            .into_body()
-            .bytes_stream()
-            .map(move |chunk| {
-                chunk.map_err(|e| {
-                    transient(format!(
-                        "reading {shown:?} from S3 failed: {}",
-                        resume_core::redact::redact_text(&e.to_string())
-                    ))
-                })
-            })
-            .boxed();
+        let body = whole_body(response, "S3", key);
         Ok(Some(DescribedRead {
             read: RangeRead {
                 range: 0..size,
@@ -557,6 +531,38 @@ fn check_status(status: u16, key: &str, what: &str) -> Result<(), SourceError> {
 }
 
 /// A checksum request's status as the engine's error kinds (`store` names the service).
+/// A header's value, trimmed, when it is present, text and not empty.
+pub(crate) fn header_text(headers: &http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+/// The body of a GET of our own (`read_whole`), streamed to the engine: a failure while
+/// reading it is transient (the engine retries, pinned to the etag).
+pub(crate) fn whole_body(
+    response: HttpResponse,
+    store: &'static str,
+    key: &str,
+) -> futures::stream::BoxStream<'static, Result<bytes::Bytes, SourceError>> {
+    let shown = key.to_owned();
+    response
+        .into_body()
+        .bytes_stream()
+        .map(move |chunk| {
+            chunk.map_err(|e| {
+                transient(format!(
+                    "reading {shown:?} from {store} failed: {}",
+                    resume_core::redact::redact_text(&e.to_string())
+                ))
+            })
+        })
+        .boxed()
+}
+
 pub(crate) fn check_store_status(
     store: &str,
     status: u16,
