@@ -520,3 +520,30 @@ pub fn u(v: &Value) -> u64 {
     v.as_u64()
         .unwrap_or_else(|| panic!("expected an unsigned integer, got {v}"))
 }
+
+/// After a batch in which the GET of `bad.0` was corrupted on the way: every other object's
+/// file is the object, `bad.0`'s file still holds `bad.1` (what was there before), and each object was asked for exactly once,
+/// by a request `is_get` accepts (`seen`: the requests' first lines, lower case, which contain
+/// `path_of(name)`).
+pub fn assert_one_request_each(
+    dest: &Path,
+    objects: &[(String, Vec<u8>)],
+    bad: (&str, &[u8]),
+    seen: &[String],
+    path_of: impl Fn(&str) -> String,
+    is_get: impl Fn(&str) -> bool,
+    what: &str,
+) {
+    for (name, bytes) in objects {
+        let path = dest.join(name);
+        if name == bad.0 {
+            assert_file(&path, bad.1, what);
+        } else {
+            assert_file(&path, bytes, what);
+        }
+        let wanted = path_of(name);
+        let asked: Vec<&String> = seen.iter().filter(|l| l.contains(&wanted)).collect();
+        assert_eq!(asked.len(), 1, "{what}: {name}: one request: {asked:?}");
+        assert!(is_get(asked[0]), "{what}: {name}: a GET: {asked:?}");
+    }
+}

@@ -623,23 +623,15 @@ fn an_oss_prefix_costs_one_get_per_one_part_object_and_a_flipped_byte_fails_it()
         .arg(&dest);
     let out = run(&mut cmd, "oss prefix through a byte-flipping relay");
     out.expect_code(9);
-    for (name, bytes) in &objects {
-        let path = dest.join(name);
-        if name == "o3.bin" {
-            assert_file(&path, PRECIOUS, name);
-        } else {
-            assert_file(&path, bytes, name);
-        }
-        let asked: Vec<String> = seen
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.contains(&format!("/p/{name}")))
-            .cloned()
-            .collect();
-        assert_eq!(asked.len(), 1, "{name}: one request: {asked:?}");
-        assert!(asked[0].starts_with("get "), "{name}: a GET: {asked:?}");
-    }
+    assert_one_request_each(
+        &dest,
+        &objects,
+        ("o3.bin", PRECIOUS),
+        &seen.lock().unwrap(),
+        |name| format!("/p/{name}"),
+        |line| line.starts_with("get "),
+        "oss prefix",
+    );
     // Each object done says what verified it.
     let done: Vec<_> = out
         .events()

@@ -13,7 +13,7 @@ use md5::Digest as _;
 use test_support::relay::{Action, Relay};
 use test_support::{ChildGuard, free_port, python_with, wait_for_port};
 
-use crate::common::{assert_file, bare_cmd, data, listing, names, run};
+use crate::common::{assert_file, assert_one_request_each, bare_cmd, data, listing, names, run};
 
 const PACKAGES: [&str; 3] = ["moto[server]==5.2.5", "crc32c==2.9.post0", "awscrt==0.38.0"];
 const PART: usize = 64 << 10;
@@ -434,26 +434,16 @@ fn a_prefix_costs_one_checksum_mode_get_per_one_part_object_and_a_flipped_byte_f
             what,
         );
         out.expect_code(9);
-        for (name, bytes) in &objects {
-            let path = dest.join(name);
-            if name == "o3.bin" {
-                assert_file(&path, PRECIOUS, what);
-            } else {
-                assert_file(&path, bytes, what);
-            }
-            let asked: Vec<String> = seen
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|l| l.contains(&format!("/batch/p/{name} ")))
-                .cloned()
-                .collect();
-            assert_eq!(asked.len(), 1, "{what}: {name}: one request: {asked:?}");
-            assert!(
-                asked[0].starts_with("get ") && asked[0].ends_with("mode=enabled"),
-                "{what}: {name}: a checksum-mode GET: {asked:?}"
-            );
-        }
+        let seen: Vec<String> = seen.lock().unwrap().clone();
+        assert_one_request_each(
+            &dest,
+            &objects,
+            ("o3.bin", PRECIOUS),
+            &seen,
+            |name| format!("/batch/p/{name} "),
+            |line| line.starts_with("get ") && line.ends_with("mode=enabled"),
+            what,
+        );
         let failed = out.event("object_failed");
         assert_eq!(failed["key"], "p/o3.bin", "{what}: {failed}");
         assert_eq!(failed["kind"], "Integrity", "{what}: {failed}");

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use test_support::{ChildGuard, free_port, npm_bin, python_with, wait_for_port};
 
-use crate::common::{Outcome, Running, assert_file, bare_cmd, data, listing, names, run};
+use crate::common::{
+    Outcome, Running, assert_file, assert_one_request_each, bare_cmd, data, listing, names, run,
+};
 
 const HTTP_SERVER: &str = "http-server@14.1.1";
 const MOTO: &str = "moto[server]==5.2.5";
@@ -248,21 +250,7 @@ print("%s/shared/dir/blob.bin?%s" % (endpoint, sas))
 
 #[test]
 fn an_azurite_sas_url_downloads_and_resumes_after_a_kill_and_az_logs_its_md5_head() {
-    let bin = npm_bin(AZURITE, "azurite-blob");
-    let port = free_port();
-    let (addr, _azurite) = serve(
-        Command::new(bin).args([
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            &port.to_string(),
-            "--inMemoryPersistence",
-            "--disableTelemetry",
-            "--silent",
-        ]),
-        port,
-        "azurite-blob",
-    );
+    let (addr, _azurite) = start_azurite();
     let endpoint = format!("http://{addr}/{AZURITE_ACCOUNT}");
     let bytes = data(SIZE, 603);
     let dir = tempfile::tempdir().unwrap();
@@ -325,6 +313,25 @@ fn an_azurite_sas_url_downloads_and_resumes_after_a_kill_and_az_logs_its_md5_hea
     assert!(!out.stderr.contains(AZURITE_KEY), "{}", out.stderr);
 }
 
+/// Azurite's blob service on a free loopback port, in memory.
+fn start_azurite() -> (SocketAddr, ChildGuard) {
+    let bin = npm_bin(AZURITE, "azurite-blob");
+    let port = free_port();
+    serve(
+        Command::new(bin).args([
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            &port.to_string(),
+            "--inMemoryPersistence",
+            "--disableTelemetry",
+            "--silent",
+        ]),
+        port,
+        "azurite-blob",
+    )
+}
+
 const AZURE_MANY: &str = r#"
 import os, sys
 from azure.storage.blob import BlobServiceClient
@@ -345,21 +352,7 @@ fn an_az_prefix_costs_one_get_per_one_part_blob_and_a_flipped_byte_fails_it() {
     use std::sync::{Arc, Mutex};
     use test_support::relay::{Action, Relay};
     const PRECIOUS: &[u8] = b"an older copy the user keeps";
-    let bin = npm_bin(AZURITE, "azurite-blob");
-    let port = free_port();
-    let (addr, _azurite) = serve(
-        Command::new(bin).args([
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            &port.to_string(),
-            "--inMemoryPersistence",
-            "--disableTelemetry",
-            "--silent",
-        ]),
-        port,
-        "azurite-blob",
-    );
+    let (addr, _azurite) = start_azurite();
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("blobs");
     std::fs::create_dir(&folder).unwrap();
@@ -415,23 +408,15 @@ fn an_az_prefix_costs_one_get_per_one_part_blob_and_a_flipped_byte_fails_it() {
         "az:// prefix through a byte-flipping relay",
     );
     out.expect_code(9);
-    for (name, bytes) in &blobs {
-        let path = dest.join(name);
-        if name == "b2.bin" {
-            assert_file(&path, PRECIOUS, name);
-        } else {
-            assert_file(&path, bytes, name);
-        }
-        let asked: Vec<String> = seen
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.contains(&format!("/batch/p/{name}")))
-            .cloned()
-            .collect();
-        assert_eq!(asked.len(), 1, "{name}: one request: {asked:?}");
-        assert!(asked[0].starts_with("get "), "{name}: a GET: {asked:?}");
-    }
+    assert_one_request_each(
+        &dest,
+        &blobs,
+        ("b2.bin", PRECIOUS),
+        &seen.lock().unwrap(),
+        |name| format!("/batch/p/{name}"),
+        |line| line.starts_with("get "),
+        "az prefix",
+    );
     // Each blob done says what verified it.
     let done: Vec<_> = out
         .events()
