@@ -516,7 +516,7 @@ fn batch_story(
         }
         job
     };
-    let before = emulator.request_log().last().map_or(0, |r| r.number);
+    let before = emulator.request_count();
     let interrupt = Arc::new(Notify::new());
     let first = job(Some(interrupt.clone()));
     let outcome = rt.block_on(async {
@@ -536,7 +536,7 @@ fn batch_story(
         .filter(|(rel, bytes)| std::fs::read(dir.join(rel)).is_ok_and(|b| &b == *bytes))
         .map(|(rel, _)| rel.clone())
         .collect();
-    let at_interrupt = emulator.request_log().last().map_or(0, |r| r.number);
+    let at_interrupt = emulator.request_count();
     let summary = if interrupted {
         story.say(
             Some(7),
