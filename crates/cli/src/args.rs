@@ -211,6 +211,11 @@ pub struct DownloadOpts {
     #[arg(long, hide = true)]
     pub digests_at_end: bool,
 
+    /// Let the last parts finish on the connections that drew them, without helpers taking
+    /// over their ends (for `cargo xtask bench`, which measures both).
+    #[arg(long, hide = true)]
+    pub no_tail_sharing: bool,
+
     /// Refuse to download, before any byte is fetched (exit 6), when nothing can verify
     /// the file: the store publishes no checksum that applies and none was given.
     #[arg(long)]

@@ -248,6 +248,7 @@ pub async fn run(
             OnChangeArg::Fail => OnChange::Fail,
         })
         .require_checksum(opts.require_checksum)
+        .share_tail(!opts.no_tail_sharing)
         .in_order_hashing(if opts.digests_at_end {
             resume_core::InOrderHashing::AtEnd
         } else {

@@ -94,6 +94,7 @@ pub struct Downloader {
     pub(crate) expected: Vec<Checksum>,
     pub(crate) require_checksum: bool,
     pub(crate) in_order_hashing: InOrderHashing,
+    pub(crate) share_tail: bool,
     pub(crate) max_parts: u64,
     pub(crate) start_over: bool,
     pub(crate) lowest_speed: Option<LowestSpeed>,
@@ -133,6 +134,7 @@ impl fmt::Debug for Downloader {
             .field("expected", &self.expected)
             .field("require_checksum", &self.require_checksum)
             .field("in_order_hashing", &self.in_order_hashing)
+            .field("share_tail", &self.share_tail)
             .field("max_parts", &self.max_parts)
             .field("start_over", &self.start_over)
             .field("lowest_speed", &self.lowest_speed)
@@ -187,6 +189,7 @@ impl Downloader {
             expected: Vec::new(),
             require_checksum: false,
             in_order_hashing: InOrderHashing::default(),
+            share_tail: true,
             max_parts: DEFAULT_MAX_PARTS,
             start_over: false,
             lowest_speed: None,
@@ -384,6 +387,17 @@ impl Downloader {
     /// BENCHMARKS.md compares both).
     pub fn in_order_hashing(mut self, how: InOrderHashing) -> Self {
         self.in_order_hashing = how;
+        self
+    }
+
+    /// Whether a worker left without a part, once every part is claimed, takes over the end
+    /// of the slowest part in flight (default `true`): on a slow or lossy link the last parts
+    /// then finish on every connection instead of a few. A kill loses at most 1 MiB per
+    /// worker either way; an interrupt does not keep a helper's bytes (at most 1 MiB each,
+    /// only while the tail is shared). On a fast link nothing is split (ARCHITECTURE.md,
+    /// "Sharing the tail").
+    pub fn share_tail(mut self, yes: bool) -> Self {
+        self.share_tail = yes;
         self
     }
 

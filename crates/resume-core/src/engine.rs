@@ -4,6 +4,7 @@
 mod commit;
 mod fetch;
 mod in_order;
+mod share;
 mod tuning;
 mod verify;
 mod whole;
@@ -38,6 +39,7 @@ use crate::source::{ObjectMeta, ReadConditions, SourceError};
 use commit::{Committer, Ticker};
 pub use in_order::InOrderHashing;
 use in_order::InOrderStream;
+use share::Tail;
 use tuning::Tuning;
 use verify::{combined_crcs, crc64_verified};
 use whole::FirstRead;
@@ -313,6 +315,8 @@ struct Transfer<'a> {
     in_order: Option<InOrderStream>,
     /// The response of a one-part object's first read (`whole.rs`), for part 0's worker.
     first_read: Mutex<Option<FirstRead>>,
+    /// The parts in flight, whose ends workers without a part take over (`share.rs`).
+    tail: Tail,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -512,6 +516,9 @@ impl<'a> Attempt<'a> {
             committer,
             in_order,
             first_read: Mutex::new(first_read),
+            // A source that ignores ranges is one stream; under a rate limit of our own more
+            // connections cannot make the tail any faster.
+            tail: Tail::new(dl.share_tail && !self.single_stream && self.limiter.is_none()),
         };
         // Every byte comes from the first read's response or from retries pinned to the etag
         // it carried: the object cannot have changed in between unnoticed.
@@ -1089,6 +1096,7 @@ impl<'a> Attempt<'a> {
         let next = AtomicUsize::new(0);
         self.tuning.begin();
         let n = self.tuning.workers(queue.len());
+        t.tail.set_workers(n);
         let mut workers: FuturesUnordered<_> =
             (0..n).map(|i| self.worker(t, queue, &next, i)).collect();
         let mut first: Option<Failure> = None;
@@ -1129,7 +1137,12 @@ impl<'a> Attempt<'a> {
 
     fn cancelled(&self, t: &Transfer<'_>) -> Failure {
         // Every byte received is recorded by now (the workers submitted their parts'
-        // beginnings and the committer drained): say how many, once more.
+        // beginnings and the committer drained), except helpers' bytes beyond a gap
+        // (`share.rs`): say how many are kept, once more.
+        let unsaved = t.tail.unsaved();
+        self.counters
+            .done_bytes
+            .fetch_sub(unsaved, Ordering::Relaxed);
         self.emit_progress(t, true);
         Failure::Fatal(Error::Cancelled {
             key: self.key.to_owned(),
@@ -1168,17 +1181,75 @@ impl<'a> Attempt<'a> {
                 },
             };
             let Some(&part) = queue.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                return Ok(());
+                drop(permit);
+                return self.help(t, index, &mut buf, &mut ticker).await;
             };
             self.tuning.claimed(part);
             // Per worker (one connection each), so a `-vv` log shows when each connection
             // idles between parts and at the end (the WAN timeline of BENCHMARKS.md).
             tracing::debug!(worker = index, part, "part claimed");
-            let (digest, crcs) = self.fetch_part(t, part, &mut buf, &mut ticker).await?;
+            let fetched = self.fetch_part(t, part, &mut buf, &mut ticker).await;
             self.tuning.released(part);
             drop(permit);
-            self.part_done(t, part, digest, crcs)?;
-            tracing::debug!(worker = index, part, "part done");
+            if let Some((digest, crcs)) = fetched? {
+                self.part_done(t, part, digest, crcs)?;
+                tracing::debug!(worker = index, part, "part done");
+            }
+        }
+    }
+
+    /// Every part is claimed: takes over the ends of the slowest parts in flight while any is
+    /// worth it and this worker is among the connections the tuner allows (`share.rs`).
+    async fn help(
+        &self,
+        t: &Transfer<'_>,
+        index: usize,
+        buf: &mut Vec<u8>,
+        ticker: &mut Ticker,
+    ) -> Result<(), Failure> {
+        if !t.tail.enabled() {
+            return Ok(());
+        }
+        loop {
+            if self.halt.is_cancelled() {
+                return Err(Failure::Stopped);
+            }
+            if !self.tuning.may_help(index) || !t.tail.busy() {
+                return Ok(());
+            }
+            let permit = match &self.dl.connections {
+                None => None,
+                Some(limit) => tokio::select! {
+                    biased;
+                    _ = self.halt.cancelled() => return Err(Failure::Stopped),
+                    p = limit.acquire() => Some(p),
+                },
+            };
+            let taken = t
+                .tail
+                .take(self.tuning.mean_latency(), self.tuning.connections());
+            let Some((share, range)) = taken else {
+                drop(permit);
+                tokio::select! {
+                    biased;
+                    _ = self.halt.cancelled() => return Err(Failure::Stopped),
+                    _ = tokio::time::sleep(share::POLL) => {}
+                }
+                continue;
+            };
+            tracing::debug!(
+                worker = index,
+                part = share.part,
+                from = range.start,
+                to = range.end,
+                "part shared"
+            );
+            let completed = self.fetch_share(t, share, range, buf, ticker).await?;
+            drop(permit);
+            if let Some((digest, crcs)) = completed {
+                self.part_done(t, share.part, digest, crcs)?;
+                tracing::debug!(worker = index, part = share.part, "part done");
+            }
         }
     }
 

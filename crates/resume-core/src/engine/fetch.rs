@@ -8,49 +8,163 @@ use checkpoint::PartDigest;
 use futures::StreamExt;
 use tokio::time::Instant;
 
+use super::share::{Finished, Share};
 use super::{Attempt, Failure, Ticker, Transfer, lock};
 use crate::digest::PartHasher;
 use crate::error::Error;
 use crate::event::Event;
-use crate::integrity::PartCrcs;
+use crate::integrity::{CrcSet, PartCrcs};
 use crate::source::{RangeRead, SourceError, SourceErrorKind};
 
 impl Attempt<'_> {
     /// Fetches one part, retrying and resuming from the byte where a request broke, or where
     /// an earlier run stopped (its saved beginning, checked against the bytes on disk). A
     /// part stopped by cancellation or another part's failure submits what it received, so
-    /// the attempt records it before returning.
+    /// the attempt records it before returning. `None`: helpers took the end of the part
+    /// (`share.rs`) and the last of them completes it; its beginning up to theirs is recorded.
     pub(super) async fn fetch_part(
         &self,
         t: &Transfer<'_>,
         part: u64,
         buf: &mut Vec<u8>,
         ticker: &mut Ticker,
-    ) -> Result<(PartDigest, PartCrcs), Failure> {
+    ) -> Result<Option<(PartDigest, PartCrcs)>, Failure> {
         let range = t.layout.part_range(part);
+        let share = t.tail.own(part, range.clone());
         let (mut pos, mut hasher) = self.resume_beginning(t, part, &range, buf).await?;
-        let result = match self
-            .fetch_rest(t, part, &range, &mut pos, &mut hasher, buf, ticker)
-            .await
-        {
-            // Stopped after the part's last byte arrived, before its body was seen to end (a
-            // Ctrl-C between the last chunk and the end of the stream): every byte is written
-            // and hashed, so the part is done, not lost — it is neither partial nor pending.
-            Err(Failure::Stopped) if pos == range.end => Ok(hasher.finish()),
-            result => result,
+        t.tail.set_pos(share, pos);
+        let cursor = Cursor {
+            part,
+            part_start: range.start,
+            share,
+            submits: true,
         };
-        if let Err(f) = &result
-            && !matches!(f, Failure::Changed(_) | Failure::NoRanges)
-            && pos > range.start
-            && pos < range.end
-        {
-            // Worth keeping for the next run (nothing is for a changed object or another
-            // layout); recorded by the attempt's drain.
-            let _ = t
-                .committer
-                .submit(part, hasher.beginning(pos - range.start));
+        let result = self
+            .fetch_rest(
+                t,
+                cursor,
+                &range,
+                range.start,
+                &mut pos,
+                &mut hasher,
+                buf,
+                ticker,
+            )
+            .await;
+        let limit = t.tail.limit(share, range.end);
+        match result {
+            Ok(()) => {}
+            // Stopped after the segment's last byte arrived, before its body was seen to end
+            // (a Ctrl-C between the last chunk and the end of the stream): every byte is
+            // written and hashed, so the segment is done, not lost.
+            Err(Failure::Stopped) if pos == limit => {}
+            Err(f) => {
+                if !matches!(f, Failure::Changed(_) | Failure::NoRanges)
+                    && pos > range.start
+                    && pos < range.end
+                {
+                    // Worth keeping for the next run (nothing is for a changed object or
+                    // another layout); recorded by the attempt's drain.
+                    let _ = t
+                        .committer
+                        .submit(part, hasher.beginning(pos - range.start));
+                }
+                return Err(f);
+            }
         }
-        result
+        // Helpers have the rest: the beginning up to them is what a crash could keep.
+        let beginning =
+            (pos < range.end && pos > range.start).then(|| hasher.beginning(pos - range.start));
+        match t.tail.finish(share, Some(hasher)) {
+            Finished::Part { hasher, reread } => {
+                Ok(Some(self.complete_part(t, *hasher, reread, buf)?))
+            }
+            Finished::Pending => {
+                if let Some(beginning) = beginning {
+                    // Recorded before this worker helps elsewhere, so what it holds
+                    // unrecorded stays within 1 MiB.
+                    let ticket = t.committer.submit(part, beginning)?;
+                    t.committer.wait(ticket, &self.halt).await?;
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Fetches `range`, the end of a part in flight taken over from a slower worker
+    /// (`share.rs`). Its bytes are written in place and hashed into the part when the part
+    /// completes: `Some` if this was its last segment.
+    pub(super) async fn fetch_share(
+        &self,
+        t: &Transfer<'_>,
+        share: Share,
+        range: Range<u64>,
+        buf: &mut Vec<u8>,
+        ticker: &mut Ticker,
+    ) -> Result<Option<(PartDigest, PartCrcs)>, Failure> {
+        let part_range = t.layout.part_range(share.part);
+        let cursor = Cursor {
+            part: share.part,
+            part_start: part_range.start,
+            share,
+            submits: false,
+        };
+        let mut pos = range.start;
+        // A helper's bytes are hashed when its part completes, in the part's order; this one
+        // only satisfies the fetch path.
+        let mut unused = PartHasher::new(CrcSet::default());
+        let result = self
+            .fetch_rest(
+                t,
+                cursor,
+                &part_range,
+                range.start,
+                &mut pos,
+                &mut unused,
+                buf,
+                ticker,
+            )
+            .await;
+        match result {
+            Ok(()) => {}
+            Err(Failure::Stopped) if pos == t.tail.limit(share, range.end) => {}
+            Err(f) => return Err(f),
+        }
+        match t.tail.finish(share, None) {
+            Finished::Part { hasher, reread } => {
+                Ok(Some(self.complete_part(t, *hasher, reread, buf)?))
+            }
+            Finished::Pending => Ok(None),
+        }
+    }
+
+    /// Every segment of a part is written: hashes the helpers' bytes (`reread`, object
+    /// offsets) from the temp file, where they are in the page cache, after the owner's, so
+    /// the part's digests cover every byte in order. A few MiB at most; not cancellable, so a
+    /// part whose bytes are all here is always recorded.
+    fn complete_part(
+        &self,
+        t: &Transfer<'_>,
+        mut hasher: PartHasher,
+        reread: Range<u64>,
+        buf: &mut Vec<u8>,
+    ) -> Result<(PartDigest, PartCrcs), Failure> {
+        if !reread.is_empty() {
+            buf.clear();
+            buf.resize(self.dl.buffer_size.clamp(64 << 10, 1 << 20), 0);
+            let base = t.layout.start;
+            let mut off = reread.start;
+            while off < reread.end {
+                let n = usize::try_from(reread.end - off)
+                    .unwrap_or(usize::MAX)
+                    .min(buf.len());
+                t.file.read_exact_at(&mut buf[..n], off - base)?;
+                hasher.update(&buf[..n]);
+                off += n as u64;
+            }
+            buf.clear();
+        }
+        Ok(hasher.finish())
     }
 
     /// Where part `part` starts: after its beginning saved by an earlier run if the bytes on
@@ -93,33 +207,38 @@ impl Attempt<'_> {
         Ok((range.start, PartHasher::new(t.checks.crcs)))
     }
 
+    /// Fetches the segment `cursor.share` of part `range` from `pos` to its limit (which a
+    /// helper may lower meanwhile), retrying; a malformed response restarts it at
+    /// `segment_start`.
     #[allow(clippy::too_many_arguments)]
     async fn fetch_rest(
         &self,
         t: &Transfer<'_>,
-        part: u64,
+        cursor: Cursor,
         range: &Range<u64>,
+        segment_start: u64,
         pos: &mut u64,
         hasher: &mut PartHasher,
         buf: &mut Vec<u8>,
         ticker: &mut Ticker,
-    ) -> Result<(PartDigest, PartCrcs), Failure> {
+    ) -> Result<(), Failure> {
+        let part = cursor.part;
         let (mut failures, mut requests) = (0u32, 0u32);
         loop {
+            let end = t.tail.limit(cursor.share, range.end);
+            if *pos >= end {
+                return Ok(());
+            }
             requests += 1;
             let before = *pos;
             // A connection abandoned for being too slow made progress, yet counts as a failure:
             // otherwise a trickle would reset the count with every byte and never end.
             let mut slow = false;
-            let cursor = Cursor {
-                part,
-                part_start: range.start,
-            };
             let err = match self
-                .attempt_range(t, cursor, *pos..range.end, pos, hasher, buf, ticker)
+                .attempt_range(t, cursor, *pos..end, pos, hasher, buf, ticker)
                 .await
             {
-                Ok(()) => return Ok(hasher.finish()),
+                Ok(()) => return Ok(()),
                 Err(AttemptError::Source(e)) => e,
                 Err(AttemptError::TooSlow(e)) => {
                     slow = true;
@@ -129,9 +248,10 @@ impl Attempt<'_> {
                     // Nothing this response delivered can be trusted: start the part over.
                     self.counters
                         .done_bytes
-                        .fetch_sub(*pos - range.start, Ordering::Relaxed);
-                    *pos = range.start;
+                        .fetch_sub(*pos - segment_start, Ordering::Relaxed);
+                    *pos = segment_start;
                     *hasher = PartHasher::new(t.checks.crcs);
+                    t.tail.set_pos(cursor.share, *pos);
                     e
                 }
                 Err(AttemptError::Failure(f)) => return Err(f),
@@ -241,6 +361,7 @@ impl Attempt<'_> {
                             "part response"
                         );
                         self.tuning.responded(asked.elapsed());
+                        t.tail.responded(cursor.share);
                         read
                     }
                     Ok(Err(e)) => return Err(AttemptError::Source(e)),
@@ -322,6 +443,15 @@ impl Attempt<'_> {
                 // Our own limit is not the connection's slowness: not measured.
                 window.0 += waiting.elapsed();
             }
+            // A helper may have taken the rest of this segment meanwhile (`share.rs`): no byte
+            // at or past its limit is accepted, and the request ends there.
+            let accepted = t.tail.accept(cursor.share, cur, chunk.len() as u64);
+            if accepted == 0 && !chunk.is_empty() {
+                break Ok(());
+            }
+            let mut chunk = chunk;
+            let at_limit = accepted < chunk.len() as u64;
+            chunk.truncate(accepted as usize);
             window.1 += chunk.len() as u64;
             hasher.update(&chunk);
             if let Some(stream) = &t.in_order {
@@ -350,7 +480,10 @@ impl Attempt<'_> {
                 .done_bytes
                 .fetch_add(chunk.len() as u64, Ordering::Relaxed);
             self.emit_progress(t, false);
-            if ticker.add(chunk.len() as u64) && cur < want.end {
+            if at_limit {
+                break Ok(());
+            }
+            if cursor.submits && ticker.add(chunk.len() as u64) && cur < want.end {
                 // The part's beginning, all of it written, submitted once the previous
                 // submission is recorded (so at most one is outstanding).
                 if !buf.is_empty() {
@@ -454,6 +587,11 @@ struct Cursor {
     part: u64,
     /// Object offset of the part's first byte.
     part_start: u64,
+    /// The segment of the part the request fetches (`share.rs`).
+    share: Share,
+    /// The owner's request: it submits the part's beginning as it grows (a helper's bytes
+    /// are not a beginning).
+    submits: bool,
 }
 
 pub(super) enum AttemptError {

@@ -100,6 +100,23 @@ impl Tuning {
         }
     }
 
+    /// Whether worker `index` may take over part of another's once every part is claimed:
+    /// only the tuner's number of connections (the gate is open to all by then).
+    pub(super) fn may_help(&self, index: usize) -> bool {
+        self.tuner.as_ref().is_none_or(|t| index < lock(t).target())
+    }
+
+    /// How many workers may fetch at once now: the tuner's target, or the fixed number.
+    pub(super) fn connections(&self) -> usize {
+        self.tuner.as_ref().map_or(self.fixed, |t| lock(t).target())
+    }
+
+    /// The mean time from a part request to its response so far.
+    pub(super) fn mean_latency(&self) -> Option<Duration> {
+        let s = (*lock(&self.first_byte))?;
+        Some(s.total / u32::try_from(s.requests).unwrap_or(u32::MAX).max(1))
+    }
+
     /// Worker claimed `part`: remembered with the tuner's epoch.
     pub(super) fn claimed(&self, part: u64) {
         if let Some(t) = &self.tuner {
