@@ -36,8 +36,16 @@ impl Bench {
                     config = config.loss(Loss::Random(loss));
                 }
                 let site = self.wan_site(config, None)?;
-                let mut contenders =
-                    vec![self.wan_resume_get(&site, "resume-get (defaults)", &[])];
+                // The defaults, and the same without sharing the tail (`engine/share.rs`), in
+                // the same run: what sharing is worth on this link.
+                let mut contenders = vec![
+                    self.wan_resume_get(&site, "resume-get (defaults)", &[]),
+                    self.wan_resume_get(
+                        &site,
+                        "resume-get (no tail sharing)",
+                        &["--no-tail-sharing"],
+                    ),
+                ];
                 // One cubic flow under loss gets about MSS/RTT × 1.22/√p (Mathis): ~9 Mbit/s
                 // at 0.1 %, ~3 Mbit/s at 1 %, i.e. 4 to 12 minutes for 256 MiB. curl is left
                 // out there (the bound is stated instead).
@@ -57,11 +65,12 @@ impl Bench {
                     .position(|r| r.contender.label.starts_with("aria2c"))
                     .ok_or("scenario 8 lost its aria2c row")?;
                 let _ = writeln!(table_text, "**{ccn}, loss {label}** (each way):\n");
-                let ratio_cols: Vec<usize> = if skipped.is_empty() {
-                    vec![1, aria]
-                } else {
-                    vec![aria]
-                };
+                let ratio_cols: Vec<usize> = rows
+                    .iter()
+                    .position(|r| r.contender.label.starts_with("curl"))
+                    .into_iter()
+                    .chain([aria])
+                    .collect();
                 table_text.push_str(&table(&rows, size, &ratio_cols));
                 let _ = writeln!(
                     table_text,

@@ -97,7 +97,12 @@ impl Bench {
     /// resume-get over `oss://` (V4) in the client namespace, with `extra` options.
     pub(super) fn wan_resume_get(&self, site: &WanSite, label: &str, extra: &[&str]) -> Contender {
         let (data, _) = self.wan_object().unwrap_or_default();
-        let dest = self.out_file("resume-get.bin");
+        // One file per variant, so two resume-get rows of a scenario never share a DEST.
+        let name: String = label
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let dest = self.out_file(&format!("{name}.bin"));
         let mut argv = args([
             self.rg(),
             "-q".into(),
