@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use e2e_tests::support::{Running, Value, WanServer, assert_file_is, data, num};
-use test_support::netlab::{Congestion, Lab, LabConfig, Loss};
+use test_support::netlab::{Congestion, Lab, LabConfig, Loss, Way};
 
 const KEY: &str = "wan/object.bin";
 const MIB: usize = 1 << 20;
@@ -345,5 +345,61 @@ fn jobs_auto_over_a_50ms_link_with_per_connection_caps_adds_connections() {
         s.lab.config().describe(),
         num(c, "elapsed_ms"),
         events_named(&out.events, "jobs")
+    );
+}
+
+#[test]
+fn jobs_auto_probes_again_when_a_held_level_loses_its_rate() {
+    // 8 cubic flows fill 16 Mbit/s: `--jobs auto` holds 16 connections (or 8) once doubling
+    // stops raising the rate. Then the link turns lossy (10 % each way, RTT 100 ms): each
+    // flow is bound to well under 1 Mbit/s and the held level no longer fills the link, so
+    // the tuner must probe again and add connections.
+    let s = scene(
+        LabConfig::new()
+            .rtt(Duration::from_millis(100))
+            .rate_bits(16_000_000)
+            .congestion(Congestion::Cubic),
+        24 * MIB,
+        1508,
+    );
+    let mut run = s.get().args(["--part-size", "256KiB"]).spawn();
+    let held = run.wait_for(Duration::from_secs(60), |e| {
+        e["event"] == "jobs" && e["from"] == e["to"]
+    });
+    let held = held.expect("the download ended before --jobs auto held a level");
+    assert_eq!(
+        held["reason"], "rate_flat",
+        "held for another reason: {held}"
+    );
+    let level = num(&held, "to");
+    assert!(
+        level < 32,
+        "held at {level}: no probing again past 32 ({held})"
+    );
+    for way in [Way::Up, Way::Down] {
+        let mut spec = s.lab.config().spec(way);
+        spec.loss = Loss::Random(0.10);
+        s.lab.set_spec(way, spec);
+    }
+    let fell = run.wait_for(Duration::from_secs(60), |e| {
+        e["event"] == "jobs" && e["reason"] == "rate_fell"
+    });
+    let out = run.finish();
+    out.expect_ok();
+    s.assert_identical("download over a link that turned lossy");
+    let fell = fell.expect("the held level's rate fell by half and --jobs auto never probed again");
+    assert_eq!(num(&fell, "from"), level, "{fell}");
+    assert_eq!(num(&fell, "to"), 2 * level, "{fell}");
+    assert!(
+        num(&fell, "rate_after") * 100 < num(&fell, "rate_held") * 85,
+        "a probe without a fall: {fell}"
+    );
+    let c = out.completed();
+    assert!(num(&c["jobs"], "peak") >= 2 * level, "{c}");
+    eprintln!(
+        "{}, then 10 % loss: {} ms, held {level}, {fell}, jobs {}",
+        s.lab.config().describe(),
+        num(c, "elapsed_ms"),
+        c["jobs"]
     );
 }

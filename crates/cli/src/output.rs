@@ -434,6 +434,11 @@ pub fn event_json(event: &Event) -> Value {
                     v["rate_before"] = json!(before);
                     v["rate_after"] = json!(after);
                 }
+                JobsReason::RateFell { held, after } => {
+                    v["reason"] = json!("rate_fell");
+                    v["rate_held"] = json!(held);
+                    v["rate_after"] = json!(after);
+                }
                 JobsReason::Cap { after } => {
                     v["reason"] = json!("cap");
                     v["rate_after"] = json!(after);

@@ -16,6 +16,13 @@
 //!   still brought about half a connection's rate: flows each bound by loss, as cubic's are at
 //!   1 % loss, not a full link). The cap is [`AutoJobs::max`], lowered to a shared
 //!   [`ConnectionLimit`](crate::ConnectionLimit) when the download has one.
+//! - **Probe again when the rate falls**: while holding (below [`AutoJobs::wide`], not after
+//!   throttling), the rate is still measured over the last two windows; one that falls
+//!   [`AutoJobs::reprobe_drop`] below the rate the level was held at means the level no
+//!   longer fills what it filled (cubic flows leave slow start's overshoot for their
+//!   loss-bound rate seconds after the first measurement: at 0.1 % loss on the WAN lab 16
+//!   connections first measured the full link, then carried 80 % of it), so it doubles
+//!   and probes as at the start.
 //! - **Back off on throttling** (503 SlowDown, 429, a refused connection): halve the
 //!   connections (at least [`AutoJobs::min`]) and never grow past that again. Throttling
 //!   answers to requests of parts claimed before the last cut are ignored: they were sent at
@@ -23,6 +30,7 @@
 //!   answers while more parts are in flight than the target (connections above a lowered
 //!   target finishing their part).
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::source::SourceError;
@@ -47,6 +55,9 @@ pub struct AutoJobs {
     pub wide: usize,
     /// The gain the last step must have brought to grow past [`AutoJobs::wide`].
     pub wide_gain: f64,
+    /// A held level below [`AutoJobs::wide`] is probed again when its rate over two windows
+    /// falls this fraction below the rate it was held at.
+    pub reprobe_drop: f64,
 }
 
 /// Connections a download starts with under `--jobs auto` (today's fixed default).
@@ -69,6 +80,8 @@ impl Default for AutoJobs {
             min_gain: 0.10,
             wide: AUTO_JOBS_WIDE,
             wide_gain: 0.50,
+            // Above the noise of two windows (bbr's ProbeRTT idles each flow 200 ms in 10 s).
+            reprobe_drop: 0.15,
         }
     }
 }
@@ -102,6 +115,14 @@ pub enum JobsReason {
     /// The server throttled (503 SlowDown, 429, refused connections): fewer connections,
     /// and never more than that again.
     Throttled,
+    /// While holding, the rate fell well below the one the level was held at: more
+    /// connections, probing again.
+    RateFell {
+        /// Bytes per second when the level was held.
+        held: u64,
+        /// Bytes per second over the last window.
+        after: u64,
+    },
 }
 
 /// A decision of the tuner: from `from` connections to `to` (equal when it stops growing).
@@ -116,7 +137,8 @@ pub struct JobsChange {
 enum Phase {
     /// Measuring the current level, ready to add connections.
     Probing,
-    /// Holding the current level (the rate stopped growing, the cap, or throttling).
+    /// Holding the current level (the rate stopped growing, the cap, or throttling); probed
+    /// again if its rate falls ([`JobsTuner::held_rate`]).
     Holding,
 }
 
@@ -135,6 +157,10 @@ pub struct JobsTuner {
     mark: Option<(Duration, u64)>,
     /// Rate measured at the previous level, bytes per second.
     last_rate: Option<f64>,
+    /// While holding a level that may be probed again: the rate it was held at, and the
+    /// (time, bytes done) samples of the last window.
+    held_rate: Option<f64>,
+    held_samples: VecDeque<(Duration, u64)>,
     /// Cuts so far; a claim made at an older epoch says nothing about the current level.
     epoch: u32,
 }
@@ -152,6 +178,8 @@ impl JobsTuner {
             since: Duration::ZERO,
             mark: None,
             last_rate: None,
+            held_rate: None,
+            held_samples: VecDeque::new(),
             epoch: 0,
         }
     }
@@ -182,15 +210,19 @@ impl JobsTuner {
         self.epoch
     }
 
-    /// Whether it may still add connections.
+    /// Whether it may still add connections: probing, or holding a level it would probe
+    /// again if the rate fell.
     pub fn probing(&self) -> bool {
-        self.phase == Phase::Probing
+        self.phase == Phase::Probing || self.held_rate.is_some()
     }
 
     /// `done` bytes of the download are done at `now` (both only ever grow). Returns a
     /// decision when the level changes or stops changing.
     pub fn on_progress(&mut self, now: Duration, done: u64) -> Option<JobsChange> {
-        if self.phase != Phase::Probing || now < self.since + self.cfg.settle {
+        if self.phase == Phase::Holding {
+            return self.watch_held(now, done);
+        }
+        if now < self.since + self.cfg.settle {
             return None;
         }
         let Some((t0, b0)) = self.mark else {
@@ -216,7 +248,9 @@ impl JobsTuner {
         let before = self.last_rate.map(|r| r as u64);
         let after = rate as u64;
         if !grew {
-            self.phase = Phase::Holding;
+            // Both levels measured the same plateau: the lower reading is the one a noisy
+            // window is least likely to have inflated.
+            self.hold(now, done, rate.min(self.last_rate.unwrap_or(rate)));
             return Some(JobsChange {
                 from,
                 to: from,
@@ -227,7 +261,7 @@ impl JobsTuner {
             });
         }
         if to <= from {
-            self.phase = Phase::Holding;
+            self.hold(now, done, rate);
             return Some(JobsChange {
                 from,
                 to: from,
@@ -240,6 +274,68 @@ impl JobsTuner {
             from,
             to,
             reason: JobsReason::RateGrew { before, after },
+        })
+    }
+
+    /// Holds the current level, measured at `rate` bytes per second; below
+    /// [`AutoJobs::wide`] its rate is watched from `(now, done)` on.
+    fn hold(&mut self, now: Duration, done: u64, rate: f64) {
+        self.phase = Phase::Holding;
+        let may_grow = self.target < self.cfg.wide && self.target < self.ceiling;
+        self.held_rate = may_grow.then_some(rate);
+        self.held_samples.clear();
+        self.held_samples.push_back((now, done));
+    }
+
+    /// A held level's rate over the last two windows, read at every call (sliding, so a fall
+    /// is seen about two windows after it began): probes again (doubling) when it falls well
+    /// below the rate the level was held at. Two windows, because one can miss a sixth of a
+    /// full link's bytes without anything having changed: on the WAN lab 16 bbr flows idle
+    /// together for ProbeRTT (200 ms every 10 s), and their 1.5 s windows read 14-17 % low.
+    fn watch_held(&mut self, now: Duration, done: u64) -> Option<JobsChange> {
+        let held = self.held_rate?;
+        let watch = self.cfg.window * 2;
+        self.held_samples.push_back((now, done));
+        // Keep the newest sample at least `watch` old as the start.
+        while self
+            .held_samples
+            .get(1)
+            .is_some_and(|&(t, _)| now.saturating_sub(t) >= watch)
+        {
+            self.held_samples.pop_front();
+        }
+        let (t0, b0) = *self.held_samples.front()?;
+        let span = now.saturating_sub(t0);
+        if span < watch || span.is_zero() {
+            return None;
+        }
+        let rate = done.saturating_sub(b0) as f64 / span.as_secs_f64();
+        if rate >= held * (1.0 - self.cfg.reprobe_drop) {
+            return None;
+        }
+        // The two windows still hold some of the rate before the fall: the last window is
+        // nearer what this level carries now, the rate the next level must beat.
+        let recent = self
+            .held_samples
+            .iter()
+            .find(|&&(t, _)| now.saturating_sub(t) <= self.cfg.window)
+            .filter(|&&(t, _)| t < now)
+            .map(|&(t, b)| done.saturating_sub(b) as f64 / (now - t).as_secs_f64());
+        let now_rate = recent.map_or(rate, |r| r.min(rate));
+        self.held_samples.clear();
+        let from = self.target;
+        let to = from.saturating_mul(2).min(self.ceiling);
+        self.phase = Phase::Probing;
+        self.held_rate = None;
+        self.last_rate = Some(now_rate);
+        self.set(now, to);
+        Some(JobsChange {
+            from,
+            to,
+            reason: JobsReason::RateFell {
+                held: held as u64,
+                after: rate as u64,
+            },
         })
     }
 
@@ -260,6 +356,7 @@ impl JobsTuner {
         let from = self.target;
         let to = (from / 2).max(self.cfg.min);
         self.phase = Phase::Holding;
+        self.held_rate = None;
         self.ceiling = to;
         if to == from {
             return None;
@@ -331,6 +428,7 @@ mod tests {
             min_gain: 0.10,
             wide: 32,
             wide_gain: 0.50,
+            reprobe_drop: 0.15,
         }
     }
 
@@ -398,6 +496,81 @@ mod tests {
         );
     }
 
+    /// [`drive`] with a link whose rate also depends on the time (seconds since the start).
+    fn drive_in_time(
+        t: &mut JobsTuner,
+        secs: u64,
+        rate: impl Fn(f64, usize) -> f64,
+    ) -> Vec<JobsChange> {
+        let mut done = 0f64;
+        let mut out = Vec::new();
+        for step in 1..=secs * 10 {
+            done += rate(step as f64 / 10.0, t.target()) / 10.0;
+            if let Some(c) = t.on_progress(100 * MS * step as u32, done as u64) {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_held_level_whose_rate_falls_is_probed_again() {
+        // Flows that first overshoot (6 MB/s each, the 24 MB/s link full at 4) and settle at
+        // their loss-bound 1.2 MB/s after 8 s, as cubic's do under loss.
+        let mut t = JobsTuner::new(AutoJobs { max: 64, ..cfg() });
+        let rate = |secs: f64, n: usize| {
+            let per_flow = if secs < 8.0 { 6e6 } else { 1.2e6 };
+            (n as f64 * per_flow).min(24e6)
+        };
+        let changes = drive_in_time(&mut t, 40, rate);
+        let levels: Vec<(usize, usize)> = changes.iter().map(|c| (c.from, c.to)).collect();
+        // 4 → 8 (always), 8 flat (full link), the fall below 85 % of 24 MB/s → 16, 16 → 32
+        // (+100 %), 32 → 64 would need +50 % past `wide`: +25 %, so 32 is held, for good.
+        assert_eq!(levels, [(4, 8), (8, 8), (8, 16), (16, 32), (32, 32)]);
+        // Seen while the window still holds some of the rate before the fall (sliding windows).
+        match changes[2].reason {
+            JobsReason::RateFell { held, after } => {
+                assert_eq!(held, 24_000_000);
+                assert!(after < 20_400_000, "{after}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(changes[4].reason, JobsReason::RateFlat { .. }));
+        assert!(!t.probing(), "held at `wide`: never probed again");
+    }
+
+    #[test]
+    fn a_held_level_within_the_noise_is_kept() {
+        // A full link that reads 12.5 % lower every other second (bbr's ProbeRTT, a window
+        // that catches a loss): never taken for a fall.
+        let mut t = JobsTuner::new(cfg());
+        let changes = drive_in_time(&mut t, 60, |secs, n| {
+            let full = if (secs as u64).is_multiple_of(2) {
+                24e6
+            } else {
+                21e6
+            };
+            (n as f64 * 6e6).min(full)
+        });
+        let levels: Vec<(usize, usize)> = changes.iter().map(|c| (c.from, c.to)).collect();
+        assert_eq!(levels, [(4, 8), (8, 8)]);
+        assert!(t.probing(), "still watching the held level");
+
+        // Every flow idle ~350 ms in 10 s at the same time (bbr's ProbeRTT), first after the
+        // level is held: one 2 s window reads ~18 % low (a fall), two windows ~9 %.
+        let mut t = JobsTuner::new(cfg());
+        let changes = drive_in_time(&mut t, 60, |secs, n| {
+            let idle = (8.0..8.35).contains(&(secs % 10.0));
+            if idle {
+                0.0
+            } else {
+                (n as f64 * 6e6).min(24e6)
+            }
+        });
+        let levels: Vec<(usize, usize)> = changes.iter().map(|c| (c.from, c.to)).collect();
+        assert_eq!(levels, [(4, 8), (8, 8)]);
+    }
+
     #[test]
     fn stops_at_the_first_step_that_does_not_raise_the_rate() {
         // A 10 MB/s bottleneck that 4 connections already fill at 3 MB/s each... 12 > 10.
@@ -459,9 +632,12 @@ mod tests {
         // Once at most the target is in flight, a 503 cuts again.
         let c = t.on_throttled(6_000 * MS, t.epoch(), 4).unwrap();
         assert_eq!((c.from, c.to), (4, 2));
-        // And it never grows again, however fast the link.
+        // And it never grows again, however fast the link, nor when its rate falls.
         let changes = drive(&mut t, 30, |n| n as f64 * 1e9);
         assert!(changes.is_empty(), "{changes:?}");
+        let changes = drive(&mut t, 30, |n| n as f64);
+        assert!(changes.is_empty(), "{changes:?}");
+        assert!(!t.probing());
         assert_eq!((t.target(), t.peak()), (2, 8));
         // Down to the minimum, not below.
         let _ = t.on_throttled(7_000 * MS, t.epoch(), 2);

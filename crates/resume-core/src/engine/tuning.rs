@@ -202,11 +202,14 @@ impl Tuning {
         };
         let fetched = || attempt.counters.fetched_bytes.load(Ordering::Relaxed);
         loop {
-            if next.load(Ordering::Relaxed) >= parts {
+            // Once every part is claimed a decision changes nothing (and the rate falls as
+            // the last parts end, which is no reason to probe again).
+            let all_claimed = next.load(Ordering::Relaxed) >= parts;
+            if all_claimed {
                 self.gate.send_replace(usize::MAX);
             }
             let probing = lock(t).probing();
-            if probing {
+            if probing && !all_claimed {
                 let now = self.now();
                 let change = lock(t).on_progress(now, fetched());
                 if let Some(c) = change {
