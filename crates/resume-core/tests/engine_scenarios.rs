@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use backend_mock::{Fault, FaultPlan, FaultyCheckpointStore, MockObject, StoreFaultPlan};
 use checkpoint::{FileCheckpointStore, RangeSpec};
-use common::{Fixture, KEY, quick_retry};
+use common::{Fixture, KEY, parts_done, quick_retry};
 use resume_core::{
     CancellationToken, Downloader, ErrorKind, Event, OnChange, PartSizeReason, RetryPolicy,
 };
@@ -464,14 +464,7 @@ async fn graceful_cancel_saves_progress_and_resume_refetches_nothing_done() {
     assert_eq!(err.kind(), ErrorKind::Cancelled);
     // Bytes received are not bytes saved: the message claims neither.
     assert_eq!(err.to_string(), format!("download of {KEY} interrupted"));
-    let done_parts: Vec<u64> = f
-        .events()
-        .iter()
-        .filter_map(|e| match e {
-            Event::PartDone { part, .. } => Some(*part),
-            _ => None,
-        })
-        .collect();
+    let done_parts = parts_done(&f.events());
     assert!(!done_parts.is_empty());
     f.take_events();
     let log_start = f.source.read_requests() as usize;

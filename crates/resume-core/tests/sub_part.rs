@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use backend_mock::{Fault, FaultPlan};
 use checkpoint::{CheckpointStore, FileCheckpointStore};
-use common::{Fixture, KEY, paused_runtime};
+use common::{Fixture, KEY, cancel_when, last_progress, paused_runtime};
 use resume_core::{CancellationToken, Event, PROGRESS_STEP};
 
 const MIB: u64 = 1 << 20;
@@ -23,23 +23,6 @@ fn ranges_since(fx: &Fixture, from: usize) -> Vec<std::ops::Range<u64>> {
 }
 
 /// The one checkpoint the fixture's store holds.
-fn saved_checkpoint(fx: &Fixture) -> checkpoint::Checkpoint {
-    fx.store
-        .load(&fx.store.ids()[0])
-        .unwrap()
-        .unwrap()
-        .checkpoint
-}
-
-/// Cancels `token` once the source has served what `trigger` waits for.
-fn cancel_when(trigger: backend_mock::CrashTrigger, token: &CancellationToken) {
-    let token = token.clone();
-    tokio::spawn(async move {
-        trigger.fired().await;
-        token.cancel();
-    });
-}
-
 #[test]
 fn a_crash_inside_large_parts_loses_at_most_two_steps_per_part_in_flight() {
     for (sync, jobs, crash_at) in [
@@ -57,7 +40,7 @@ fn a_crash_inside_large_parts_loses_at_most_two_steps_per_part_in_flight() {
         };
         rt.block_on(fx.crash_after(dl(), crash_at));
         let served = fx.source.bytes_served();
-        let saved = saved_checkpoint(&fx);
+        let saved = fx.saved_checkpoint();
         assert!(saved.done.is_empty(), "no 8 MiB part can be done yet");
         assert!(
             !saved.partial.is_empty(),
@@ -101,17 +84,9 @@ fn cancellation_inside_large_parts_keeps_every_byte_received() {
         dl.download(KEY, &fx.dest).await.unwrap_err()
     });
     assert!(matches!(err, resume_core::Error::Cancelled { .. }), "{err}");
-    let last_done = fx
-        .take_events()
-        .iter()
-        .rev()
-        .find_map(|e| match e {
-            Event::Progress { done_bytes, .. } => Some(*done_bytes),
-            _ => None,
-        })
-        .unwrap();
+    let last_done = last_progress(&fx.take_events()).unwrap();
     let served = fx.source.bytes_served();
-    let saved = saved_checkpoint(&fx);
+    let saved = fx.saved_checkpoint();
     assert_eq!(
         saved.saved_bytes(),
         last_done,
@@ -152,7 +127,7 @@ fn cancellation_between_a_parts_last_byte_and_the_end_of_its_body_keeps_the_part
             .unwrap_err()
     });
     assert!(matches!(err, resume_core::Error::Cancelled { .. }), "{err}");
-    let saved = saved_checkpoint(&fx);
+    let saved = fx.saved_checkpoint();
     assert_eq!(
         saved.saved_bytes(),
         4 * MIB,

@@ -10,9 +10,8 @@ use std::ops::Range;
 use std::time::Duration;
 
 use backend_mock::{Fault, FaultPlan};
-use checkpoint::CheckpointStore;
-use common::{Fixture, KEY, paused_runtime};
-use resume_core::{CancellationToken, Event, PROGRESS_STEP};
+use common::{Fixture, KEY, cancel_when, last_progress, parts_done, paused_runtime};
+use resume_core::{CancellationToken, PROGRESS_STEP};
 
 const MIB: u64 = 1 << 20;
 const PART: u64 = 8 * MIB;
@@ -99,14 +98,7 @@ fn a_stalled_part_is_finished_by_the_idle_workers_and_recorded_with_all_its_byte
     assert_eq!(at, part.end);
     // Each part recorded once, with the digest of its bytes (the checkpoint is gone at the
     // end; the part events say each part was done once).
-    let done: Vec<u64> = fx
-        .events()
-        .iter()
-        .filter_map(|e| match e {
-            Event::PartDone { part, .. } => Some(*part),
-            _ => None,
-        })
-        .collect();
+    let done = parts_done(&fx.events());
     let mut sorted = done.clone();
     sorted.sort_unstable();
     assert_eq!(sorted, vec![0, 1, 2], "{done:?}");
@@ -133,12 +125,7 @@ fn a_crash_during_the_shared_tail_loses_at_most_one_mib_per_worker() {
         let crash_at = 2 * PART + STALL_AT + extra;
         rt.block_on(fx.crash_after(downloader(&fx), crash_at));
         let served = fx.source.bytes_served();
-        let saved = fx
-            .store
-            .load(&fx.store.ids()[0])
-            .unwrap()
-            .unwrap()
-            .checkpoint;
+        let saved = fx.saved_checkpoint();
         fx.source.set_fault_plan(FaultPlan::new());
         let report = rt
             .block_on(downloader(&fx).download(KEY, &fx.dest))
@@ -164,29 +151,12 @@ fn an_interrupt_during_the_shared_tail_counts_only_what_it_keeps() {
         .source
         .crash_trigger_after_bytes(2 * PART + STALL_AT + 1_500_000);
     let err = rt.block_on(async {
-        let token = token.clone();
-        tokio::spawn(async move {
-            trigger.fired().await;
-            token.cancel();
-        });
+        cancel_when(trigger, &token);
         dl.download(KEY, &fx.dest).await.unwrap_err()
     });
     assert!(matches!(err, resume_core::Error::Cancelled { .. }), "{err}");
-    let last_done = fx
-        .take_events()
-        .iter()
-        .rev()
-        .find_map(|e| match e {
-            Event::Progress { done_bytes, .. } => Some(*done_bytes),
-            _ => None,
-        })
-        .unwrap();
-    let saved = fx
-        .store
-        .load(&fx.store.ids()[0])
-        .unwrap()
-        .unwrap()
-        .checkpoint;
+    let last_done = last_progress(&fx.take_events()).unwrap();
+    let saved = fx.saved_checkpoint();
     assert_eq!(saved.saved_bytes(), last_done, "the count is what is kept");
     let served = fx.source.bytes_served();
     let helpers = (JOBS - 1) as u64;

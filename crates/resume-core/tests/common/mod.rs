@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backend_mock::{MockSource, pseudo_random_bytes};
-use checkpoint::MemoryCheckpointStore;
-use resume_core::{Downloader, Event, RetryPolicy, crc64};
+use checkpoint::{CheckpointStore, MemoryCheckpointStore};
+use resume_core::{CancellationToken, Downloader, Event, RetryPolicy, crc64};
 
 pub const KEY: &str = "abc/efg/123.jpg";
 
@@ -68,6 +68,15 @@ impl Fixture {
         std::mem::take(&mut *self.events.lock().unwrap())
     }
 
+    /// The checkpoint saved for the one download this fixture ran.
+    pub fn saved_checkpoint(&self) -> checkpoint::Checkpoint {
+        self.store
+            .load(&self.store.ids()[0])
+            .unwrap()
+            .unwrap()
+            .checkpoint
+    }
+
     pub fn dest_bytes(&self) -> Vec<u8> {
         std::fs::read(&self.dest).unwrap()
     }
@@ -105,4 +114,32 @@ pub fn paused_runtime() -> tokio::runtime::Runtime {
         .start_paused(true)
         .build()
         .unwrap()
+}
+
+/// Cancels `token` once the source has served what `trigger` waits for.
+pub fn cancel_when(trigger: backend_mock::CrashTrigger, token: &CancellationToken) {
+    let token = token.clone();
+    tokio::spawn(async move {
+        trigger.fired().await;
+        token.cancel();
+    });
+}
+
+/// The bytes done of the last progress event among `events`.
+pub fn last_progress(events: &[Event]) -> Option<u64> {
+    events.iter().rev().find_map(|e| match e {
+        Event::Progress { done_bytes, .. } => Some(*done_bytes),
+        _ => None,
+    })
+}
+
+/// The parts of the `PartDone` events among `events`, in their order.
+pub fn parts_done(events: &[Event]) -> Vec<u64> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::PartDone { part, .. } => Some(*part),
+            _ => None,
+        })
+        .collect()
 }
