@@ -1171,14 +1171,9 @@ impl<'a> Attempt<'a> {
             // worker waiting for one holds no part another worker could fetch. The first
             // read's permit (one part: this worker's) is taken over, never doubled.
             let first = lock(&t.first_read).as_mut().and_then(|f| f.permit.take());
-            let permit = match (first, &self.dl.connections) {
-                (Some(p), _) => Some(p),
-                (None, None) => None,
-                (None, Some(limit)) => tokio::select! {
-                    biased;
-                    _ = self.halt.cancelled() => return Err(Failure::Stopped),
-                    p = limit.acquire() => Some(p),
-                },
+            let permit = match first {
+                Some(p) => Some(p),
+                None => self.connection_permit().await?,
             };
             let Some(&part) = queue.get(next.fetch_add(1, Ordering::Relaxed)) else {
                 drop(permit);
@@ -1195,6 +1190,21 @@ impl<'a> Attempt<'a> {
                 self.part_done(t, part, digest, crcs)?;
                 tracing::debug!(worker = index, part, "part done");
             }
+        }
+    }
+
+    /// A permit of the download's shared connection limit, if it has one (`None` without),
+    /// waited for unless the download is halted.
+    async fn connection_permit(
+        &self,
+    ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, Failure> {
+        let Some(limit) = &self.dl.connections else {
+            return Ok(None);
+        };
+        tokio::select! {
+            biased;
+            _ = self.halt.cancelled() => Err(Failure::Stopped),
+            p = limit.acquire() => Ok(Some(p)),
         }
     }
 
@@ -1217,14 +1227,7 @@ impl<'a> Attempt<'a> {
             if !self.tuning.may_help(index) || !t.tail.busy() {
                 return Ok(());
             }
-            let permit = match &self.dl.connections {
-                None => None,
-                Some(limit) => tokio::select! {
-                    biased;
-                    _ = self.halt.cancelled() => return Err(Failure::Stopped),
-                    p = limit.acquire() => Some(p),
-                },
-            };
+            let permit = self.connection_permit().await?;
             let taken = t
                 .tail
                 .take(self.tuning.mean_latency(), self.tuning.connections());

@@ -54,14 +54,7 @@ impl Attempt<'_> {
             version_id: listed.version_id.clone().or_else(|| dl.version_id.clone()),
             if_unmodified_since: listed.last_modified,
         };
-        let permit = match &dl.connections {
-            None => None,
-            Some(limit) => tokio::select! {
-                biased;
-                _ = self.halt.cancelled() => return Err(Failure::Stopped),
-                p = limit.acquire() => Some(p),
-            },
-        };
+        let permit = self.connection_permit().await?;
         let mut attempts = 0u32;
         let described = loop {
             attempts += 1;
